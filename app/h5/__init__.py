@@ -1,0 +1,7 @@
+"""Student pages opened from the menu (mobile layout, Chinese)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("h5", __name__, url_prefix="/h5")

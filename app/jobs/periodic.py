@@ -1,0 +1,57 @@
+"""Periodic work, listed in one place. Each task must be safe to run on several workers at once."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask import Flask
+from sqlalchemy import delete
+
+from app.extensions import db
+from models import OutboxItem, OutboxStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def purge_done_outbox() -> None:
+    """Delivered rows are kept 30 days for audit, then removed; dead rows stay until handled."""
+    cutoff = utcnow() - timedelta(days=30)
+    db.session.execute(
+        delete(OutboxItem).where(OutboxItem.status == OutboxStatus.DONE, OutboxItem.done_at < cutoff)
+    )
+    db.session.commit()
+
+
+@dataclass
+class Task:
+    name: str
+    every_seconds: float
+    func: Callable[[], None]
+    last_run: float = field(default=0.0)
+
+
+def tasks() -> list[Task]:
+    return [Task("purge_done_outbox", 3600, purge_done_outbox)]
+
+
+class PeriodicRunner:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.tasks = tasks()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for task in self.tasks:
+            if now - task.last_run < task.every_seconds:
+                continue
+            task.last_run = now
+            with self.app.app_context():
+                try:
+                    task.func()
+                except Exception:
+                    db.session.rollback()
+                    log.exception("periodic task failed", extra={"task": task.name})

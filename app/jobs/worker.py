@@ -1,0 +1,144 @@
+"""The outbox worker: claims due rows, runs their job, retries with exponential backoff.
+
+Hand-written rather than RQ/Celery/dramatiq because the queue *is* the outbox table: a job exists
+exactly when the transaction that created it committed, on SQLite and PostgreSQL alike, and no
+second broker has to agree with the database. Claims are conditional UPDATEs with a lease, so
+several workers can run side by side and a killed worker's rows come back when its lease ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from datetime import timedelta
+
+from flask import Flask
+from sqlalchemy import or_, select, update
+
+from app.extensions import db
+from app.jobs import JOBS, PermanentJobError, load_jobs
+from app.jobs.periodic import PeriodicRunner
+from models import OutboxItem, OutboxStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
+BATCH = 20
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+def backoff_seconds(attempts: int, base: float = 5.0) -> float:
+    """5 s, 10 s, 20 s ... capped at an hour, with jitter so failed rows do not retry in lockstep."""
+    delay: float = min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+    return delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not a secret)
+
+
+def _claim(limit: int) -> list[OutboxItem]:
+    now = utcnow()
+    candidates = db.session.scalars(
+        select(OutboxItem.id)
+        .where(
+            OutboxItem.status == OutboxStatus.PENDING,
+            OutboxItem.next_attempt_at <= now,
+            or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
+        )
+        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
+        .limit(limit)
+    ).all()
+    claimed: list[int] = []
+    for item_id in candidates:
+        result = db.session.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.id == item_id,
+                OutboxItem.status == OutboxStatus.PENDING,
+                or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
+            )
+            .values(locked_until=now + LEASE, attempts=OutboxItem.attempts + 1)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(item_id)
+    db.session.commit()
+    if not claimed:
+        return []
+    return list(db.session.scalars(select(OutboxItem).where(OutboxItem.id.in_(claimed))))
+
+
+def _finish(item: OutboxItem, error: BaseException | None, max_attempts: int) -> None:
+    now = utcnow()
+    item.locked_until = None
+    if error is None:
+        item.status = OutboxStatus.DONE
+        item.done_at = now
+        item.last_error = None
+    else:
+        item.last_error = f"{type(error).__name__}: {error}"[:2000]
+        if isinstance(error, PermanentJobError) or item.attempts >= max_attempts:
+            item.status = OutboxStatus.DEAD
+            log.error("outbox item dead", extra={"outbox_id": item.id, "kind": item.kind})
+        else:
+            item.next_attempt_at = now + timedelta(seconds=backoff_seconds(item.attempts))
+    db.session.commit()
+
+
+def run_due(app: Flask, limit: int = BATCH) -> int:
+    """Run every due job once; returns how many ran. Tests call this to drain the outbox."""
+    load_jobs()
+    max_attempts: int = app.config["WORKER_MAX_ATTEMPTS"]
+    ran = 0
+    with app.app_context():
+        for item in _claim(limit):
+            func = JOBS.get(item.kind)
+            error: BaseException | None = None
+            try:
+                if func is None:
+                    raise PermanentJobError(f"no job registered for kind {item.kind!r}")
+                func(dict(item.payload))
+            except Exception as exc:  # a failing job must never stop the worker
+                db.session.rollback()
+                error = exc
+                log.warning(
+                    "job failed",
+                    extra={"outbox_id": item.id, "kind": item.kind, "attempt": item.attempts},
+                    exc_info=not isinstance(exc, PermanentJobError),
+                )
+            item = db.session.get(OutboxItem, item.id) or item
+            _finish(item, error, max_attempts)
+            ran += 1
+        db.session.remove()
+    return ran
+
+
+def run_forever(app: Flask, stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+    poll: float = app.config["WORKER_POLL_SECONDS"]
+    periodic = PeriodicRunner(app)
+    log.info("worker started")
+    while not stop.is_set():
+        try:
+            periodic.tick()
+            ran = run_due(app)
+        except Exception:  # database briefly away: log, wait, go on
+            log.exception("worker loop error")
+            ran = 0
+        if ran == 0:
+            stop.wait(poll)
+    log.info("worker stopped")
+
+
+def start_in_thread(app: Flask) -> threading.Event:
+    """The embedded mode's worker: a daemon thread in the web process."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run_forever, args=(app, stop), name="outbox-worker", daemon=True)
+    thread.start()
+    return stop
+
+
+def wait_for_idle(app: Flask, timeout: float = 10.0) -> None:
+    """Drain due jobs (tests and the CLI); raises if work is still due after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while run_due(app):
+        if time.monotonic() > deadline:
+            raise TimeoutError("outbox still busy")

@@ -1,0 +1,38 @@
+"""Writing to the outbox: call inside the unit of work whose commit the message announces."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import OutboxItem, utcnow
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    key: str | None = None,
+    delay_seconds: float = 0,
+) -> OutboxItem | None:
+    """Add a job to the caller's transaction (no commit here: the caller commits once).
+
+    With `key`, a second enqueue of the same announcement is a no-op and returns None; the unique
+    constraint on `idempotency_key` backs this up against concurrent writers.
+    """
+    if key is not None:
+        existing = session.scalar(select(OutboxItem.id).where(OutboxItem.idempotency_key == key))
+        if existing is not None:
+            return None
+    item = OutboxItem(
+        kind=kind,
+        payload=payload,
+        idempotency_key=key,
+        next_attempt_at=utcnow() + timedelta(seconds=delay_seconds),
+    )
+    session.add(item)
+    return item

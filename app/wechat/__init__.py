@@ -1,0 +1,7 @@
+"""The official-account server URL, /wechat."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("wechat", __name__)

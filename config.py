@@ -1,0 +1,174 @@
+"""All settings, read from the environment here and nowhere else.
+
+`load_settings()` validates them once at start-up; a wrong value stops the process with a message
+that names the variable. The defaults are the *embedded mode* (SQLite under var/, in-process Redis,
+the WeChat sandbox), so a fresh clone runs with no configuration at all. Production refuses the
+insecure defaults (see `Settings._refuse_unsafe_production`).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent
+VAR = ROOT / "var"
+
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # noqa: S105 (refused in production)
+SANDBOX_APPID = "wx-sandbox-app"
+SANDBOX_SECRET = "sandbox-app-secret"  # noqa: S105 (the emulator's, not a real one)
+SANDBOX_TOKEN = "sandbox-token"  # noqa: S105
+# A real AppID is "wx" + 16 hex digits; the sandbox's deliberately is not.
+REAL_APPID = re.compile(r"^wx[0-9a-f]{16}$")
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    TESTING = "testing"
+    PRODUCTION = "production"
+
+
+class EncryptMode(StrEnum):
+    """The 消息加解密方式 chosen on the WeChat admin page.
+
+    plain: 明文模式; compatible: 兼容模式 (WeChat sends both, we accept both);
+    safe: 安全模式 (only encrypted messages are accepted, replies are encrypted).
+    """
+
+    PLAIN = "plain"
+    COMPATIBLE = "compatible"
+    SAFE = "safe"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or wrong; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, case_sensitive=True, extra="ignore")
+
+    APP_ENV: AppEnv = AppEnv.DEVELOPMENT
+    SECRET_KEY: str = DEV_SECRET_KEY
+    DATABASE_URL: str = f"sqlite:///{VAR / 'app.db'}"
+    REDIS_URL: str = "memory://"
+    MEDIA_ROOT: Path = VAR / "media"
+    # Where people and WeChat reach this service: links in messages, OAuth2 redirect_uri.
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = Field(default="json", pattern="^(json|text)$")
+
+    SANDBOX: bool = False
+
+    WECHAT_APPID: str = SANDBOX_APPID
+    WECHAT_SECRET: str = SANDBOX_SECRET
+    WECHAT_TOKEN: str = SANDBOX_TOKEN
+    WECHAT_AES_KEY: str = ""
+    WECHAT_ENCRYPT_MODE: EncryptMode = EncryptMode.PLAIN
+    # Base of api.weixin.qq.com and of open.weixin.qq.com (OAuth2 authorize page); empty = WeChat's
+    # own hosts, or the sandbox's when SANDBOX=1.
+    WECHAT_API_BASE: str = ""
+    WECHAT_OAUTH_BASE: str = ""
+    # WeChat refuses bodies far larger than any message; ours is generous but bounded.
+    WECHAT_MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
+    # Signatures older or newer than this are refused (replayed or forged posts).
+    WECHAT_MAX_CLOCK_SKEW_SECONDS: int = Field(default=300, ge=30)
+    # WeChat retries a message for about 15 s (3 tries x 5 s); keep dedupe keys a little longer.
+    WECHAT_DEDUPE_TTL_SECONDS: int = Field(default=60, ge=20)
+    WECHAT_HTTP_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+
+    # The outbox worker. In the embedded mode (REDIS_URL=memory://) it must run inside the web
+    # process, because the in-process Redis is not shared with other processes.
+    WORKER_POLL_SECONDS: float = Field(default=0.5, gt=0)
+    WORKER_MAX_ATTEMPTS: int = Field(default=8, ge=1)
+
+    @field_validator("WECHAT_AES_KEY")
+    @classmethod
+    def _aes_key_shape(cls, value: str) -> str:
+        if value and len(value) != 43:
+            raise ValueError("WECHAT_AES_KEY (EncodingAESKey) must be exactly 43 characters")
+        return value
+
+    @field_validator("PUBLIC_BASE_URL", "WECHAT_API_BASE", "WECHAT_OAUTH_BASE")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        if value and not re.match(r"^https?://", value):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_driver(cls, value: str) -> str:
+        # SQLAlchemy picks psycopg2 for a bare postgresql:// URL; we ship psycopg 3.
+        if value.startswith(("postgres://", "postgresql://")):
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite://", "postgresql+psycopg://")):
+            raise ValueError("only sqlite:// and postgresql:// databases are supported")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "unix://")):
+            raise ValueError("must be memory:// (in-process) or a redis:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _derived_and_safety(self) -> Settings:
+        if self.WECHAT_ENCRYPT_MODE != EncryptMode.PLAIN and not self.WECHAT_AES_KEY:
+            raise ValueError("WECHAT_ENCRYPT_MODE=compatible/safe needs WECHAT_AES_KEY")
+        if not self.WECHAT_API_BASE:
+            self.WECHAT_API_BASE = (
+                f"{self.PUBLIC_BASE_URL}/_sandbox/api" if self.SANDBOX else "https://api.weixin.qq.com"
+            )
+        if not self.WECHAT_OAUTH_BASE:
+            self.WECHAT_OAUTH_BASE = (
+                f"{self.PUBLIC_BASE_URL}/_sandbox/oauth" if self.SANDBOX else "https://open.weixin.qq.com"
+            )
+        if self.APP_ENV == AppEnv.PRODUCTION:
+            self._refuse_unsafe_production()
+        return self
+
+    def _refuse_unsafe_production(self) -> None:
+        if self.SECRET_KEY == DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:
+            raise ValueError("production needs its own SECRET_KEY (32+ random characters)")
+        if self.SANDBOX and REAL_APPID.match(self.WECHAT_APPID):
+            raise ValueError(
+                "SANDBOX=1 with a real AppID: the emulator would stand in for WeChat in front of a "
+                "real official account; unset SANDBOX in production"
+            )
+        if self.WECHAT_TOKEN == SANDBOX_TOKEN and not self.SANDBOX:
+            raise ValueError("production needs the real WECHAT_TOKEN from the WeChat admin page")
+        if self.REDIS_URL.startswith("memory://"):
+            raise ValueError("production needs a real Redis (REDIS_URL=redis://...)")
+
+    @property
+    def redis_in_process(self) -> bool:
+        return self.REDIS_URL.startswith("memory://")
+
+    def as_flask_config(self) -> dict[str, Any]:
+        values = self.model_dump()
+        values.update(
+            SQLALCHEMY_DATABASE_URI=self.DATABASE_URL,
+            TESTING=self.APP_ENV == AppEnv.TESTING,
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_SECURE=not self.SANDBOX and self.APP_ENV == AppEnv.PRODUCTION,
+            SETTINGS=self,
+        )
+        return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the environment; `overrides` win (tests and CLI use them)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

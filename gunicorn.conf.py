@@ -1,0 +1,31 @@
+"""gunicorn settings, from the environment. Production: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+The embedded mode (REDIS_URL=memory://) has one process, because its Redis lives in that process,
+and runs the outbox worker as a thread there; production runs `flask worker` separately.
+"""
+
+import multiprocessing
+import os
+
+_embedded = os.environ.get("REDIS_URL", "memory://").startswith("memory://")
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:5000")
+worker_class = "gthread"
+workers = 1 if _embedded else int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+threads = int(os.environ.get("GUNICORN_THREADS", "8" if _embedded else "4"))
+# WeChat gives up after 5 s; a request still running at 30 s is stuck, not slow.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests = 10000
+max_requests_jitter = 1000
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    if _embedded or os.environ.get("WORKER_IN_PROCESS") == "1":
+        from app.jobs.worker import start_in_thread
+
+        start_in_thread(worker.wsgi)
