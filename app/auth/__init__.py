@@ -5,3 +5,5 @@ from __future__ import annotations
 from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
+
+from app.auth import views  # noqa: E402,F401

@@ -5,3 +5,5 @@ from __future__ import annotations
 from flask import Blueprint
 
 bp = Blueprint("h5", __name__, url_prefix="/h5")
+
+from app.h5 import views  # noqa: E402,F401
