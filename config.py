@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     LOG_FORMAT: str = Field(default="json", pattern="^(json|text)$")
 
     SANDBOX: bool = False
+    # `flask demo load`: the demo admin's password; empty = generate one (kept in var/).
+    DEMO_STAFF_PASSWORD: str = ""
 
     WECHAT_APPID: str = SANDBOX_APPID
     WECHAT_SECRET: str = SANDBOX_SECRET

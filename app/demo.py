@@ -1,14 +1,165 @@
-"""`flask demo load`: demo data for the embedded mode."""
+"""`flask demo load`: the schools of the seed manuals, their batches and a demo admin.
+
+Each school carries the photo rules of its own manual (shared/seeds), a batch open now that closes
+months ahead, and a closed batch so the closed-batch message can be seen. Dates are relative to
+today, so the demo never goes stale. Loading twice changes nothing but the admin's password when
+none is configured.
+"""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
+from app.extensions import db
+from app.services import schools, staff
+from app.services.schools import BatchData
+from media.spec import PhotoSpec
+from models import StaffRole
+
 demo_cli = AppGroup("demo", help="Demo data for trying the service out.")
+
+FEE_FEN = 200  # seed 004: 技术服务费 2 元/次
+
+
+@dataclass(frozen=True)
+class DemoSchool:
+    code: str
+    name: str
+    province: str
+    city: str
+    education: str
+    batch_title: str  # "{year} 年{half}" is filled in
+    spec: PhotoSpec
+
+
+SCHOOLS = [
+    # seed 004: 裁剪后 640*480 像素，JPG 格式，大小 100-200K，浅蓝色背景
+    DemoSchool(
+        "10542",
+        "湖南师范大学",
+        "湖南省",
+        "长沙市",
+        "成人教育",
+        "成人教育 {term}学位申请",
+        PhotoSpec(min_bytes=100 * 1024, max_bytes=200 * 1024, background="light_blue"),
+    ),
+    # seed 000: 最大宽高为 480x640 像素; 不超过 10M; jpg、jpeg、png; 一寸照片
+    DemoSchool(
+        "10699",
+        "西北工业大学",
+        "陕西省",
+        "西安市",
+        "网络教育",
+        "高起本/专升本 {term}新生入学照片",
+        PhotoSpec(size_mode="max", formats=("jpeg", "png"), max_bytes=10 * 1024 * 1024, background="blue"),
+    ),
+    # seed 001: 宽 480 像素*高 640 像素，jpg，照片小于 500KB
+    DemoSchool(
+        "10496",
+        "武汉轻工大学",
+        "湖北省",
+        "武汉市",
+        "成人教育",
+        "成人本科 {term}学士学位外语考试",
+        PhotoSpec(max_bytes=500 * 1024, background="light_blue"),
+    ),
+    # seed 003: 2 吋蓝底近期免冠照片 (35×49 mm, 413×579 px at 300 dpi)
+    DemoSchool(
+        "11551",
+        "重庆科技学院",
+        "重庆市",
+        "重庆市",
+        "自学考试",
+        "自考本科 {term}学士学位申请",
+        PhotoSpec(width=413, height=579, max_bytes=2 * 1024 * 1024, background="blue"),
+    ),
+    # seed 002: 考生请上传近期免冠一寸照片 (25×35 mm, 295×413 px at 300 dpi)
+    DemoSchool(
+        "xj-zikao",
+        "新疆维吾尔自治区自学考试办公室",
+        "新疆维吾尔自治区",
+        "乌鲁木齐市",
+        "自学考试",
+        "自学考试 {term}考生注册",
+        PhotoSpec(width=295, height=413, max_bytes=1024 * 1024, background="white"),
+    ),
+]
+
+
+def _term(moment: datetime) -> str:
+    return f"{moment.year} 年{'上' if moment.month <= 6 else '下'}"
+
+
+def load_demo_data(now: datetime | None = None) -> list[str]:
+    """Upsert the demo schools and batches; returns a line per batch for the console."""
+    now = (now or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+    lines = []
+    for demo in SCHOOLS:
+        school = schools.upsert_school(db.session, demo.code, demo.name, demo.province, demo.city)
+        open_batch = BatchData(
+            name=demo.batch_title.format(term=_term(now)),
+            education=demo.education,
+            opens_at=now - timedelta(days=30),
+            closes_at=now + timedelta(days=180),
+            fee_fen=FEE_FEN,
+            photo_spec=demo.spec,
+        )
+        half_year_ago = now - timedelta(days=183)
+        closed_batch = BatchData(
+            name=demo.batch_title.format(term=_term(half_year_ago)),
+            education=demo.education,
+            opens_at=half_year_ago - timedelta(days=60),
+            closes_at=now - timedelta(days=60),
+            fee_fen=FEE_FEN,
+            photo_spec=demo.spec,
+        )
+        for data in (open_batch, closed_batch):
+            schools.upsert_batch(db.session, school, data)
+        lines.append(f"  {demo.name}（{demo.code}）：{open_batch.name}，{demo.spec.describe()}")
+    db.session.commit()
+    return lines
+
+
+def _demo_password() -> tuple[str, str]:
+    """The configured password, else the one generated earlier (var/), else a new one."""
+    configured: str = current_app.config["DEMO_STAFF_PASSWORD"]
+    if configured:
+        return configured, "DEMO_STAFF_PASSWORD"
+    path = Path(current_app.config["MEDIA_ROOT"]).parent / "demo-admin-password"
+    if path.exists():
+        return path.read_text().strip(), str(path)
+    password = secrets.token_urlsafe(12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(password + "\n")
+    return password, f"generated, saved in {path}"
 
 
 @demo_cli.command("load")
 def load() -> None:
-    """Load the demo schools, batches and staff admin (idempotent)."""
-    click.echo("demo data: nothing to load yet")
+    """Load the demo schools, batches and staff admin (idempotent), then print where to go."""
+    lines = load_demo_data()
+    password, source = _demo_password()
+    staff.ensure(db.session, "admin", password, StaffRole.ADMIN)
+    base: str = current_app.config["PUBLIC_BASE_URL"]
+    served = {rule.rule for rule in current_app.url_map.iter_rules()}
+    pages = [
+        ("WeChat sandbox phone", "/_sandbox/"),
+        ("Student H5 pages", "/h5/"),
+        ("Staff review", "/review/"),
+        ("API (OpenAPI)", "/api/v1/openapi.json"),
+        ("Health", "/healthz"),
+        ("Readiness", "/readyz"),
+    ]
+    click.echo("\n".join(["", "演示数据已载入（学校与批次）：", *lines, "", "Open:"]))
+    for label, path in pages:
+        if path in served:  # list only what this build serves
+            click.echo(f"  {label:<22}{base}{path}")
+    click.echo(f"Demo staff login: admin / {password}   ({source})\n")

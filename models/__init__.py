@@ -2,6 +2,19 @@
 
 from models.base import Base, utcnow
 from models.outbox import OutboxItem, OutboxStatus
+from models.school import Batch, School
+from models.staff import Staff, StaffRole, staff_schools
 from models.user import User
 
-__all__ = ["Base", "OutboxItem", "OutboxStatus", "User", "utcnow"]
+__all__ = [
+    "Base",
+    "Batch",
+    "OutboxItem",
+    "OutboxStatus",
+    "School",
+    "Staff",
+    "StaffRole",
+    "User",
+    "staff_schools",
+    "utcnow",
+]

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import pytest
+
+from config import DEV_SECRET_KEY, SettingsError, load_settings
+
+REAL_LOOKING_APPID = "wx1234567890abcdef"
+STRONG_SECRET = "s" * 40
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI exports DATABASE_URL and REDIS_URL; these tests are about the defaults."""
+    for name in ("DATABASE_URL", "REDIS_URL", "SANDBOX", "APP_ENV", "WECHAT_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_embedded_defaults_need_no_configuration() -> None:
+    settings = load_settings()
+    assert settings.DATABASE_URL.startswith("sqlite:///")
+    assert settings.REDIS_URL == "memory://"
+    assert settings.redis_in_process
+
+
+def test_sandbox_points_wechat_apis_at_the_emulator() -> None:
+    settings = load_settings(SANDBOX=True, PUBLIC_BASE_URL="http://127.0.0.1:8000/")
+    assert settings.WECHAT_API_BASE == "http://127.0.0.1:8000/_sandbox/api"
+    assert settings.WECHAT_OAUTH_BASE == "http://127.0.0.1:8000/_sandbox/oauth"
+
+
+def test_without_sandbox_the_real_wechat_hosts_are_used() -> None:
+    settings = load_settings(SANDBOX=False)
+    assert settings.WECHAT_API_BASE == "https://api.weixin.qq.com"
+    assert settings.WECHAT_OAUTH_BASE == "https://open.weixin.qq.com"
+
+
+def test_bare_postgresql_url_uses_psycopg3() -> None:
+    assert load_settings(DATABASE_URL="postgresql://u@h/db").DATABASE_URL == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
+        ({"WECHAT_AES_KEY": "short"}, "43 characters"),
+        ({"WECHAT_ENCRYPT_MODE": "safe"}, "needs WECHAT_AES_KEY"),
+        ({"WECHAT_ENCRYPT_MODE": "loud"}, "WECHAT_ENCRYPT_MODE"),
+        ({"PUBLIC_BASE_URL": "example.com"}, "PUBLIC_BASE_URL"),
+        ({"WECHAT_MAX_BODY_BYTES": "12"}, "WECHAT_MAX_BODY_BYTES"),
+        ({"SANDBOX": "maybe"}, "SANDBOX"),
+    ],
+)
+def test_a_wrong_value_names_the_setting(overrides: dict[str, str], fragment: str) -> None:
+    with pytest.raises(SettingsError, match=fragment):
+        load_settings(**overrides)
+
+
+def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WECHAT_TOKEN", "from-env")
+    monkeypatch.setenv("WECHAT_MAX_CLOCK_SKEW_SECONDS", "120")
+    settings = load_settings()
+    assert settings.WECHAT_TOKEN == "from-env"
+    assert settings.WECHAT_MAX_CLOCK_SKEW_SECONDS == 120
+
+
+def _production(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "APP_ENV": "production",
+        "SECRET_KEY": STRONG_SECRET,
+        "WECHAT_APPID": REAL_LOOKING_APPID,
+        "WECHAT_TOKEN": "real-token",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    values.update(overrides)
+    return values
+
+
+def test_production_with_real_settings_starts() -> None:
+    settings = load_settings(**_production())
+    assert settings.as_flask_config()["SESSION_COOKIE_SECURE"] is True
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"SECRET_KEY": DEV_SECRET_KEY}, "SECRET_KEY"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"SANDBOX": True}, "SANDBOX=1 with a real AppID"),
+        ({"WECHAT_TOKEN": "sandbox-token"}, "WECHAT_TOKEN"),
+        ({"REDIS_URL": "memory://"}, "real Redis"),
+    ],
+)
+def test_production_refuses_unsafe_settings(overrides: dict[str, object], fragment: str) -> None:
+    with pytest.raises(SettingsError, match=fragment):
+        load_settings(**_production(**overrides))

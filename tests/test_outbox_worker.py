@@ -1,0 +1,138 @@
+"""The outbox worker: runs committed jobs once, retries with backoff, dead-letters, survives crashes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app.extensions import db
+from app.jobs import JOBS, PermanentJobError
+from app.jobs.worker import backoff_seconds, run_due
+from app.services import outbox
+from models import OutboxItem, OutboxStatus, utcnow
+
+calls: list[dict[str, Any]] = []
+
+
+@pytest.fixture(autouse=True)
+def _test_jobs() -> Any:
+    calls.clear()
+
+    def ok(payload: dict[str, Any]) -> None:
+        calls.append(payload)
+
+    def flaky(payload: dict[str, Any]) -> None:
+        calls.append(payload)
+        raise ConnectionError("WeChat unreachable")
+
+    def permanent(payload: dict[str, Any]) -> None:
+        raise PermanentJobError("openid does not exist")
+
+    JOBS.update({"test.ok": ok, "test.flaky": flaky, "test.permanent": permanent})
+    yield
+    for kind in ("test.ok", "test.flaky", "test.permanent"):
+        JOBS.pop(kind)
+
+
+def _item(item_id: int) -> OutboxItem:
+    db.session.expire_all()
+    item = db.session.get(OutboxItem, item_id)
+    assert item is not None
+    return item
+
+
+def test_a_committed_job_runs_once(app: Flask) -> None:
+    with app.app_context():
+        item = outbox.enqueue(db.session, "test.ok", {"n": 1})
+        db.session.commit()
+        assert item is not None
+        item_id = item.id
+    assert run_due(app) == 1
+    assert run_due(app) == 0
+    assert calls == [{"n": 1}]
+    with app.app_context():
+        assert _item(item_id).status == OutboxStatus.DONE
+
+
+def test_an_uncommitted_job_never_runs(app: Flask) -> None:
+    with app.app_context():
+        outbox.enqueue(db.session, "test.ok", {"n": 1})
+        db.session.rollback()
+    assert run_due(app) == 0
+    assert calls == []
+
+
+def test_the_same_idempotency_key_is_enqueued_once(app: Flask) -> None:
+    with app.app_context():
+        assert outbox.enqueue(db.session, "test.ok", {"n": 1}, key="decision:7") is not None
+        db.session.commit()
+        assert outbox.enqueue(db.session, "test.ok", {"n": 2}, key="decision:7") is None
+        db.session.commit()
+    run_due(app)
+    assert calls == [{"n": 1}]
+
+
+def test_failures_back_off_then_go_dead(app: Flask) -> None:
+    app.config["WORKER_MAX_ATTEMPTS"] = 3
+    with app.app_context():
+        item = outbox.enqueue(db.session, "test.flaky", {"n": 1})
+        db.session.commit()
+        assert item is not None
+        item_id = item.id
+    assert run_due(app) == 1
+    with app.app_context():
+        first = _item(item_id)
+        assert first.status == OutboxStatus.PENDING
+        assert first.attempts == 1
+        assert first.next_attempt_at > utcnow() + timedelta(seconds=3)
+        assert "WeChat unreachable" in (first.last_error or "")
+    assert run_due(app) == 0  # not due yet: backoff holds it
+    for _ in range(2):
+        with app.app_context():
+            _item(item_id).next_attempt_at = utcnow()
+            db.session.commit()
+        assert run_due(app) == 1
+    with app.app_context():
+        dead = _item(item_id)
+        assert dead.status == OutboxStatus.DEAD
+        assert dead.attempts == 3
+    assert len(calls) == 3
+
+
+def test_permanent_errors_go_dead_at_once(app: Flask) -> None:
+    with app.app_context():
+        outbox.enqueue(db.session, "test.permanent", {})
+        outbox.enqueue(db.session, "no.such.kind", {})
+        db.session.commit()
+    assert run_due(app) == 2
+    with app.app_context():
+        statuses = db.session.scalars(select(OutboxItem.status)).all()
+        assert statuses == [OutboxStatus.DEAD, OutboxStatus.DEAD]
+
+
+def test_a_crashed_workers_lease_runs_out_and_the_job_runs_again(app: Flask) -> None:
+    with app.app_context():
+        item = outbox.enqueue(db.session, "test.ok", {"n": 1})
+        db.session.commit()
+        assert item is not None
+        # A worker claimed it and died before recording the result.
+        item.locked_until = utcnow() + timedelta(minutes=2)
+        item.attempts = 1
+        db.session.commit()
+        item_id = item.id
+    assert run_due(app) == 0  # still leased
+    with app.app_context():
+        _item(item_id).locked_until = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    assert run_due(app) == 1
+    assert calls == [{"n": 1}]
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert 4 <= backoff_seconds(1) <= 6
+    assert 16 <= backoff_seconds(3) <= 24
+    assert backoff_seconds(50) <= 3600 * 1.2
