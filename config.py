@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     LOG_FORMAT: str = Field(default="json", pattern="^(json|text)$")
 
     SANDBOX: bool = False
+
+    # Personal data (ID numbers, names): Fernet keys, comma-separated, the first one encrypts and
+    # all of them decrypt (rotation: put the new key first, run `flask pii rotate`, drop the old).
+    # PII_HMAC_KEY keys the lookup hash of ID numbers. Empty = derived from SECRET_KEY, which only
+    # development and testing allow.
+    PII_ENCRYPTION_KEYS: str = ""
+    PII_HMAC_KEY: str = ""
     # `flask demo load`: the demo admin's password; empty = generate one (kept in var/).
     DEMO_STAFF_PASSWORD: str = ""
 
@@ -93,6 +100,18 @@ class Settings(BaseSettings):
     def _aes_key_shape(cls, value: str) -> str:
         if value and len(value) != 43:
             raise ValueError("WECHAT_AES_KEY (EncodingAESKey) must be exactly 43 characters")
+        return value
+
+    @field_validator("PII_ENCRYPTION_KEYS")
+    @classmethod
+    def _fernet_keys(cls, value: str) -> str:
+        from cryptography.fernet import Fernet
+
+        for key in filter(None, (k.strip() for k in value.split(","))):
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ValueError("each key must be a Fernet key (Fernet.generate_key())") from None
         return value
 
     @field_validator("PUBLIC_BASE_URL", "WECHAT_API_BASE", "WECHAT_OAUTH_BASE")
@@ -147,6 +166,10 @@ class Settings(BaseSettings):
             raise ValueError("production needs the real WECHAT_TOKEN from the WeChat admin page")
         if self.REDIS_URL.startswith("memory://"):
             raise ValueError("production needs a real Redis (REDIS_URL=redis://...)")
+        if not self.PII_ENCRYPTION_KEYS or len(self.PII_HMAC_KEY) < 32:
+            raise ValueError(
+                "production needs PII_ENCRYPTION_KEYS (Fernet keys) and PII_HMAC_KEY (32+ characters)"
+            )
 
     @property
     def redis_in_process(self) -> bool:

@@ -71,6 +71,8 @@ def _production(**overrides: object) -> dict[str, object]:
         "WECHAT_APPID": REAL_LOOKING_APPID,
         "WECHAT_TOKEN": "real-token",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "PII_ENCRYPTION_KEYS": "7S_4EOjcYB40dfyyFdyO2Phgbne35pjH9ZGDNK9DmOU=",
+        "PII_HMAC_KEY": "p" * 32,
     }
     values.update(overrides)
     return values
@@ -89,6 +91,9 @@ def test_production_with_real_settings_starts() -> None:
         ({"SANDBOX": True}, "SANDBOX=1 with a real AppID"),
         ({"WECHAT_TOKEN": "sandbox-token"}, "WECHAT_TOKEN"),
         ({"REDIS_URL": "memory://"}, "real Redis"),
+        ({"PII_ENCRYPTION_KEYS": ""}, "PII_ENCRYPTION_KEYS"),
+        ({"PII_HMAC_KEY": "short"}, "PII_HMAC_KEY"),
+        ({"PII_ENCRYPTION_KEYS": "not-a-fernet-key"}, "Fernet key"),
     ],
 )
 def test_production_refuses_unsafe_settings(overrides: dict[str, object], fragment: str) -> None:

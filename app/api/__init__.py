@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Response, jsonify
+
+from app.api.openapi import spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(spec.spec)
+
+
 def register_openapi(app: Flask) -> None:
-    """Serve /api/v1/openapi.json (filled in by the OpenAPI work)."""
+    """Bind the spec to the app without spectree's UI pages (they load scripts from a CDN)."""
+    spec.app = app
+
+
+from app.api import views  # noqa: E402,F401
