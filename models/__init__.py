@@ -1,6 +1,8 @@
 """SQLAlchemy models, one module per aggregate."""
 
 from models.base import Base, utcnow
+from models.enrollment import Enrollment
+from models.identity import Identity
 from models.outbox import OutboxItem, OutboxStatus
 from models.school import Batch, School
 from models.staff import Staff, StaffRole, staff_schools
@@ -9,6 +11,8 @@ from models.user import User
 __all__ = [
     "Base",
     "Batch",
+    "Enrollment",
+    "Identity",
     "OutboxItem",
     "OutboxStatus",
     "School",

@@ -1,0 +1,37 @@
+"""A student's link to a school's batch (关联学校): whose photo spec, fee and dates apply."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, utcnow
+from models.school import Batch
+from models.user import User
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="RESTRICT"), index=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    # "changed" (linked to another batch) or "unbound" (取消微信绑定)
+    end_reason: Mapped[str | None] = mapped_column(String(16))
+
+    user: Mapped[User] = relationship()
+    batch: Mapped[Batch] = relationship()
+
+
+Index(
+    "uq_enrollments_active_user",
+    Enrollment.user_id,
+    unique=True,
+    postgresql_where=text("active"),
+    sqlite_where=text("active"),
+)
