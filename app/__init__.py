@@ -31,13 +31,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
 
 def _init_extensions(app: Flask) -> None:
-    from app.extensions import csrf, db, init_redis, migrate
+    from app.extensions import csrf, db, init_pii, init_redis, migrate
     from app.wechat_client import init_wechat_client
 
     db.init_app(app)
     migrate.init_app(app, db)
     csrf.init_app(app)
     init_redis(app)
+    init_pii(app)
     init_wechat_client(app)
 
 

@@ -32,6 +32,19 @@ def init_redis(app: Flask) -> Redis:
     return client
 
 
+def init_pii(app: Flask) -> None:
+    from app.services.pii import Keyring
+
+    app.extensions["pii"] = Keyring.from_settings(
+        app.config["PII_ENCRYPTION_KEYS"], app.config["PII_HMAC_KEY"], app.config["SECRET_KEY"]
+    )
+
+
+def pii_keyring():  # type: ignore[no-untyped-def]
+    """The app's personal-data keyring (app.services.pii.Keyring)."""
+    return current_app.extensions["pii"]
+
+
 def redis_client() -> Redis:
     client: Redis = current_app.extensions["redis"]
     return client

@@ -19,6 +19,8 @@ class Enrollment(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="RESTRICT"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
+    # Set when a paid submission is made under this enrollment: the school can no longer change.
+    locked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     # "changed" (linked to another batch) or "unbound" (取消微信绑定)

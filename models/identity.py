@@ -28,6 +28,8 @@ class Identity(Base):
     number_enc: Mapped[str] = mapped_column(Text)
     name_enc: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(default=True)
+    # Set when a paid submission uses this identity: from then on it cannot be modified or unbound.
+    locked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     # "unbound" (取消微信绑定) or "modified" (replaced by a corrected row)

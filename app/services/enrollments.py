@@ -1,0 +1,98 @@
+"""Linking a student to a school's batch (关联学校 → 确定关联)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.services import identities
+from models import Batch, Enrollment, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class EnrollmentError(Exception):
+    message = "关联学校失败"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+
+
+class IdentityRequiredError(EnrollmentError):
+    message = "请先完成实名绑定，再关联学校。"
+
+
+class BatchNotFoundError(EnrollmentError):
+    message = "找不到这个批次，请重新选择。"
+
+
+class BatchClosedError(EnrollmentError):
+    message = "该批次不在开放时间内，不能关联。"
+
+
+class EnrollmentLockedError(EnrollmentError):
+    message = "你已在当前批次缴费提交核验，不能再更换学校或批次。"
+
+
+def _local(moment: datetime) -> str:
+    # Students read Beijing time.
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y年%m月%d日 %H:%M")
+
+
+def closed_message(batch: Batch, now: datetime) -> str:
+    if now < batch.opens_at:
+        return f"「{batch.name}」将于 {_local(batch.opens_at)} 开放，届时再来关联。"
+    return f"「{batch.name}」已于 {_local(batch.closes_at)} 截止，不能再关联。请选择开放中的批次或咨询学校。"
+
+
+def active(session: Session, user_id: int) -> Enrollment | None:
+    return session.scalar(select(Enrollment).where(Enrollment.user_id == user_id, Enrollment.active))
+
+
+def link(session: Session, user_id: int, batch_id: int, now: datetime) -> Enrollment:
+    """Link the user to a batch that is open now (replacing an unlocked link); commits."""
+    if identities.active(session, user_id) is None:
+        raise IdentityRequiredError()
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise BatchNotFoundError()
+    current = active(session, user_id)
+    if current is not None and current.batch_id == batch_id:
+        return current
+    if current is not None and current.locked_at is not None:
+        raise EnrollmentLockedError()
+    if not batch.is_open(now):
+        raise BatchClosedError(closed_message(batch, now))
+    if current is not None:
+        current.active = False
+        current.ended_at = utcnow()
+        current.end_reason = "changed"
+        session.flush()
+    enrollment = Enrollment(user_id=user_id, batch_id=batch_id)
+    session.add(enrollment)
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two taps of 确定关联 raced; the other one won and the result is the same link.
+        session.rollback()
+        winner = active(session, user_id)
+        if winner is None:
+            raise
+        return winner
+    log.info("enrollment linked", extra={"user_id": user_id, "batch_id": batch_id})
+    return enrollment
+
+
+def lock(session: Session, user_id: int) -> None:
+    """Freeze the link once a paid submission is made under it (no commit)."""
+    current = active(session, user_id)
+    if current is not None and current.locked_at is None:
+        current.locked_at = utcnow()

@@ -1,0 +1,190 @@
+"""Real-name binding (实名绑定): the rules of seed 004's 「实名信息」 screen.
+
+- one active identity per WeChat account, and one active WeChat account per identity
+  (换绑 to another account needs 取消微信绑定 on the first);
+- 修改 replaces the binding (the old row is kept, ended as "modified") until a paid submission
+  locks it; 取消微信绑定 ends it (kept as "unbound") and also ends the school link;
+- numbers and names are encrypted at rest; logs carry only masked values.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.services.id_documents import (
+    DOCUMENT_LABELS,
+    Document,
+    DocumentType,
+    FieldError,
+    normalise_name,
+    parse_document,
+)
+from app.services.pii import Keyring, mask_id_number, mask_name
+from models import Enrollment, Identity, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class IdentityError(Exception):
+    """Base of the binding rules' refusals; `message` is shown to the student as it is."""
+
+    message = "实名绑定失败"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+
+
+class IdentityTakenError(IdentityError):
+    message = "该证件已绑定其他微信账号。如需换绑，请先在原微信账号的「我的」页面点击「取消微信绑定」。"
+
+
+class IdentityLockedError(IdentityError):
+    message = "你已缴费提交核验，实名信息不能再修改或解绑。如确有错误，请联系客服。"
+
+
+class IdentityNotBoundError(IdentityError):
+    message = "你还没有实名绑定。"
+
+
+@dataclass(frozen=True)
+class IdentityInput:
+    doc_type: str
+    id_number: str
+    name: str
+
+
+@dataclass(frozen=True)
+class IdentityView:
+    """What pages and the API may show: masked, plus what the number says about its holder."""
+
+    doc_type: DocumentType
+    doc_label: str
+    number_masked: str
+    name_masked: str
+    birth_date: date | None
+    sex: str | None
+    locked: bool
+    bound_at: datetime
+
+
+def validate(data: IdentityInput, today: date) -> tuple[Document, str]:
+    """Check every field; raises FieldError for the first wrong one."""
+    try:
+        doc_type = DocumentType(data.doc_type)
+    except ValueError:
+        raise FieldError("id_type", "请选择证件类型") from None
+    document = parse_document(doc_type, data.id_number, today)
+    return document, normalise_name(data.name, doc_type)
+
+
+def _lookup_hash(keyring: Keyring, document: Document) -> str:
+    return keyring.lookup_hash(f"{document.type.value}:{document.number}")
+
+
+def active(session: Session, user_id: int) -> Identity | None:
+    return session.scalar(select(Identity).where(Identity.user_id == user_id, Identity.active))
+
+
+def view(keyring: Keyring, identity: Identity, today: date) -> IdentityView:
+    doc_type = DocumentType(identity.doc_type)
+    number = keyring.decrypt(identity.number_enc)
+    document = parse_document(doc_type, number, today)
+    return IdentityView(
+        doc_type=doc_type,
+        doc_label=DOCUMENT_LABELS[doc_type],
+        number_masked=mask_id_number(number),
+        name_masked=mask_name(keyring.decrypt(identity.name_enc)),
+        birth_date=document.birth_date,
+        sex=document.sex,
+        locked=identity.locked_at is not None,
+        bound_at=identity.created_at,
+    )
+
+
+def bind(session: Session, keyring: Keyring, user_id: int, data: IdentityInput, today: date) -> Identity:
+    """Bind (or, when already bound, modify) the user's identity; commits.
+
+    Raises FieldError (a field is wrong), IdentityTakenError, IdentityLockedError.
+    """
+    document, name = validate(data, today)
+    number_hash = _lookup_hash(keyring, document)
+    current = active(session, user_id)
+    if current is not None:
+        if current.locked_at is not None:
+            raise IdentityLockedError()
+        same_document = current.doc_type == document.type and current.number_hash == number_hash
+        if same_document and keyring.decrypt(current.name_enc) == name:
+            return current  # a repeated submit changes nothing
+    holder = session.scalar(
+        select(Identity.user_id).where(
+            Identity.doc_type == document.type.value, Identity.number_hash == number_hash, Identity.active
+        )
+    )
+    if holder is not None and holder != user_id:
+        raise IdentityTakenError()
+    if current is not None:
+        _end(current, "modified")
+        session.flush()  # the partial unique index must see the old row ended first
+    identity = Identity(
+        user_id=user_id,
+        doc_type=document.type.value,
+        number_hash=number_hash,
+        number_enc=keyring.encrypt(document.number),
+        name_enc=keyring.encrypt(name),
+    )
+    session.add(identity)
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another account bound the same document between our check and our commit.
+        session.rollback()
+        raise IdentityTakenError() from None
+    log.info(
+        "identity bound",
+        extra={
+            "user_id": user_id,
+            "id_number": mask_id_number(document.number),
+            "holder_name": mask_name(name),
+        },
+    )
+    return identity
+
+
+def unbind(session: Session, user_id: int) -> None:
+    """取消微信绑定: end the identity and the school link, keeping both for audit; commits."""
+    current = active(session, user_id)
+    if current is None:
+        raise IdentityNotBoundError()
+    enrollment = session.scalar(select(Enrollment).where(Enrollment.user_id == user_id, Enrollment.active))
+    if current.locked_at is not None or (enrollment is not None and enrollment.locked_at is not None):
+        raise IdentityLockedError()
+    _end(current, "unbound")
+    if enrollment is not None:
+        enrollment.active = False
+        enrollment.ended_at = utcnow()
+        enrollment.end_reason = "unbound"
+    session.commit()
+    log.info("identity unbound", extra={"user_id": user_id})
+
+
+def lock(session: Session, user_id: int) -> None:
+    """Freeze the identity once a paid submission uses it (no commit: part of the payment's unit)."""
+    current = active(session, user_id)
+    if current is None:
+        raise IdentityNotBoundError()
+    if current.locked_at is None:
+        current.locked_at = utcnow()
+
+
+def _end(identity: Identity, reason: str) -> None:
+    identity.active = False
+    identity.ended_at = utcnow()
+    identity.end_reason = reason
