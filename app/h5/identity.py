@@ -1,0 +1,1 @@
+"""(issue 3, in progress) /h5/bind and /h5/me."""
