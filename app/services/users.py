@@ -1,0 +1,197 @@
+"""Followers of the official account: follow, unfollow, QR scenes, and today's follower figures.
+
+Each function is one unit of work that commits at most once. A message from a known follower writes
+nothing: this is on the path of every WeChat message. `ensure_follower` answers that case from a
+Redis mark ("this openid has a following row") set after the row is committed and cleared on
+unfollow, so the common message costs one Redis GET instead of BEGIN/SELECT/ROLLBACK on PostgreSQL;
+a missing or failed mark only means asking the database.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import User, utcnow
+
+# "Today" for the people running the account is the Beijing day (China has no daylight saving).
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+SCENE_MAX_LENGTH = 64  # WeChat's scene_str is 1-64 characters; the column is as wide
+FOLLOWER_MARK_SECONDS = 24 * 3600
+
+
+class UserNotOperatorError(Exception):
+    """An operator-only action was asked for by someone who is not an operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    user: User
+    # First follow ever (the service did not know this openid before).
+    is_new: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TodayStats:
+    day: str  # YYYY-MM-DD, Beijing time
+    new_followers: int
+    unfollows: int
+    total_followers: int
+
+
+def get(session: Session, openid: str) -> User | None:
+    return session.scalar(select(User).where(User.openid == openid))
+
+
+def follower_mark(openid: str) -> str:
+    return f"users:follower:{openid}"
+
+
+def ensure_follower(session: Session, cache: Redis, openid: str) -> None:
+    """The sender of a message is a known follower afterwards (see `get_or_create`).
+
+    For handlers that only need the sender to exist; those that read the user call get_or_create.
+    """
+    mark = follower_mark(openid)
+    try:
+        if cache.get(mark):
+            return
+    except RedisError:
+        get_or_create(session, openid)
+        return
+    get_or_create(session, openid)
+    _set_mark(cache, openid)
+
+
+def get_or_create(session: Session, openid: str) -> User:
+    """The sender of a message. Only followers can write to an official account, so a user we do not
+    know (followed before this service existed) is created as a follower, and one we believed gone is
+    marked following again. A known follower costs one SELECT and no write.
+    """
+    user = get(session, openid)
+    if user is not None and user.subscribed:
+        return user
+    if user is None:
+        return _create(session, openid, subscribed_at=None)
+    user.subscribed = True
+    session.commit()
+    return user
+
+
+def subscribe(
+    session: Session, openid: str, scene: str | None = None, *, cache: Redis | None = None
+) -> SubscribeResult:
+    """A follow event: create the user, or reactivate one who had unfollowed (their data was kept)."""
+    now = utcnow()
+    user = get(session, openid)
+    if user is None:
+        user = _create(session, openid, subscribed_at=now, scene=scene)
+        result = SubscribeResult(user=user, is_new=True)
+    else:
+        user.subscribed = True
+        user.subscribed_at = now
+        if scene:
+            user.last_scene = _clip_scene(scene)
+        session.commit()
+        result = SubscribeResult(user=user, is_new=False)
+    if cache is not None:
+        _set_mark(cache, openid)
+    return result
+
+
+def unsubscribe(session: Session, openid: str, *, cache: Redis | None = None) -> User | None:
+    """An unfollow event: mark it and keep everything else (bindings and history stay for audit)."""
+    if cache is not None:
+        # Cleared first: a mark that outlived the row's change would hide it from ensure_follower.
+        _clear_mark(cache, openid)
+    user = get(session, openid)
+    if user is None:
+        return None
+    user.subscribed = False
+    user.unsubscribed_at = utcnow()
+    session.commit()
+    return user
+
+
+def record_scene(session: Session, openid: str, scene: str) -> User:
+    """A follower scanned a parametric QR code (e.g. a school's, scene "school:<code>")."""
+    user = get(session, openid)
+    if user is None:
+        user = _create(session, openid, subscribed_at=None, scene=scene)
+        return user
+    user.last_scene = _clip_scene(scene)
+    user.subscribed = True
+    session.commit()
+    return user
+
+
+def today_stats(session: Session, now: datetime | None = None) -> TodayStats:
+    """Follows and unfollows since Beijing midnight, and the followers right now (one query)."""
+    local_now = (now or utcnow()).astimezone(CHINA_TZ)
+    start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    row = session.execute(
+        select(
+            func.count(User.id).filter(User.subscribed_at >= start),
+            func.count(User.id).filter(User.unsubscribed_at >= start),
+            func.count(User.id).filter(User.subscribed.is_(True)),
+        )
+    ).one()
+    return TodayStats(
+        day=start.date().isoformat(),
+        new_followers=int(row[0]),
+        unfollows=int(row[1]),
+        total_followers=int(row[2]),
+    )
+
+
+def operator_today_stats(session: Session, openid: str, now: datetime | None = None) -> TodayStats:
+    """Today's figures for an operator; anyone else gets UserNotOperatorError."""
+    user = get(session, openid)
+    if user is None or not user.is_operator:
+        raise UserNotOperatorError(openid)
+    return today_stats(session, now)
+
+
+def _set_mark(cache: Redis, openid: str) -> None:
+    # A failure only loses the shortcut: the next message asks the database.
+    with suppress(RedisError):
+        cache.set(follower_mark(openid), "1", ex=FOLLOWER_MARK_SECONDS)
+
+
+def _clear_mark(cache: Redis, openid: str) -> None:
+    # A failure leaves the mark to expire; someone who unfollowed cannot send messages meanwhile.
+    with suppress(RedisError):
+        cache.delete(follower_mark(openid))
+
+
+def _clip_scene(scene: str) -> str:
+    return scene[:SCENE_MAX_LENGTH]
+
+
+def _create(
+    session: Session, openid: str, *, subscribed_at: datetime | None, scene: str | None = None
+) -> User:
+    user = User(
+        openid=openid,
+        subscribed=True,
+        subscribed_at=subscribed_at,
+        last_scene=_clip_scene(scene) if scene else None,
+    )
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two first messages of one new user at once: the other request created the row.
+        session.rollback()
+        existing = get(session, openid)
+        if existing is None:
+            raise
+        return existing
+    return user

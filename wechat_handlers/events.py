@@ -1,0 +1,67 @@
+"""Events: follow, unfollow, scene QR codes, menu links, location and whatever else WeChat adds.
+
+Formats: https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html
+"""
+
+from __future__ import annotations
+
+from wechatpy.messages import BaseMessage
+
+from app.services import users
+from wechat_handlers import texts
+from wechat_handlers.registry import Context, Reply, raw_fields, register
+
+
+@register("event", "subscribe")
+def handle_subscribe(message: BaseMessage, ctx: Context) -> Reply:
+    result = users.subscribe(ctx.session, message.source, cache=ctx.cache)
+    return texts.welcome(ctx.base_url) if result.is_new else texts.welcome_back(ctx.base_url)
+
+
+@register("event", "subscribe_scan")
+def handle_subscribe_with_scene(message: BaseMessage, ctx: Context) -> Reply:
+    # WeChat sends EventKey "qrscene_<scene>"; wechatpy has already stripped the prefix.
+    scene = _scene(message)
+    result = users.subscribe(ctx.session, message.source, scene=scene or None, cache=ctx.cache)
+    greeting = texts.welcome(ctx.base_url) if result.is_new else texts.welcome_back(ctx.base_url)
+    return f"{texts.scene_recorded(scene)}\n\n{greeting}" if scene else greeting
+
+
+@register("event", "scan")
+def handle_scan(message: BaseMessage, ctx: Context) -> Reply:
+    # A follower scanned a parametric QR code: EventKey is the scene itself.
+    scene = _scene(message)
+    if not scene:
+        return None
+    users.record_scene(ctx.session, message.source, scene)
+    return texts.scene_recorded(scene)
+
+
+@register("event", "unsubscribe")
+def handle_unsubscribe(message: BaseMessage, ctx: Context) -> Reply:
+    # Nobody reads a reply to an unfollow; the data stays for audit and for a return.
+    users.unsubscribe(ctx.session, message.source, cache=ctx.cache)
+    return None
+
+
+@register("event", "view")
+def handle_view(message: BaseMessage, ctx: Context) -> Reply:
+    # A menu link was opened; the page itself is the answer.
+    return None
+
+
+@register("event", "location")
+def handle_location(message: BaseMessage, ctx: Context) -> Reply:
+    # Reported location (if the account asks for it): not used.
+    return None
+
+
+@register("event")
+def handle_unknown_event(message: BaseMessage, ctx: Context) -> Reply:
+    # Template-send reports, subscription-notice events, ...: acknowledged, nothing to say.
+    return None
+
+
+def _scene(message: BaseMessage) -> str:
+    value = raw_fields(message).get("EventKey")
+    return value.strip() if isinstance(value, str) else ""

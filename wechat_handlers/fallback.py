@@ -1,0 +1,13 @@
+"""Everything without a handler of its own: voice, video, location, link, mini-program cards, ..."""
+
+from __future__ import annotations
+
+from wechatpy.messages import BaseMessage
+
+from wechat_handlers import texts
+from wechat_handlers.registry import Context, Reply, register
+
+
+@register(None)
+def handle_other(message: BaseMessage, ctx: Context) -> Reply:
+    return texts.OTHER_MESSAGE

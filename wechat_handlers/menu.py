@@ -1,0 +1,46 @@
+"""Menu CLICK events, by the keys of app/data/menus.json.
+
+Format: https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html
+"""
+
+from __future__ import annotations
+
+from wechatpy.messages import BaseMessage
+
+from app.services import users
+from wechat_handlers import texts
+from wechat_handlers.registry import Context, Reply, register
+
+
+@register("event", "click", "HELP")
+def handle_help_click(message: BaseMessage, ctx: Context) -> Reply:
+    return texts.help_text(ctx.base_url)
+
+
+@register("event", "click", "STATUS")
+def handle_status_click(message: BaseMessage, ctx: Context) -> Reply:
+    # 审核结果: where the student stands now.
+    users.ensure_follower(ctx.session, ctx.cache, message.source)
+    return texts.progress(ctx.base_url)
+
+
+@register("event", "click", "CONTACT")
+def handle_contact_click(message: BaseMessage, ctx: Context) -> Reply:
+    return texts.CONTACT
+
+
+@register("event", "click", "TODAY_STATS")
+def handle_today_stats_click(message: BaseMessage, ctx: Context) -> Reply:
+    # On the operators' personalised menu; a student could still send the key (old menu, forged
+    # client), so the role is checked here and not assumed from the menu.
+    try:
+        stats = users.operator_today_stats(ctx.session, message.source)
+    except users.UserNotOperatorError:
+        return texts.NOT_OPERATOR
+    return texts.today_stats(stats)
+
+
+@register("event", "click")
+def handle_unknown_click(message: BaseMessage, ctx: Context) -> Reply:
+    # A key from a menu newer or older than this code: point to help rather than stay silent.
+    return texts.help_text(ctx.base_url)

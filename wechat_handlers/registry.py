@@ -1,0 +1,117 @@
+"""The router: ONE dict maps (msg_type, event, key) to a handler; dispatch is one lookup plus fallbacks.
+
+Keys, all lower-case except menu keys, which WeChat passes through exactly as the menu defines them:
+
+    ("text", None, "帮助")            a keyword (the message text, trimmed and lower-cased)
+    ("text", None, None)              any other text
+    ("event", "click", "HELP")        a menu CLICK with EventKey HELP
+    ("event", "subscribe", None)      an event type (wechatpy's name: "subscribe_scan" is a follow
+                                      through a scene QR code, "scan" a follower scanning one)
+    ("event", None, None)             any other event
+    (None, None, None)                everything else (voice, video, location, link, ...)
+
+Lookup order: exact key → (type, event) → (type) → default. Registering a key twice raises at
+import, so two modules can never silently fight over a message.
+
+A handler reads the message's fields, calls one service and returns the reply: a text, a wechatpy
+reply object, or None for an empty reply ("handled, nothing to say").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from redis import Redis
+from sqlalchemy.orm import Session
+from wechatpy.messages import BaseMessage
+from wechatpy.replies import BaseReply
+
+from config import Settings
+
+Key: TypeAlias = tuple[str | None, str | None, str | None]
+Reply: TypeAlias = str | BaseReply | None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a handler may use besides the message: the unit of work's session, Redis, the settings."""
+
+    session: Session
+    cache: Redis
+    settings: Settings
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.PUBLIC_BASE_URL
+
+
+Handler: TypeAlias = Callable[[BaseMessage, Context], Reply]
+
+DEFAULT: Key = (None, None, None)
+HANDLERS: dict[Key, Handler] = {}
+
+
+class DuplicateHandlerError(RuntimeError):
+    """Two handlers were registered for the same key."""
+
+
+def register(
+    msg_type: str | None, event: str | None = None, *keys: str | None
+) -> Callable[[Handler], Handler]:
+    """Register the decorated handler for (msg_type, event, key) — one entry per key given."""
+    entries: list[Key] = [(msg_type, event, key) for key in (keys or (None,))]
+
+    def decorate(handler: Handler) -> Handler:
+        for entry in entries:
+            if entry in HANDLERS:
+                raise DuplicateHandlerError(
+                    f"{entry} is already handled by {HANDLERS[entry].__module__}.{HANDLERS[entry].__name__}"
+                )
+            HANDLERS[entry] = handler
+        return handler
+
+    return decorate
+
+
+def raw_fields(message: BaseMessage) -> dict[str, Any]:
+    # wechatpy keeps the parsed XML fields here (after its own renaming of scene-QR follows);
+    # reading it is the only way to route messages whose type it does not model (UnknownMessage).
+    data: dict[str, Any] = message._data
+    return data
+
+
+def key_of(message: BaseMessage) -> Key:
+    """The exact routing key of a parsed message."""
+    fields = raw_fields(message)
+    msg_type = str(fields.get("MsgType") or "").lower()
+    if msg_type == "event":
+        event = str(fields.get("Event") or "").lower()
+        return (msg_type, event, _text(fields.get("EventKey")))
+    if msg_type == "text":
+        return (msg_type, None, normalize_keyword(_text(fields.get("Content")) or ""))
+    return (msg_type, None, None)
+
+
+def normalize_keyword(text: str) -> str:
+    return text.strip().lower()
+
+
+def find(key: Key) -> Handler:
+    msg_type, event, _ = key
+    return (
+        HANDLERS.get(key)
+        or HANDLERS.get((msg_type, event, None))
+        or HANDLERS.get((msg_type, None, None))
+        or HANDLERS[DEFAULT]
+    )
+
+
+def dispatch(message: BaseMessage, context: Context) -> Reply:
+    return find(key_of(message))(message, context)
+
+
+def _text(value: Any) -> str | None:
+    # A field that is present but empty parses as None; anything nested is not a routing key.
+    return value if isinstance(value, str) else None

@@ -1,0 +1,38 @@
+"""Text messages: keywords, then short guidance for anything else.
+
+Format: https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html
+"""
+
+from __future__ import annotations
+
+from wechatpy.messages import BaseMessage
+
+from app.services import users
+from wechat_handlers import texts
+from wechat_handlers.registry import Context, Reply, register
+
+
+@register("text", None, "帮助", "help", "?", "？")
+def handle_help(message: BaseMessage, ctx: Context) -> Reply:
+    users.ensure_follower(ctx.session, ctx.cache, message.source)
+    return texts.help_text(ctx.base_url)
+
+
+@register("text", None, "绑定", "实名绑定")
+def handle_bind(message: BaseMessage, ctx: Context) -> Reply:
+    users.ensure_follower(ctx.session, ctx.cache, message.source)
+    return texts.bind(ctx.base_url)
+
+
+@register("text", None, "进度", "查询", "审核结果")
+def handle_progress(message: BaseMessage, ctx: Context) -> Reply:
+    users.ensure_follower(ctx.session, ctx.cache, message.source)
+    return texts.progress(ctx.base_url)
+
+
+@register("text")
+def handle_text(message: BaseMessage, ctx: Context) -> Reply:
+    # Knowing the sender matters even here: someone who followed before this service existed
+    # becomes a user on their first message.
+    users.ensure_follower(ctx.session, ctx.cache, message.source)
+    return texts.UNKNOWN_TEXT

@@ -1,0 +1,109 @@
+"""Every text the account sends in chat, in one place so later issues extend rather than scatter them.
+
+Links are plain URLs: WeChat makes them tappable in a text message. Keep replies short — a text
+reply is limited to 2048 bytes.
+"""
+
+from __future__ import annotations
+
+from app.services.users import TodayStats
+
+
+def bind_url(base_url: str) -> str:
+    return f"{base_url}/h5/bind"
+
+
+def photo_url(base_url: str) -> str:
+    return f"{base_url}/h5/photo"
+
+
+STEPS = "办理流程：① 实名绑定 → ② 关联学校 → ③ 上传照片 → ④ 缴费核验 → ⑤ 等待审核（7–10 个工作日）。"
+
+
+def welcome(base_url: str) -> str:
+    return (
+        "欢迎关注！在这里可以在线完成学历证件照的采集、核验和审核。\n"
+        f"{STEPS}\n"
+        f"第一步，请先完成实名绑定：{bind_url(base_url)}\n"
+        "回复“帮助”查看更多说明。"
+    )
+
+
+def welcome_back(base_url: str) -> str:
+    return (
+        "欢迎回来！您之前的资料都还在。\n"
+        f"如尚未完成实名绑定，请点击：{bind_url(base_url)}\n"
+        "回复“进度”查看当前办理进度。"
+    )
+
+
+def scene_recorded(scene: str) -> str:
+    if scene.startswith("school:"):
+        return "已记录您扫描的学校二维码，关联学校时将为您预先选好该学校。"
+    return "已记录您扫码的来源。"
+
+
+def help_text(base_url: str) -> str:
+    return (
+        "使用帮助\n"
+        f"{STEPS}\n"
+        f"• 实名绑定：{bind_url(base_url)}\n"
+        f"• 上传照片：{photo_url(base_url)}\n"
+        "• 回复“绑定”获取实名绑定链接\n"
+        "• 回复“进度”或“查询”查看办理进度\n"
+        "• 菜单“审核结果”可随时查看审核进度\n"
+        "• 菜单“联系客服”获取人工帮助"
+    )
+
+
+def bind(base_url: str) -> str:
+    return (
+        f"请点击链接完成实名绑定：{bind_url(base_url)}\n"
+        "需要填写证件类型、姓名和证件号码，请确保与报名信息一致。"
+    )
+
+
+def progress(base_url: str) -> str:
+    # Only following is known yet; the binding, school, photo and review steps report here as the
+    # later features arrive.
+    return (
+        "当前进度\n"
+        "✔ 已关注公众号\n"
+        "➤ 下一步：实名绑定\n"
+        f"请点击完成：{bind_url(base_url)}\n"
+        "之后依次：关联学校、上传照片、缴费核验、等待审核。"
+    )
+
+
+CONTACT = (
+    "联系客服\n"
+    "请直接在本对话框留言说明问题（请勿发送完整证件号码），"
+    "客服会在工作时间（周一至周五 9:00–17:30）内回复。\n"
+    "照片审核一般需要 7–10 个工作日，请耐心等待结果通知。"
+)
+
+NOT_OPERATOR = "抱歉，该功能仅限公众号运营人员使用。如需帮助请回复“帮助”。"
+
+
+def today_stats(stats: TodayStats) -> str:
+    return (
+        f"今日统计（{stats.day}）\n"
+        f"新增关注：{stats.new_followers}\n"
+        f"取消关注：{stats.unfollows}\n"
+        f"当前关注总数：{stats.total_followers}"
+    )
+
+
+UNKNOWN_TEXT = "抱歉，没有理解您的意思。回复“帮助”查看可用的功能，回复“进度”查看办理进度。"
+
+
+def image_received(base_url: str) -> str:
+    return (
+        "已收到您的图片，谢谢！\n"
+        "聊天中发送的照片暂时还不能自动检测，请通过照片上传页面提交证件照：\n"
+        f"{photo_url(base_url)}\n"
+        "上传后会立即告诉您照片是否符合要求。"
+    )
+
+
+OTHER_MESSAGE = "抱歉，暂时无法处理这类消息。请发送文字，或回复“帮助”查看可用的功能。"
