@@ -136,8 +136,7 @@ def test_menu_help(app: Flask, say: Any) -> None:
 def test_menu_status_shows_the_current_step(app: Flask, say: Any) -> None:
     say(event_message("o-menu", "subscribe"))
     reply = say(event_message("o-menu", "CLICK", "STATUS"))
-    assert "当前进度" in reply and "已关注公众号" in reply
-    assert "下一步：实名绑定" in reply and bind_link(app) in reply
+    assert "当前进度" in reply and "第一步：请先完成实名绑定" in reply and bind_link(app) in reply
 
 
 def test_menu_contact(say: Any) -> None:
@@ -189,7 +188,28 @@ def test_bind_keyword_gives_the_bind_link(app: Flask, say: Any, keyword: str) ->
 @pytest.mark.parametrize("keyword", ["进度", "查询"])
 def test_progress_keywords_tell_the_current_step(app: Flask, say: Any, keyword: str) -> None:
     reply = say(text_message("o-text", keyword))
-    assert "当前进度" in reply and "下一步：实名绑定" in reply and bind_link(app) in reply
+    assert "当前进度" in reply and "第一步：请先完成实名绑定" in reply and bind_link(app) in reply
+
+
+def test_progress_follows_the_student_through_binding(app: Flask, say: Any) -> None:
+    from datetime import date
+
+    from app.extensions import db, pii_keyring
+    from app.services import identities
+
+    say(text_message("o-bound", "你好"))
+    found = user(app, "o-bound")
+    assert found is not None
+    with app.app_context():
+        identities.bind(
+            db.session,
+            pii_keyring(),
+            found.id,
+            identities.IdentityInput("resident_id", "210101200101010011", "张三"),
+            date.today(),
+        )
+    reply = say(text_message("o-bound", "进度"))
+    assert "第二步：请关联你的学校和批次" in reply and "/h5/school" in reply
 
 
 def test_unknown_text_points_to_help_and_registers_an_earlier_follower(app: Flask, say: Any) -> None:

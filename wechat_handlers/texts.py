@@ -6,6 +6,7 @@ reply is limited to 2048 bytes.
 
 from __future__ import annotations
 
+from app.services.progress import Progress
 from app.services.users import TodayStats
 
 
@@ -63,16 +64,9 @@ def bind(base_url: str) -> str:
     )
 
 
-def progress(base_url: str) -> str:
-    # Only following is known yet; the binding, school, photo and review steps report here as the
-    # later features arrive.
-    return (
-        "当前进度\n"
-        "✔ 已关注公众号\n"
-        "➤ 下一步：实名绑定\n"
-        f"请点击完成：{bind_url(base_url)}\n"
-        "之后依次：关联学校、上传照片、缴费核验、等待审核。"
-    )
+def progress(base_url: str, now: Progress) -> str:
+    """当前进度: the same answer as the 我的 page (app/services/progress.py)."""
+    return f"当前进度\n{now.message}\n请点击完成：{base_url}{now.path}"
 
 
 CONTACT = (
