@@ -18,6 +18,8 @@ def worker_command() -> None:
 
 def register_cli(app: Flask) -> None:
     from app.demo import demo_cli
+    from app.wechat_cli import wechat_cli
 
     app.cli.add_command(worker_command)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(wechat_cli)

@@ -53,7 +53,7 @@ def test_a_committed_job_runs_once(app: Flask) -> None:
         item_id = item.id
     assert run_due(app) == 1
     assert run_due(app) == 0
-    assert calls == [{"n": 1}]
+    assert calls == [{"n": 1, "outbox_id": item_id}]
     with app.app_context():
         assert _item(item_id).status == OutboxStatus.DONE
 
@@ -73,7 +73,7 @@ def test_the_same_idempotency_key_is_enqueued_once(app: Flask) -> None:
         assert outbox.enqueue(db.session, "test.ok", {"n": 2}, key="decision:7") is None
         db.session.commit()
     run_due(app)
-    assert calls == [{"n": 1}]
+    assert [c["n"] for c in calls] == [1]
 
 
 def test_failures_back_off_then_go_dead(app: Flask) -> None:
@@ -129,7 +129,7 @@ def test_a_crashed_workers_lease_runs_out_and_the_job_runs_again(app: Flask) -> 
         _item(item_id).locked_until = utcnow() - timedelta(seconds=1)
         db.session.commit()
     assert run_due(app) == 1
-    assert calls == [{"n": 1}]
+    assert calls == [{"n": 1, "outbox_id": item_id}]
 
 
 def test_backoff_grows_and_is_capped() -> None:

@@ -1,6 +1,7 @@
 """Background jobs: a registry of job kinds run by the outbox worker (app/jobs/worker.py).
 
-A job takes the row's JSON payload (ids, never objects), runs inside an app context, and must be
+A job takes the row's JSON payload (ids, never objects) plus `outbox_id` (the row's id: a stable
+idempotency key for calls such as WeChat's client_msg_id), runs inside an app context, and must be
 safe to run twice: the worker may be killed after the work and before it records success.
 """
 

@@ -95,7 +95,7 @@ def run_due(app: Flask, limit: int = BATCH) -> int:
             try:
                 if func is None:
                     raise PermanentJobError(f"no job registered for kind {item.kind!r}")
-                func(dict(item.payload))
+                func({**item.payload, "outbox_id": item.id})
             except Exception as exc:  # a failing job must never stop the worker
                 db.session.rollback()
                 error = exc
