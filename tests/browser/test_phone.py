@@ -108,8 +108,8 @@ def test_student_follows_taps_the_menu_types_and_sends_a_photo(
     frame = phone.frame(name="wechat-browser")
     assert frame is not None
     expect(frame.locator("body")).not_to_contain_text("请先选择微信用户")
-    # Signed in: the page's own API answers this browser's session (401 when not signed in).
-    assert frame.evaluate("fetch('/api/v1/me').then(r => r.status)") == 200
+    # Signed in: the H5 home page answers this browser's session (it redirects to sign-in otherwise).
+    assert frame.evaluate("fetch('/h5/', {redirect: 'manual'}).then(r => r.status)") == 200
     with app.app_context():
         exchanges = state.calls(redis_client(), "/sns/oauth2/access_token")
     assert exchanges, "the H5 page was not reached through WeChat's OAuth2 flow"
