@@ -18,7 +18,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.extensions import db
-from app.services import schools, staff
+from app.services import outbox, schools, staff
 from app.services.schools import BatchData
 from media.spec import PhotoSpec
 from models import StaffRole
@@ -148,6 +148,10 @@ def load() -> None:
     lines = load_demo_data()
     password, source = _demo_password()
     staff.ensure(db.session, "admin", password, StaffRole.ADMIN)
+    if current_app.config["SANDBOX"]:
+        # The sandbox (and its menus) lives in the server's memory: push once the server runs.
+        outbox.enqueue(db.session, "wechat.push_menu", {})
+        db.session.commit()
     base: str = current_app.config["PUBLIC_BASE_URL"]
     served = {rule.rule for rule in current_app.url_map.iter_rules()}
     pages = [

@@ -64,3 +64,18 @@ def test_each_school_has_an_open_and_a_closed_batch_with_its_manual_spec(
         spec = PhotoSpec.model_validate(hunnu.batches[0].photo_spec)
         assert (spec.width, spec.height, spec.min_bytes, spec.max_bytes) == (480, 640, 100 * 1024, 200 * 1024)
         assert spec.describe() == "480×640 像素，JPG 格式，100–200 KB，浅蓝色背景"
+
+
+def test_in_the_sandbox_demo_load_queues_the_menu_push_the_worker_runs(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    from app.extensions import redis_client
+    from app.jobs.worker import run_due
+    from app.sandbox import state
+
+    assert runner.invoke(args=["demo", "load"]).exit_code == 0
+    assert run_due(app) == 1
+    with app.app_context():
+        pushed = [c["path"] for c in state.calls(redis_client(), "/cgi-bin/menu/")]
+    assert any(p.endswith("/menu/create") for p in pushed)
+    assert any(p.endswith("/menu/addconditional") for p in pushed)

@@ -91,3 +91,18 @@ def send_template(payload: dict[str, Any]) -> None:
         url=payload.get("url"),
         client_msg_id=client_msg_id,
     )
+
+
+@job("wechat.push_menu")
+def push_menu(payload: dict[str, Any]) -> None:
+    """Push app/data/menus.json (default, then the operators' menu); a no-op when WeChat has it.
+
+    Queued by `flask demo load`: in the embedded mode the sandbox lives inside the server process,
+    so the push has to happen once that process runs, which is what the in-process worker is for.
+    """
+    from flask import current_app
+
+    from app.services import menus
+
+    loaded = menus.load(current_app.config["PUBLIC_BASE_URL"])
+    _call(menus.push, wechat_client(), loaded)
