@@ -86,14 +86,26 @@ class Settings(BaseSettings):
     WECHAT_MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
     # Signatures older or newer than this are refused (replayed or forged posts).
     WECHAT_MAX_CLOCK_SKEW_SECONDS: int = Field(default=300, ge=30)
-    # WeChat retries a message for about 15 s (3 tries x 5 s); keep dedupe keys a little longer.
-    WECHAT_DEDUPE_TTL_SECONDS: int = Field(default=60, ge=20)
+    # WeChat retries a message for about 15 s (3 tries x 5 s). Dedupe keys outlive the clock-skew
+    # window too, so a captured signed post replayed while its timestamp is still accepted finds
+    # its message id taken and runs nothing.
+    WECHAT_DEDUPE_TTL_SECONDS: int = Field(default=330, ge=20)
     WECHAT_HTTP_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
 
     # The outbox worker. In the embedded mode (REDIS_URL=memory://) it must run inside the web
     # process, because the in-process Redis is not shared with other processes.
     WORKER_POLL_SECONDS: float = Field(default=0.5, gt=0)
     WORKER_MAX_ATTEMPTS: int = Field(default=8, ge=1)
+
+    # Identity verification (人口库核验), run by the worker after payment. "sandbox": the emulator's
+    # roster (SANDBOX=1 only; the default there); "http": a provider reached at VERIFY_HTTP_URL with
+    # HMAC-signed JSON (the contract is in app/services/verification.py; the default otherwise).
+    VERIFY_PROVIDER: str = Field(default="", pattern="^(|sandbox|http)$")
+    VERIFY_HTTP_URL: str = ""
+    VERIFY_HTTP_KEY_ID: str = ""
+    VERIFY_HTTP_SECRET: str = ""
+    # Applies to connecting and to each read; a timeout is retried by the worker, never a mismatch.
+    VERIFY_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
 
     @field_validator("WECHAT_AES_KEY")
     @classmethod
@@ -121,6 +133,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("VERIFY_HTTP_URL")
+    @classmethod
+    def _verify_url(cls, value: str) -> str:
+        # Kept as given: its path is part of what each request signs.
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
     @field_validator("DATABASE_URL")
     @classmethod
     def _database_driver(cls, value: str) -> str:
@@ -140,6 +160,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derived_and_safety(self) -> Settings:
+        if self.WECHAT_DEDUPE_TTL_SECONDS <= self.WECHAT_MAX_CLOCK_SKEW_SECONDS:
+            raise ValueError(
+                "WECHAT_DEDUPE_TTL_SECONDS must exceed WECHAT_MAX_CLOCK_SKEW_SECONDS, or a signed post "
+                "replayed inside the skew window would be handled again"
+            )
         if self.WECHAT_ENCRYPT_MODE != EncryptMode.PLAIN and not self.WECHAT_AES_KEY:
             raise ValueError("WECHAT_ENCRYPT_MODE=compatible/safe needs WECHAT_AES_KEY")
         if not self.WECHAT_API_BASE:
@@ -150,8 +175,13 @@ class Settings(BaseSettings):
             self.WECHAT_OAUTH_BASE = (
                 f"{self.PUBLIC_BASE_URL}/_sandbox/oauth" if self.SANDBOX else "https://open.weixin.qq.com"
             )
+        if not self.VERIFY_PROVIDER:
+            self.VERIFY_PROVIDER = "sandbox" if self.SANDBOX else "http"
+        if self.VERIFY_PROVIDER == "sandbox" and not self.SANDBOX:
+            raise ValueError("VERIFY_PROVIDER=sandbox needs SANDBOX=1 (the roster is part of the emulator)")
         if self.APP_ENV == AppEnv.PRODUCTION:
             self._refuse_unsafe_production()
+            self._refuse_unsafe_verification()
         return self
 
     def _refuse_unsafe_production(self) -> None:
@@ -170,6 +200,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "production needs PII_ENCRYPTION_KEYS (Fernet keys) and PII_HMAC_KEY (32+ characters)"
             )
+
+    def _refuse_unsafe_verification(self) -> None:
+        if self.VERIFY_PROVIDER != "http":
+            raise ValueError(
+                "production must not use VERIFY_PROVIDER=sandbox (every identity not on the roster "
+                "would pass); set VERIFY_PROVIDER=http and VERIFY_HTTP_*"
+            )
+        if not self.VERIFY_HTTP_URL.startswith("https://"):
+            raise ValueError("production needs VERIFY_HTTP_URL, an https:// URL of the verification provider")
+        if not self.VERIFY_HTTP_KEY_ID or len(self.VERIFY_HTTP_SECRET) < 16:
+            raise ValueError("production needs VERIFY_HTTP_KEY_ID and VERIFY_HTTP_SECRET (16+ characters)")
 
     @property
     def redis_in_process(self) -> bool:

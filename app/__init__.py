@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     from app.extensions import csrf, db, init_pii, init_redis, migrate
+    from app.verification_setup import init_verifier
     from app.wechat_client import init_wechat_client
 
     db.init_app(app)
@@ -40,6 +41,7 @@ def _init_extensions(app: Flask) -> None:
     init_redis(app)
     init_pii(app)
     init_wechat_client(app)
+    init_verifier(app)
 
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:

@@ -49,6 +49,7 @@ def test_bare_postgresql_url_uses_psycopg3() -> None:
         ({"PUBLIC_BASE_URL": "example.com"}, "PUBLIC_BASE_URL"),
         ({"WECHAT_MAX_BODY_BYTES": "12"}, "WECHAT_MAX_BODY_BYTES"),
         ({"SANDBOX": "maybe"}, "SANDBOX"),
+        ({"WECHAT_DEDUPE_TTL_SECONDS": "60"}, "must exceed WECHAT_MAX_CLOCK_SKEW_SECONDS"),
     ],
 )
 def test_a_wrong_value_names_the_setting(overrides: dict[str, str], fragment: str) -> None:
@@ -73,6 +74,9 @@ def _production(**overrides: object) -> dict[str, object]:
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "PII_ENCRYPTION_KEYS": "7S_4EOjcYB40dfyyFdyO2Phgbne35pjH9ZGDNK9DmOU=",
         "PII_HMAC_KEY": "p" * 32,
+        "VERIFY_HTTP_URL": "https://verify.example.com/v1/verify",
+        "VERIFY_HTTP_KEY_ID": "key-1",
+        "VERIFY_HTTP_SECRET": "v" * 32,
     }
     values.update(overrides)
     return values
