@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
@@ -26,6 +27,7 @@ from models import StaffRole
 demo_cli = AppGroup("demo", help="Demo data for trying the service out.")
 
 FEE_FEN = 200  # seed 004: 技术服务费 2 元/次
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,9 @@ def _term(moment: datetime) -> str:
 
 def load_demo_data(now: datetime | None = None) -> list[str]:
     """Upsert the demo schools and batches; returns a line per batch for the console."""
-    now = (now or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+    # Batches open at 00:00 and close at 23:59:59, Beijing time, as schools announce them.
+    midnight = {"hour": 0, "minute": 0, "second": 0, "microsecond": 0}
+    now = (now or datetime.now(UTC)).astimezone(BEIJING).replace(**midnight)
     lines = []
     for demo in SCHOOLS:
         school = schools.upsert_school(db.session, demo.code, demo.name, demo.province, demo.city)
@@ -107,7 +111,7 @@ def load_demo_data(now: datetime | None = None) -> list[str]:
             name=demo.batch_title.format(term=_term(now)),
             education=demo.education,
             opens_at=now - timedelta(days=30),
-            closes_at=now + timedelta(days=180),
+            closes_at=now + timedelta(days=181, seconds=-1),
             fee_fen=FEE_FEN,
             photo_spec=demo.spec,
         )
@@ -116,7 +120,7 @@ def load_demo_data(now: datetime | None = None) -> list[str]:
             name=demo.batch_title.format(term=_term(half_year_ago)),
             education=demo.education,
             opens_at=half_year_ago - timedelta(days=60),
-            closes_at=now - timedelta(days=60),
+            closes_at=now - timedelta(days=59, seconds=1),
             fee_fen=FEE_FEN,
             photo_spec=demo.spec,
         )

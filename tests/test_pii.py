@@ -48,8 +48,11 @@ def test_development_keys_derive_from_the_secret_key() -> None:
 
 def test_masks() -> None:
     assert mask_id_number("210101200101010011") == "2101**********0011"
-    assert mask_id_number("H12345678") == "H123*5678"
+    assert mask_id_number("H12345678") == "H1*****78"
+    assert mask_id_number("EA1234567") == "EA*****67"
+    assert mask_id_number("12345678") == "1******8"
     assert mask_id_number("E1234") == "E***4"
+    assert mask_id_number("AB") == "**"
     assert mask_name("张三") == "张*"
     assert mask_name("欧阳小明") == "欧**明"
     assert mask_name("阿依古丽·买买提") == "阿******提"

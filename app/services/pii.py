@@ -62,10 +62,20 @@ class Keyring:
 
 
 def mask_id_number(number: str) -> str:
-    """2101**********0011: enough to recognise one's own number, not enough to use it."""
-    if len(number) <= 8:
-        return number[:1] + "*" * max(len(number) - 2, 1) + number[-1:]
-    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+    """2101**********0011: enough to recognise one's own number, not enough to use it.
+
+    18-digit numbers keep 4 + 4 (the common display form); shorter ones (passports, permits)
+    keep at most about 40 %, so a 9-character passport number shows E1*****78, not E123*5678.
+    """
+    if len(number) >= 15:
+        keep = 4
+    elif len(number) >= 9:
+        keep = 2
+    else:
+        keep = 1
+    if len(number) <= 2 * keep:
+        return "*" * len(number)
+    return number[:keep] + "*" * (len(number) - 2 * keep) + number[-keep:]
 
 
 def mask_name(name: str) -> str:

@@ -57,3 +57,88 @@ def upsert_batch(session: Session, school: School, data: BatchData) -> Batch:
     batch.photo_spec = data.photo_spec.model_dump(mode="json")
     session.flush()
     return batch
+
+
+# --- reading: the 关联学校 cascade and search -----------------------------------------------------
+
+# A search box returns at most this many schools; the page asks the student to narrow it down.
+SEARCH_LIMIT = 50
+# The scene string of a per-school QR code is SCENE_PREFIX + code (app/services/school_qrcodes.py).
+SCENE_PREFIX = "school:"
+
+
+class SchoolNotFoundError(LookupError):
+    message = "找不到这所学校，请重新选择。"
+
+
+@dataclass(frozen=True)
+class Region:
+    province: str
+    cities: list[str]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    schools: list[School]
+    # More schools matched than were returned.
+    truncated: bool
+
+
+def regions(session: Session) -> list[Region]:
+    """Provinces with their cities, only where there are schools (the cascade's first two lists)."""
+    rows = session.execute(
+        select(School.province, School.city).distinct().order_by(School.province, School.city)
+    ).all()
+    found: dict[str, list[str]] = {}
+    for province, city in rows:
+        found.setdefault(province, []).append(city)
+    return [Region(province, cities) for province, cities in found.items()]
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search(
+    session: Session,
+    province: str | None = None,
+    city: str | None = None,
+    q: str | None = None,
+    limit: int = SEARCH_LIMIT,
+) -> SearchResult:
+    """Schools in a province/city and/or whose name contains `q` (case-insensitive), by name."""
+    query = select(School)
+    if province:
+        query = query.where(School.province == province)
+    if city:
+        query = query.where(School.city == city)
+    if q and q.strip():
+        query = query.where(School.name.ilike(_like_pattern(q.strip()), escape="\\"))
+    found = list(session.scalars(query.order_by(School.name, School.code).limit(limit + 1)))
+    return SearchResult(found[:limit], truncated=len(found) > limit)
+
+
+def get_by_code(session: Session, code: str) -> School | None:
+    return session.scalar(select(School).where(School.code == code))
+
+
+def batches_of(session: Session, code: str) -> tuple[School, list[Batch]]:
+    """A school and its batches, newest first. Raises SchoolNotFoundError."""
+    school = get_by_code(session, code)
+    if school is None:
+        raise SchoolNotFoundError(code)
+    batches = list(
+        session.scalars(
+            select(Batch).where(Batch.school_id == school.id).order_by(Batch.opens_at.desc(), Batch.name)
+        )
+    )
+    return school, batches
+
+
+def scene_school_code(scene: str | None) -> str | None:
+    """The school code of a per-school QR scene ("school:<code>"), else None."""
+    if scene and scene.startswith(SCENE_PREFIX):
+        code = scene[len(SCENE_PREFIX) :].strip()
+        return code or None
+    return None

@@ -1,0 +1,397 @@
+"""`flask schools import FILE.csv`: schools and their batches from a spreadsheet (docs/schools-csv.md).
+
+The whole file is checked before anything is written, every bad row is reported with its line
+number, and the rows are written in one transaction: a file is imported completely or not at all.
+Rows are upserted (schools by code, batches by school + name), so importing the same file again
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.services import schools
+from app.services.schools import BatchData
+from media.spec import BACKGROUND_LABELS, PhotoSpec
+from models import Batch, School
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+REQUIRED = (
+    "school_code",
+    "school_name",
+    "province",
+    "city",
+    "batch_name",
+    "education",
+    "opens_at",
+    "closes_at",
+)
+OPTIONAL = (
+    "fee_yuan",
+    "fee_fen",
+    "photo_width",
+    "photo_height",
+    "photo_size_mode",
+    "photo_formats",
+    "photo_min_kb",
+    "photo_max_kb",
+    "photo_background",
+    "review_days_min",
+    "review_days_max",
+)
+COLUMNS = REQUIRED + OPTIONAL
+
+# Same limits as the columns of models/school.py.
+MAX_LENGTHS = {
+    "school_code": 32,
+    "school_name": 100,
+    "province": 20,
+    "city": 30,
+    "batch_name": 100,
+    "education": 20,
+}
+# The code becomes part of a QR scene ("school:<code>", ≤ 64 characters) and of URLs.
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+FORMAT_NAMES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}
+# light_blue, 浅蓝色 and 浅蓝 all name the same background.
+BACKGROUNDS = {
+    name: key for key, label in BACKGROUND_LABELS.items() for name in (key, label, label.removesuffix("色"))
+}
+DATE_HELP = "应为 2026-03-01 或 2026-03-01 09:00（北京时间）"
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    messages: list[str]
+
+    def __str__(self) -> str:
+        return f"第 {self.line} 行：" + "；".join(self.messages)
+
+
+class ImportFileError(ValueError):
+    """The file cannot be imported; nothing was written. `errors` lists every problem found."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class SchoolRow:
+    code: str
+    name: str
+    province: str
+    city: str
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    school: SchoolRow
+    batch: BatchData
+
+
+@dataclass
+class ImportResult:
+    rows: int = 0
+    schools_created: int = 0
+    schools_updated: int = 0
+    batches_created: int = 0
+    batches_updated: int = 0
+    # Codes of the schools in the file, in file order (for the summary).
+    school_codes: list[str] = field(default_factory=list)
+
+
+def parse(content: bytes) -> list[ImportRow]:
+    """Check the whole file; raises ImportFileError with every problem, else returns the rows."""
+    try:
+        text = content.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
+    except UnicodeDecodeError as exc:
+        line = content[: exc.start].count(b"\n") + 1
+        raise ImportFileError(
+            [RowError(line, ["文件不是 UTF-8 编码。Excel 请用「另存为 → CSV UTF-8（逗号分隔）」保存"])]
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportFileError([RowError(1, ["文件是空的"])]) from None
+    except csv.Error as exc:
+        raise ImportFileError([RowError(1, [f"CSV 格式错误：{exc}"])]) from None
+    columns = [name.strip().lower() for name in header]
+    header_errors = _check_header(columns)
+    if header_errors:
+        raise ImportFileError([RowError(1, header_errors)])
+
+    rows: list[ImportRow] = []
+    errors: list[RowError] = []
+    seen_batches: dict[tuple[str, str], int] = {}
+    seen_schools: dict[str, tuple[SchoolRow, int]] = {}
+    line = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append(RowError(line, [f"CSV 格式错误：{exc}"]))
+            break
+        start, line = line, reader.line_num + 1
+        if not any(cell.strip() for cell in cells):
+            continue  # blank lines (Excel leaves some at the end)
+        if len(cells) > len(columns):
+            errors.append(
+                RowError(start, [f"有 {len(cells)} 列，表头只有 {len(columns)} 列（多余的逗号？）"])
+            )
+            continue
+        values = {name: (cells[i].strip() if i < len(cells) else "") for i, name in enumerate(columns)}
+        parsed, messages = _parse_row(start, values)
+        if parsed is not None:
+            key = (parsed.school.code, parsed.batch.name)
+            if key in seen_batches:
+                messages.append(f"与第 {seen_batches[key]} 行是同一学校的同名批次")
+            seen_batches.setdefault(key, start)
+            earlier = seen_schools.get(parsed.school.code)
+            if earlier is not None and earlier[0] != parsed.school:
+                messages.append(f"学校代码 {parsed.school.code} 的名称或省市与第 {earlier[1]} 行不一致")
+            seen_schools.setdefault(parsed.school.code, (parsed.school, start))
+        if messages:
+            errors.append(RowError(start, messages))
+        elif parsed is not None:
+            rows.append(parsed)
+    if errors:
+        raise ImportFileError(errors)
+    if not rows:
+        raise ImportFileError([RowError(1, ["文件里没有数据行"])])
+    return rows
+
+
+def import_csv(session: Session, content: bytes) -> ImportResult:
+    """Check the file, then upsert every row in one transaction; commits once.
+
+    Raises ImportFileError (nothing written) when any row is wrong.
+    """
+    rows = parse(content)
+    result = ImportResult(rows=len(rows))
+    try:
+        for row in rows:
+            school = schools.get_by_code(session, row.school.code)
+            if row.school.code not in result.school_codes:
+                result.school_codes.append(row.school.code)
+                if school is None:
+                    result.schools_created += 1
+                elif _school_changed(school, row.school):
+                    result.schools_updated += 1
+            school = schools.upsert_school(
+                session, row.school.code, row.school.name, row.school.province, row.school.city
+            )
+            existing = session.scalar(
+                select(Batch).where(Batch.school_id == school.id, Batch.name == row.batch.name)
+            )
+            before = _batch_state(existing) if existing is not None else None
+            batch = schools.upsert_batch(session, school, row.batch)
+            if before is None:
+                result.batches_created += 1
+            elif before != _batch_state(batch):
+                result.batches_updated += 1
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return result
+
+
+def _school_changed(school: School, row: SchoolRow) -> bool:
+    return (school.name, school.province, school.city) != (row.name, row.province, row.city)
+
+
+def _batch_state(batch: Batch) -> tuple[Any, ...]:
+    return (
+        batch.education,
+        batch.opens_at,
+        batch.closes_at,
+        batch.fee_fen,
+        batch.review_days_min,
+        batch.review_days_max,
+        batch.photo_spec,
+    )
+
+
+def _check_header(columns: list[str]) -> list[str]:
+    problems = []
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown:
+        problems.append("不认识的列：" + "、".join(c or "（空列名）" for c in unknown))
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        problems.append("重复的列：" + "、".join(duplicated))
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        problems.append("缺少必填的列：" + "、".join(missing))
+    if "fee_yuan" not in columns and "fee_fen" not in columns:
+        problems.append("缺少费用列：fee_yuan 或 fee_fen")
+    return problems
+
+
+def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, list[str]]:
+    messages: list[str] = []
+    for column in REQUIRED:
+        if not values.get(column):
+            messages.append(f"{column} 不能为空")
+    for column, limit in MAX_LENGTHS.items():
+        if len(values.get(column, "")) > limit:
+            messages.append(f"{column} 超过 {limit} 个字符")
+    code = values.get("school_code", "")
+    if code and not CODE_PATTERN.match(code):
+        messages.append(f"school_code「{code}」只能含字母、数字、- 和 _")
+
+    opens_at = _moment(values.get("opens_at", ""), end_of_day=False, column="opens_at", messages=messages)
+    closes_at = _moment(values.get("closes_at", ""), end_of_day=True, column="closes_at", messages=messages)
+    if opens_at and closes_at and closes_at <= opens_at:
+        messages.append("closes_at 必须晚于 opens_at")
+
+    fee_fen = _fee(values, messages)
+    review_min = _integer(values, "review_days_min", 7, messages, low=1, high=365)
+    review_max = _integer(values, "review_days_max", 10, messages, low=1, high=365)
+    if review_min is not None and review_max is not None and review_max < review_min:
+        messages.append("review_days_max 不能小于 review_days_min")
+    spec = _photo_spec(values, messages)
+
+    if messages:
+        return None, messages
+    assert opens_at and closes_at and fee_fen is not None and spec is not None
+    assert review_min is not None and review_max is not None
+    school = SchoolRow(code, values["school_name"], values["province"], values["city"])
+    batch = BatchData(
+        name=values["batch_name"],
+        education=values["education"],
+        opens_at=opens_at,
+        closes_at=closes_at,
+        fee_fen=fee_fen,
+        photo_spec=spec,
+        review_days_min=review_min,
+        review_days_max=review_max,
+    )
+    return ImportRow(line, school, batch), messages
+
+
+def _moment(raw: str, *, end_of_day: bool, column: str, messages: list[str]) -> datetime | None:
+    """A date (the whole day: opens at 00:00, closes at 23:59:59) or a date and time, Beijing time."""
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            clock = time(23, 59, 59) if end_of_day else time(0, 0)
+            return datetime.combine(day, clock, tzinfo=BEIJING)
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        messages.append(f"{column}「{raw}」不是有效的日期，{DATE_HELP}")
+        return None
+    return moment.replace(tzinfo=BEIJING) if moment.tzinfo is None else moment
+
+
+def _fee(values: dict[str, str], messages: list[str]) -> int | None:
+    yuan_raw, fen_raw = values.get("fee_yuan", ""), values.get("fee_fen", "")
+    fen_from_yuan: int | None = None
+    fen: int | None = None
+    if yuan_raw:
+        try:
+            amount = Decimal(yuan_raw)
+        except InvalidOperation:
+            amount = Decimal("NaN")
+        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+            messages.append(f"fee_yuan「{yuan_raw}」应为不小于 0、最多两位小数的金额，如 2 或 2.00")
+        else:
+            fen_from_yuan = int(amount * 100)
+    if fen_raw:
+        fen = _integer(values, "fee_fen", None, messages, low=0, high=10**8)
+    if not yuan_raw and not fen_raw:
+        messages.append("fee_yuan 和 fee_fen 至少填一个")
+        return None
+    if fen_from_yuan is not None and fen is not None and fen_from_yuan != fen:
+        messages.append(f"fee_yuan（{yuan_raw} 元）与 fee_fen（{fen_raw} 分）不一致")
+        return None
+    return fen if fen is not None else fen_from_yuan
+
+
+def _integer(
+    values: dict[str, str], column: str, default: int | None, messages: list[str], *, low: int, high: int
+) -> int | None:
+    raw = values.get(column, "")
+    if not raw:
+        return default
+    try:
+        number = int(raw)
+    except ValueError:
+        messages.append(f"{column}「{raw}」应为整数")
+        return None
+    if not low <= number <= high:
+        messages.append(f"{column} 应在 {low}–{high} 之间")
+        return None
+    return number
+
+
+def _photo_spec(values: dict[str, str], messages: list[str]) -> PhotoSpec | None:
+    before = len(messages)
+    fields: dict[str, Any] = {}
+    for column, name in (("photo_width", "width"), ("photo_height", "height")):
+        number = _integer(values, column, None, messages, low=100, high=4000)
+        if number is not None:
+            fields[name] = number
+    for column, name, low in (("photo_min_kb", "min_bytes", 0), ("photo_max_kb", "max_bytes", 1)):
+        number = _integer(values, column, None, messages, low=low, high=100 * 1024)
+        if number is not None:
+            fields[name] = number * 1024
+    mode = values.get("photo_size_mode", "").lower()
+    if mode:
+        if mode in ("exact", "max"):
+            fields["size_mode"] = mode
+        else:
+            messages.append(f"photo_size_mode「{mode}」应为 exact（必须正好这个尺寸）或 max（不超过）")
+    formats_raw = values.get("photo_formats", "")
+    if formats_raw:
+        names = [f.lower() for f in re.split(r"[\s/|;,、]+", formats_raw) if f]
+        unknown = [f for f in names if f not in FORMAT_NAMES]
+        if unknown or not names:
+            messages.append(f"photo_formats「{formats_raw}」只能是 jpg、jpeg、png，多个用 / 分隔")
+        else:
+            fields["formats"] = tuple(dict.fromkeys(FORMAT_NAMES[f] for f in names))
+    background = values.get("photo_background", "")
+    if background:
+        if background.lower() in BACKGROUNDS or background in BACKGROUNDS:
+            fields["background"] = BACKGROUNDS.get(background.lower(), BACKGROUNDS.get(background))
+        else:
+            choices = "、".join(f"{k}（{v}）" for k, v in BACKGROUND_LABELS.items())
+            messages.append(f"photo_background「{background}」应为 {choices}")
+    try:
+        # Built even when a column was wrong, so that the rules between columns are reported too.
+        spec = PhotoSpec(**fields)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if err["type"] == "value_error" and "min_bytes" in err["msg"]:
+                messages.append("photo_min_kb 必须小于 photo_max_kb")
+            else:
+                messages.append(f"照片要求有误：{err['msg']}")
+        return None
+    return spec if len(messages) == before else None
+
+
+def summary(result: ImportResult) -> str:
+    return (
+        f"导入 {result.rows} 行：学校 新增 {result.schools_created}、更新 {result.schools_updated}；"
+        f"批次 新增 {result.batches_created}、更新 {result.batches_updated}"
+    )
