@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import users
+from app.services import schools, users
 from wechat_handlers import texts
 from wechat_handlers.registry import Context, Reply, raw_fields, register
 
@@ -24,7 +24,7 @@ def handle_subscribe_with_scene(message: BaseMessage, ctx: Context) -> Reply:
     scene = _scene(message)
     result = users.subscribe(ctx.session, message.source, scene=scene or None, cache=ctx.cache)
     greeting = texts.welcome(ctx.base_url) if result.is_new else texts.welcome_back(ctx.base_url)
-    return f"{texts.scene_recorded(scene)}\n\n{greeting}" if scene else greeting
+    return f"{_scene_reply(scene, ctx)}\n\n{greeting}" if scene else greeting
 
 
 @register("event", "scan")
@@ -34,7 +34,7 @@ def handle_scan(message: BaseMessage, ctx: Context) -> Reply:
     if not scene:
         return None
     users.record_scene(ctx.session, message.source, scene)
-    return texts.scene_recorded(scene)
+    return _scene_reply(scene, ctx)
 
 
 @register("event", "unsubscribe")
@@ -60,6 +60,13 @@ def handle_location(message: BaseMessage, ctx: Context) -> Reply:
 def handle_unknown_event(message: BaseMessage, ctx: Context) -> Reply:
     # Template-send reports, subscription-notice events, ...: acknowledged, nothing to say.
     return None
+
+
+def _scene_reply(scene: str, ctx: Context) -> str:
+    # A school's QR code names the school; any other scene is only acknowledged.
+    code = schools.scene_school_code(scene)
+    school = schools.get_by_code(ctx.session, code) if code else None
+    return texts.school_scanned(ctx.base_url, school.name) if school else texts.scene_recorded(scene)
 
 
 def _scene(message: BaseMessage) -> str:

@@ -44,6 +44,15 @@ def scene_recorded(scene: str) -> str:
     return "已记录您扫码的来源。"
 
 
+def school_url(base_url: str) -> str:
+    return f"{base_url}/h5/school"
+
+
+def school_scanned(base_url: str, school_name: str) -> str:
+    # Per-school QR codes (flask schools qrcode); /h5/school pre-selects the school.
+    return f"您扫描的是「{school_name}」的二维码，关联学校时将为您预先选好这所学校：{school_url(base_url)}"
+
+
 def help_text(base_url: str) -> str:
     return (
         "使用帮助\n"
