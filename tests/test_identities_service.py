@@ -187,3 +187,36 @@ def test_raw_personal_data_is_nowhere_in_the_database_or_logs(
     assert "2101**********0011" in caplog.text or any(
         getattr(r, "id_number", "") == "2101**********0011" for r in caplog.records
     )
+
+
+def test_rotating_keys_re_encrypts_every_identity(
+    app_factory: Any, live_server: Any, database_url: str, tmp_path: Any
+) -> None:
+    from cryptography.fernet import Fernet
+    from sqlalchemy import select as _select
+
+    from conftest import make_app
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+
+    def app_with(keys: str) -> Flask:  # same database, other keys, nothing emptied
+        return make_app(live_server, database_url, tmp_path, PII_ENCRYPTION_KEYS=keys, PII_HMAC_KEY="m" * 32)
+
+    before = app_factory(PII_ENCRYPTION_KEYS=old, PII_HMAC_KEY="m" * 32)
+    with before.app_context():
+        user = _user("o-zhang")
+        identities.bind(db.session, pii_keyring(), user, ZHANG, TODAY)
+        stored_before = db.session.scalars(_select(Identity.number_enc)).one()
+        db.session.remove()
+    both = app_with(f"{new},{old}")
+    result = both.test_cli_runner().invoke(args=["pii", "rotate"])
+    with both.app_context():
+        db.engine.dispose()
+    assert result.exit_code == 0 and "re-encrypted 1 identities" in result.output
+    after = app_with(new)
+    with after.app_context():
+        identity = identities.active(db.session, user)
+        assert identity is not None and identity.number_enc != stored_before
+        assert identities.view(pii_keyring(), identity, TODAY).number_masked == "2101**********0011"
+        db.session.remove()
+        db.engine.dispose()

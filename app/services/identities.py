@@ -188,3 +188,25 @@ def _end(identity: Identity, reason: str) -> None:
     identity.active = False
     identity.ended_at = utcnow()
     identity.end_reason = reason
+
+
+def rotate_keys(session: Session, keyring: Keyring, batch_size: int = 500) -> int:
+    """Re-encrypt every stored number and name under the keyring's first key; commits per batch.
+
+    Rotation: put the new key first in PII_ENCRYPTION_KEYS (keeping the old one after it), run this,
+    then drop the old key. Safe to rerun or interrupt: each row is readable under both keys.
+    """
+    done = 0
+    last_id = 0
+    while True:
+        rows = session.scalars(
+            select(Identity).where(Identity.id > last_id).order_by(Identity.id).limit(batch_size)
+        ).all()
+        if not rows:
+            return done
+        for row in rows:
+            row.number_enc = keyring.rotate(row.number_enc)
+            row.name_enc = keyring.rotate(row.name_enc)
+        session.commit()
+        done += len(rows)
+        last_id = rows[-1].id
