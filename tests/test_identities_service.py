@@ -192,10 +192,9 @@ def test_raw_personal_data_is_nowhere_in_the_database_or_logs(
 def test_rotating_keys_re_encrypts_every_identity(
     app_factory: Any, live_server: Any, database_url: str, tmp_path: Any
 ) -> None:
+    from conftest import make_app
     from cryptography.fernet import Fernet
     from sqlalchemy import select as _select
-
-    from conftest import make_app
 
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 
