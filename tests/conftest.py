@@ -126,6 +126,22 @@ def app_factory(live_server: LiveServer, database_url: str, tmp_path: Path) -> I
 
 
 @pytest.fixture
+def same_database_app(live_server: LiveServer, database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """Another app on the test's database with other settings, emptying nothing (e.g. new keys)."""
+    made: list[Flask] = []
+
+    def factory(**overrides: Any) -> Flask:
+        made.append(make_app(live_server, database_url, tmp_path, **overrides))
+        return made[-1]
+
+    yield factory
+    for other in made:
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def app(app_factory: Any) -> Flask:
     app: Flask = app_factory()
     return app

@@ -189,28 +189,22 @@ def test_raw_personal_data_is_nowhere_in_the_database_or_logs(
     )
 
 
-def test_rotating_keys_re_encrypts_every_identity(
-    app_factory: Any, live_server: Any, database_url: str, tmp_path: Any
-) -> None:
-    from conftest import make_app
+def test_rotating_keys_re_encrypts_every_identity(app_factory: Any, same_database_app: Any) -> None:
     from cryptography.fernet import Fernet
-    from sqlalchemy import select as _select
 
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 
-    def app_with(keys: str) -> Flask:  # same database, other keys, nothing emptied
-        return make_app(live_server, database_url, tmp_path, PII_ENCRYPTION_KEYS=keys, PII_HMAC_KEY="m" * 32)
+    def app_with(keys: str) -> Flask:
+        app: Flask = same_database_app(PII_ENCRYPTION_KEYS=keys, PII_HMAC_KEY="m" * 32)
+        return app
 
     before = app_factory(PII_ENCRYPTION_KEYS=old, PII_HMAC_KEY="m" * 32)
     with before.app_context():
         user = _user("o-zhang")
         identities.bind(db.session, pii_keyring(), user, ZHANG, TODAY)
-        stored_before = db.session.scalars(_select(Identity.number_enc)).one()
+        stored_before = db.session.scalars(select(Identity.number_enc)).one()
         db.session.remove()
-    both = app_with(f"{new},{old}")
-    result = both.test_cli_runner().invoke(args=["pii", "rotate"])
-    with both.app_context():
-        db.engine.dispose()
+    result = app_with(f"{new},{old}").test_cli_runner().invoke(args=["pii", "rotate"])
     assert result.exit_code == 0 and "re-encrypted 1 identities" in result.output
     after = app_with(new)
     with after.app_context():
@@ -218,4 +212,3 @@ def test_rotating_keys_re_encrypts_every_identity(
         assert identity is not None and identity.number_enc != stored_before
         assert identities.view(pii_keyring(), identity, TODAY).number_masked == "2101**********0011"
         db.session.remove()
-        db.engine.dispose()

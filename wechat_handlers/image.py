@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import users
 from wechat_handlers import texts
 from wechat_handlers.registry import Context, Reply, register
 
 
 @register("image")
 def handle_image(message: BaseMessage, ctx: Context) -> Reply:
-    users.ensure_follower(ctx.session, ctx.cache, message.source)
+    ctx.ensure_follower(message.source)
     return texts.image_received(ctx.base_url)

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import progress, users
-from models import utcnow
+from app.services import users
 from wechat_handlers import texts
 from wechat_handlers.registry import Context, Reply, register
 
@@ -21,8 +20,7 @@ def handle_help_click(message: BaseMessage, ctx: Context) -> Reply:
 @register("event", "click", "STATUS")
 def handle_status_click(message: BaseMessage, ctx: Context) -> Reply:
     # 审核结果: where the student stands now.
-    user = users.get_or_create(ctx.session, message.source)
-    return texts.progress(ctx.base_url, progress.of(ctx.session, user.id, utcnow()))
+    return texts.progress(ctx.base_url, ctx.progress(message.source))
 
 
 @register("event", "click", "CONTACT")

@@ -28,7 +28,10 @@ from sqlalchemy.orm import Session
 from wechatpy.messages import BaseMessage
 from wechatpy.replies import BaseReply
 
+from app.services import progress, users
+from app.services.progress import Progress
 from config import Settings
+from models import utcnow
 
 Key: TypeAlias = tuple[str | None, str | None, str | None]
 Reply: TypeAlias = str | BaseReply | None
@@ -36,11 +39,25 @@ Reply: TypeAlias = str | BaseReply | None
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What a handler may use besides the message: the unit of work's session, Redis, the settings."""
+    """What a handler may use besides the message: the unit of work's session, Redis, the settings,
+    and whether the sender's follower mark was already seen (read with the dedupe claim)."""
 
     session: Session
     cache: Redis
     settings: Settings
+    known_follower: bool = False
+
+    def ensure_follower(self, openid: str) -> None:
+        if not self.known_follower:
+            users.ensure_follower(self.session, self.cache, openid)
+
+    def progress(self, openid: str) -> Progress:
+        """Where the sender stands: one query for a known follower, else make them one first."""
+        now = utcnow()
+        found = progress.of_follower(self.session, openid, now)
+        if found is not None:
+            return found
+        return progress.of(self.session, users.get_or_create(self.session, openid).id, now)
 
     @property
     def base_url(self) -> str:

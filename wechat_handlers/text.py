@@ -7,33 +7,30 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import progress, users
-from models import utcnow
 from wechat_handlers import texts
 from wechat_handlers.registry import Context, Reply, register
 
 
 @register("text", None, "帮助", "help", "?", "？")
 def handle_help(message: BaseMessage, ctx: Context) -> Reply:
-    users.ensure_follower(ctx.session, ctx.cache, message.source)
+    ctx.ensure_follower(message.source)
     return texts.help_text(ctx.base_url)
 
 
 @register("text", None, "绑定", "实名绑定")
 def handle_bind(message: BaseMessage, ctx: Context) -> Reply:
-    users.ensure_follower(ctx.session, ctx.cache, message.source)
+    ctx.ensure_follower(message.source)
     return texts.bind(ctx.base_url)
 
 
 @register("text", None, "进度", "查询", "审核结果")
 def handle_progress(message: BaseMessage, ctx: Context) -> Reply:
-    user = users.get_or_create(ctx.session, message.source)
-    return texts.progress(ctx.base_url, progress.of(ctx.session, user.id, utcnow()))
+    return texts.progress(ctx.base_url, ctx.progress(message.source))
 
 
 @register("text")
 def handle_text(message: BaseMessage, ctx: Context) -> Reply:
     # Knowing the sender matters even here: someone who followed before this service existed
     # becomes a user on their first message.
-    users.ensure_follower(ctx.session, ctx.cache, message.source)
+    ctx.ensure_follower(message.source)
     return texts.UNKNOWN_TEXT

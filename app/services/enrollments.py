@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -47,7 +48,15 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y年%m月%d日 %H:%M")
 
 
-def closed_message(batch: Batch, now: datetime) -> str:
+class BatchWindow(Protocol):
+    """What the closed-batch message needs: a Batch, or a row of just these columns."""
+
+    name: str
+    opens_at: datetime
+    closes_at: datetime
+
+
+def closed_message(batch: BatchWindow, now: datetime) -> str:
     if now < batch.opens_at:
         return f"「{batch.name}」将于 {_local(batch.opens_at)} 开放，届时再来关联。"
     return f"「{batch.name}」已于 {_local(batch.closes_at)} 截止，不能再关联。请选择开放中的批次或咨询学校。"

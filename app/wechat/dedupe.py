@@ -49,21 +49,33 @@ def key_for(message: BaseMessage) -> str | None:
     return f"{PREFIX}e:{source}:{created}:{event}:{event_key}"
 
 
-def run_once(r: Redis, key: str | None, ttl_seconds: int, produce: Callable[[], str]) -> str:
+def run_once(
+    r: Redis,
+    key: str | None,
+    ttl_seconds: int,
+    produce: Callable[[str | None], str],
+    prefetch: str | None = None,
+) -> str:
     """The reply for this message: produced here, or the one a first request produced.
 
+    `prefetch` names a key the handler will want (the sender's follower mark): it is read in the
+    same round trip as the claim and handed to `produce` — on the hot path every round trip counts.
     `produce` must not raise (the view turns handler errors into an empty reply first).
     """
     if key is None:
-        return produce()
+        return produce(None)
     try:
-        first = r.set(key, PENDING, nx=True, ex=ttl_seconds)
+        pipe = r.pipeline(transaction=False)
+        pipe.set(key, PENDING, nx=True, ex=ttl_seconds)
+        if prefetch is not None:
+            pipe.get(prefetch)
+        first, *prefetched = pipe.execute()
     except RedisError:
         # Answering matters more than deduplicating: a retry may run the handler again.
         log.exception("dedupe unavailable, handling without it")
-        return produce()
+        return produce(None)
     if first:
-        reply = produce()
+        reply = produce(prefetched[0] if prefetched else None)
         try:
             r.set(key, DONE + reply, ex=ttl_seconds)
         except RedisError:

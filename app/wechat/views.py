@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import wechat_handlers
 from app.extensions import db, redis_client
+from app.services import users
 from app.wechat import bp, dedupe
 from app.wechat.security import (
     HostileXmlError,
@@ -155,7 +156,11 @@ def receive() -> Response:
 
     cache = redis_client()
     reply = dedupe.run_once(
-        cache, dedupe.key_for(message), endpoint.dedupe_ttl_seconds, lambda: _handle(message, endpoint, cache)
+        cache,
+        dedupe.key_for(message),
+        endpoint.dedupe_ttl_seconds,
+        lambda mark: _handle(message, endpoint, cache, known_follower=bool(mark)),
+        prefetch=users.follower_mark(message.source),
     )
     if not reply:
         return Response(EMPTY_REPLY, mimetype="text/plain")
@@ -195,11 +200,12 @@ def _decrypt(endpoint: Endpoint, encrypt: str) -> str | None:
     return plaintext
 
 
-def _handle(message: BaseMessage, endpoint: Endpoint, cache: Redis) -> str:
+def _handle(message: BaseMessage, endpoint: Endpoint, cache: Redis, *, known_follower: bool) -> str:
     """Run the handler and render its reply as plaintext XML ("" for none). Never raises."""
     session = db.session()
     try:
-        result = wechat_handlers.dispatch(message, wechat_handlers.Context(session, cache, endpoint.settings))
+        ctx = wechat_handlers.Context(session, cache, endpoint.settings, known_follower)
+        result = wechat_handlers.dispatch(message, ctx)
         return create_reply(result, message, render=True) if result else ""
     except Exception:
         session.rollback()
