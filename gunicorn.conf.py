@@ -10,7 +10,8 @@ import os
 _embedded = os.environ.get("REDIS_URL", "memory://").startswith("memory://")
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:5000")
-worker_class = "gthread"
+# gthread: a slow outbound call (OAuth code exchange, WeChat API) blocks one thread, not the process.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 workers = 1 if _embedded else int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 threads = int(os.environ.get("GUNICORN_THREADS", "8" if _embedded else "4"))
 # WeChat gives up after 5 s; a request still running at 30 s is stuck, not slow.
