@@ -11,18 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.services import identities
+from app.services.errors import ServiceError
 from models import Batch, Enrollment, utcnow
 
 log = logging.getLogger(__name__)
 
 
-class EnrollmentError(Exception):
+class EnrollmentError(ServiceError):
     message = "关联学校失败"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.message)
-        if message:
-            self.message = message
 
 
 class IdentityRequiredError(EnrollmentError):

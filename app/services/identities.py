@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.services.errors import ServiceError
 from app.services.id_documents import (
     DOCUMENT_LABELS,
     Document,
@@ -31,15 +32,8 @@ from models import Enrollment, Identity, utcnow
 log = logging.getLogger(__name__)
 
 
-class IdentityError(Exception):
-    """Base of the binding rules' refusals; `message` is shown to the student as it is."""
-
+class IdentityError(ServiceError):
     message = "实名绑定失败"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.message)
-        if message:
-            self.message = message
 
 
 class IdentityTakenError(IdentityError):

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from wechatpy.exceptions import WeChatClientException
 
+from app.services import users
 from models import User
 
 OPERATOR_TAG = "operator"
@@ -59,22 +58,11 @@ def add_operator(session: Session, client: Any, openid: str) -> OperatorAdded:
     """
     tag = ensure_tag(client, OPERATOR_TAG)
     client.tag.tag_user(tag.tag_id, openid)
-    user = session.scalar(select(User).where(User.openid == openid))
-    user_created = user is None
+    user = users.get(session, openid)
+    user_created = False
     if user is None:
         # WeChat only tags followers of the account.
-        user = User(openid=openid, subscribed=True)
-        session.add(user)
+        user, user_created = users.insert(session, User(openid=openid, subscribed=True))
     user.is_operator = True
-    try:
-        session.commit()
-    except IntegrityError:
-        # The user's first message created the row meanwhile: mark that row.
-        session.rollback()
-        existing = session.scalar(select(User).where(User.openid == openid))
-        if existing is None:
-            raise
-        existing.is_operator = True
-        session.commit()
-        user_created = False
+    session.commit()
     return OperatorAdded(openid=openid, tag_id=tag.tag_id, tag_created=tag.created, user_created=user_created)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.services import users
 from models import User
 
 
@@ -15,18 +14,7 @@ def user_for_openid(session: Session, openid: str) -> User:
     snsapi_base sign-in works for people who do not follow the account (a shared link), so a new
     row does not claim a follow; the subscribe event or their first message sets that.
     """
-    user = session.scalar(select(User).where(User.openid == openid))
+    user = users.get(session, openid)
     if user is not None:
         return user
-    user = User(openid=openid, subscribed=False)
-    session.add(user)
-    try:
-        session.commit()
-    except IntegrityError:
-        # Their first message (or a second tab) created the row at the same moment.
-        session.rollback()
-        existing = session.scalar(select(User).where(User.openid == openid))
-        if existing is None:
-            raise
-        return existing
-    return user
+    return users.insert(session, User(openid=openid, subscribed=False))[0]

@@ -178,20 +178,28 @@ def _clip_scene(scene: str) -> str:
 def _create(
     session: Session, openid: str, *, subscribed_at: datetime | None, scene: str | None = None
 ) -> User:
-    user = User(
-        openid=openid,
-        subscribed=True,
-        subscribed_at=subscribed_at,
-        last_scene=_clip_scene(scene) if scene else None,
+    user, _ = insert(
+        session,
+        User(
+            openid=openid,
+            subscribed=True,
+            subscribed_at=subscribed_at,
+            last_scene=_clip_scene(scene) if scene else None,
+        ),
     )
+    return user
+
+
+def insert(session: Session, user: User) -> tuple[User, bool]:
+    """Commit a new user row; if a concurrent request (the user's first message, a second tab)
+    created the same openid meanwhile, return that row instead. (user, created)."""
     session.add(user)
     try:
         session.commit()
     except IntegrityError:
-        # Two first messages of one new user at once: the other request created the row.
         session.rollback()
-        existing = get(session, openid)
+        existing = get(session, user.openid)
         if existing is None:
             raise
-        return existing
-    return user
+        return existing, False
+    return user, True
