@@ -95,7 +95,10 @@ class Settings(BaseSettings):
     # The outbox worker. In the embedded mode (REDIS_URL=memory://) it must run inside the web
     # process, because the in-process Redis is not shared with other processes.
     WORKER_POLL_SECONDS: float = Field(default=0.5, gt=0)
-    WORKER_MAX_ATTEMPTS: int = Field(default=8, ge=1)
+    WORKER_MAX_ATTEMPTS: int = Field(default=10, ge=1)
+    # Identity checks the provider could not answer are retried this many times (backoff 5 s, 10 s,
+    # 20 s ... ≈ 21 minutes for 8) before the attempt is refunded; below WORKER_MAX_ATTEMPTS.
+    VERIFY_MAX_ATTEMPTS: int = Field(default=8, ge=1)
 
     # Identity verification (人口库核验), run by the worker after payment. "sandbox": the emulator's
     # roster (SANDBOX=1 only; the default there); "http": a provider reached at VERIFY_HTTP_URL with
@@ -106,6 +109,44 @@ class Settings(BaseSettings):
     VERIFY_HTTP_SECRET: str = ""
     # Applies to connecting and to each read; a timeout is retried by the worker, never a mismatch.
     VERIFY_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+
+    # Photo files. MEDIA_URL empty = content-addressed files under MEDIA_ROOT; "s3://bucket/prefix" =
+    # an S3-compatible object store (endpoint and keys below; empty keys = boto3's usual sources).
+    MEDIA_URL: str = Field(default="", pattern=r"^(|s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?)$")
+    MEDIA_S3_ENDPOINT_URL: str = ""
+    MEDIA_S3_REGION: str = "us-east-1"
+    MEDIA_S3_ACCESS_KEY_ID: str = ""
+    MEDIA_S3_SECRET_ACCESS_KEY: str = ""
+    # Uploads larger than this are refused before they are read (WeChat's own image limit is 10 MB).
+    MEDIA_MAX_UPLOAD_BYTES: int = Field(default=20 * 1024 * 1024, ge=64 * 1024)
+    # Photos are served only through signed links bound to the viewer; they stop working after this.
+    MEDIA_URL_TTL_SECONDS: int = Field(default=600, ge=30, le=3600)
+
+    # WeChat Pay API v3 (docs/pay.md). Public-key mode (微信支付公钥, what new merchants get): set
+    # WECHAT_PAY_PUBLIC_KEY_ID + WECHAT_PAY_PUBLIC_KEY_PATH; platform-certificate mode instead: set
+    # WECHAT_PAY_CERT_DIR (certificates are downloaded into it). With SANDBOX=1 everything may stay
+    # empty: the emulator's keys and the merchant's test keys are generated under var/sandbox-pay/.
+    WECHAT_PAY_MCHID: str = Field(default="", pattern=r"^\d{0,32}$")
+    WECHAT_PAY_APPID: str = ""  # empty = WECHAT_APPID
+    WECHAT_PAY_MERCHANT_SERIAL: str = Field(default="", pattern=r"^[0-9A-Fa-f]{0,64}$")
+    WECHAT_PAY_PRIVATE_KEY_PATH: str = ""
+    WECHAT_PAY_APIV3_KEY: str = ""
+    WECHAT_PAY_PUBLIC_KEY_ID: str = ""
+    WECHAT_PAY_PUBLIC_KEY_PATH: str = ""
+    WECHAT_PAY_CERT_DIR: str = ""
+    # Base of api.mch.weixin.qq.com; empty = WeChat Pay's, or the sandbox's when SANDBOX=1.
+    WECHAT_PAY_API_BASE: str = ""
+    # Where WeChat Pay posts notifications; empty = PUBLIC_BASE_URL + "/pay/notify".
+    WECHAT_PAY_NOTIFY_URL: str = ""
+    # Notifications whose signed Wechatpay-Timestamp is further than this from now are refused.
+    WECHAT_PAY_MAX_NOTIFY_AGE_SECONDS: int = Field(default=300, ge=30, le=3600)
+    WECHAT_PAY_MAX_NOTIFY_BYTES: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    WECHAT_PAY_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
+    # Shown on the sandbox pay sheet (the real sheet shows the merchant's registered name).
+    WECHAT_PAY_MERCHANT_NAME: str = "证件照核验服务"
+    # SANDBOX=1 only: a thread in the web process delivers the emulator's pay notifications on
+    # WeChat Pay's schedule. Tests turn it off and drive `deliver_due_notifications(now)` instead.
+    WECHAT_PAY_SANDBOX_NOTIFY_THREAD: bool = True
 
     @field_validator("WECHAT_AES_KEY")
     @classmethod
@@ -126,12 +167,28 @@ class Settings(BaseSettings):
                 raise ValueError("each key must be a Fernet key (Fernet.generate_key())") from None
         return value
 
-    @field_validator("PUBLIC_BASE_URL", "WECHAT_API_BASE", "WECHAT_OAUTH_BASE")
+    @field_validator("WECHAT_PAY_APIV3_KEY")
+    @classmethod
+    def _apiv3_key_shape(cls, value: str) -> str:
+        # AES-256-GCM key: WeChat Pay's admin page takes exactly 32 ASCII characters.
+        if value and len(value.encode()) != 32:
+            raise ValueError("WECHAT_PAY_APIV3_KEY (APIv3 密钥) must be exactly 32 bytes")
+        return value
+
+    @field_validator("PUBLIC_BASE_URL", "WECHAT_API_BASE", "WECHAT_OAUTH_BASE", "WECHAT_PAY_API_BASE")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         if value and not re.match(r"^https?://", value):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("WECHAT_PAY_NOTIFY_URL")
+    @classmethod
+    def _notify_url(cls, value: str) -> str:
+        # WeChat Pay refuses a notify_url with a query string.
+        if value and not re.match(r"^https?://[^/\s?#]+[^\s?#]*$", value):
+            raise ValueError("must be an http:// or https:// URL without ?query or #fragment")
+        return value
 
     @field_validator("VERIFY_HTTP_URL")
     @classmethod
@@ -165,6 +222,10 @@ class Settings(BaseSettings):
                 "WECHAT_DEDUPE_TTL_SECONDS must exceed WECHAT_MAX_CLOCK_SKEW_SECONDS, or a signed post "
                 "replayed inside the skew window would be handled again"
             )
+        if self.VERIFY_MAX_ATTEMPTS >= self.WORKER_MAX_ATTEMPTS:
+            raise ValueError(
+                "VERIFY_MAX_ATTEMPTS must be below WORKER_MAX_ATTEMPTS (refund before the job dies)"
+            )
         if self.WECHAT_ENCRYPT_MODE != EncryptMode.PLAIN and not self.WECHAT_AES_KEY:
             raise ValueError("WECHAT_ENCRYPT_MODE=compatible/safe needs WECHAT_AES_KEY")
         if not self.WECHAT_API_BASE:
@@ -175,6 +236,7 @@ class Settings(BaseSettings):
             self.WECHAT_OAUTH_BASE = (
                 f"{self.PUBLIC_BASE_URL}/_sandbox/oauth" if self.SANDBOX else "https://open.weixin.qq.com"
             )
+        self._derive_pay()
         if not self.VERIFY_PROVIDER:
             self.VERIFY_PROVIDER = "sandbox" if self.SANDBOX else "http"
         if self.VERIFY_PROVIDER == "sandbox" and not self.SANDBOX:
@@ -182,7 +244,44 @@ class Settings(BaseSettings):
         if self.APP_ENV == AppEnv.PRODUCTION:
             self._refuse_unsafe_production()
             self._refuse_unsafe_verification()
+            self._refuse_unsafe_pay()
         return self
+
+    def _derive_pay(self) -> None:
+        if not self.WECHAT_PAY_APPID:
+            self.WECHAT_PAY_APPID = self.WECHAT_APPID
+        if not self.WECHAT_PAY_API_BASE:
+            self.WECHAT_PAY_API_BASE = (
+                f"{self.PUBLIC_BASE_URL}/_sandbox/pay" if self.SANDBOX else "https://api.mch.weixin.qq.com"
+            )
+        if not self.WECHAT_PAY_NOTIFY_URL:
+            self.WECHAT_PAY_NOTIFY_URL = f"{self.PUBLIC_BASE_URL}/pay/notify"
+        if bool(self.WECHAT_PAY_PUBLIC_KEY_ID) != bool(self.WECHAT_PAY_PUBLIC_KEY_PATH):
+            raise ValueError("WECHAT_PAY_PUBLIC_KEY_ID and WECHAT_PAY_PUBLIC_KEY_PATH go together")
+
+    @property
+    def pay_configured(self) -> bool:
+        """Real merchant credentials are set (otherwise only the sandbox can stand in)."""
+        return bool(
+            self.WECHAT_PAY_MCHID
+            and self.WECHAT_PAY_MERCHANT_SERIAL
+            and self.WECHAT_PAY_PRIVATE_KEY_PATH
+            and self.WECHAT_PAY_APIV3_KEY
+            and (self.WECHAT_PAY_PUBLIC_KEY_PATH or self.WECHAT_PAY_CERT_DIR)
+        )
+
+    def _refuse_unsafe_pay(self) -> None:
+        # Key files are read (and so checked) when the pay client is built at start-up.
+        if not self.pay_configured:
+            raise ValueError(
+                "production needs WeChat Pay: WECHAT_PAY_MCHID, WECHAT_PAY_MERCHANT_SERIAL, "
+                "WECHAT_PAY_PRIVATE_KEY_PATH, WECHAT_PAY_APIV3_KEY and either WECHAT_PAY_PUBLIC_KEY_ID + "
+                "WECHAT_PAY_PUBLIC_KEY_PATH or WECHAT_PAY_CERT_DIR (docs/pay.md)"
+            )
+        if not self.WECHAT_PAY_API_BASE.startswith("https://") or "/_sandbox" in self.WECHAT_PAY_API_BASE:
+            raise ValueError("production needs WECHAT_PAY_API_BASE on https://, never the sandbox's")
+        if not self.WECHAT_PAY_NOTIFY_URL.startswith("https://"):
+            raise ValueError("production needs an https:// WECHAT_PAY_NOTIFY_URL (WeChat Pay requires it)")
 
     def _refuse_unsafe_production(self) -> None:
         if self.SECRET_KEY == DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:

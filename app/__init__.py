@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     from app.extensions import csrf, db, init_pii, init_redis, migrate
+    from app.pay import apply as pay_apply
+    from app.pay.client import init_pay_client
     from app.verification_setup import init_verifier
     from app.wechat_client import init_wechat_client
 
@@ -42,6 +44,8 @@ def _init_extensions(app: Flask) -> None:
     init_pii(app)
     init_wechat_client(app)
     init_verifier(app)
+    init_pay_client(app)
+    pay_apply.register(app)
 
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
@@ -51,11 +55,13 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from app.extensions import csrf
     from app.h5 import bp as h5_bp
     from app.ops import bp as ops_bp
+    from app.pay import bp as pay_bp
     from app.wechat import bp as wechat_bp
 
     # WeChat signs its posts; a CSRF token cannot apply to them.
     csrf.exempt(wechat_bp)
-    for bp in (ops_bp, wechat_bp, auth_bp, h5_bp, api_bp):
+    csrf.exempt(pay_bp)
+    for bp in (ops_bp, wechat_bp, auth_bp, h5_bp, api_bp, pay_bp):
         app.register_blueprint(bp)
     register_openapi(app)
     if settings.SANDBOX:

@@ -518,13 +518,53 @@ PRODUCTION_PLACEHOLDERS = {
     "VERIFY_HTTP_URL": "https://verify.bench.invalid/v1",
     "VERIFY_HTTP_KEY_ID": "bench",
     "VERIFY_HTTP_SECRET": "bench-placeholder-secret",
+    "WECHAT_PAY_MCHID": "1900000109",
+    "WECHAT_PAY_MERCHANT_SERIAL": "BE0C4B1D0E5A6F7081923A4B5C6D7E8F90A1B2C3",
+    "WECHAT_PAY_APIV3_KEY": "bench-placeholder-apiv3-key-0032",
+    "WECHAT_PAY_PUBLIC_KEY_ID": "PUB_KEY_ID_BENCH",
+    "WECHAT_PAY_API_BASE": "https://api.mch.bench.invalid",
+    "WECHAT_PAY_NOTIFY_URL": "https://bench.invalid/pay/notify",
 }
+
+
+def throwaway_pay_keys() -> dict[str, str]:
+    """Production reads the merchant's and WeChat Pay's keys at start-up: throwaway RSA keys, in a
+    temporary folder removed when the bench exits (no payment is made in this benchmark)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-pay-keys-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    paths = {}
+    for name in ("merchant", "wechatpay"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = folder / f"{name}_private.pem"
+        private.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        public = folder / f"{name}_public.pem"
+        public.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        paths[name] = (str(private), str(public))
+    return {
+        "WECHAT_PAY_PRIVATE_KEY_PATH": paths["merchant"][0],
+        "WECHAT_PAY_PUBLIC_KEY_PATH": paths["wechatpay"][1],
+    }
 
 
 def real_app(args: argparse.Namespace, token: str) -> App:
     from cryptography.fernet import Fernet
 
-    env = {k: os.environ.get(k, v) for k, v in PRODUCTION_PLACEHOLDERS.items()}
+    env = {k: os.environ.get(k, v) for k, v in {**PRODUCTION_PLACEHOLDERS, **throwaway_pay_keys()}.items()}
     # Production refuses default secrets: fresh ones per run (the bench database holds nothing that
     # needs them later, only the followers).
     env.update(

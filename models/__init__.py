@@ -4,20 +4,40 @@ from models.base import Base, utcnow
 from models.enrollment import Enrollment
 from models.identity import Identity
 from models.outbox import OutboxItem, OutboxStatus
+from models.photo import Photo
 from models.school import Batch, School
 from models.staff import Staff, StaffRole, staff_schools
+from models.submission import (
+    STATUS_LABELS,
+    OrderStatus,
+    PaymentEvent,
+    PaymentOrder,
+    Refund,
+    RefundStatus,
+    Submission,
+    SubmissionStatus,
+)
 from models.user import User
 
 __all__ = [
+    "STATUS_LABELS",
     "Base",
     "Batch",
     "Enrollment",
     "Identity",
+    "OrderStatus",
     "OutboxItem",
     "OutboxStatus",
+    "PaymentEvent",
+    "PaymentOrder",
+    "Photo",
+    "Refund",
+    "RefundStatus",
     "School",
     "Staff",
     "StaffRole",
+    "Submission",
+    "SubmissionStatus",
     "User",
     "staff_schools",
     "utcnow",

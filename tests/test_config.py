@@ -77,6 +77,14 @@ def _production(**overrides: object) -> dict[str, object]:
         "VERIFY_HTTP_URL": "https://verify.example.com/v1/verify",
         "VERIFY_HTTP_KEY_ID": "key-1",
         "VERIFY_HTTP_SECRET": "v" * 32,
+        # WeChat Pay (tests/test_pay_client.py covers these settings and the key files themselves).
+        "PUBLIC_BASE_URL": "https://photo.example.com",
+        "WECHAT_PAY_MCHID": "1230000109",
+        "WECHAT_PAY_MERCHANT_SERIAL": "444F4864EA9B34415ABC",
+        "WECHAT_PAY_PRIVATE_KEY_PATH": "/etc/wechatpay/apiclient_key.pem",
+        "WECHAT_PAY_APIV3_KEY": "a" * 32,
+        "WECHAT_PAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0112345678",
+        "WECHAT_PAY_PUBLIC_KEY_PATH": "/etc/wechatpay/pub_key.pem",
     }
     values.update(overrides)
     return values

@@ -101,12 +101,65 @@ UNKNOWN_TEXT = "抱歉，没有理解您的意思。回复“帮助”查看可�
 
 
 def image_received(base_url: str) -> str:
+    """The passive reply to a picture being checked (the verdict follows as a custom message)."""
     return (
-        "已收到您的图片，谢谢！\n"
-        "聊天中发送的照片暂时还不能自动检测，请通过照片上传页面提交证件照：\n"
-        f"{photo_url(base_url)}\n"
-        "上传后会立即告诉您照片是否符合要求。"
+        "已收到您的图片，正在检查，结果稍后发给您……\n"
+        f"也可以在照片上传页面上传，并查看自动处理后的照片：{photo_url(base_url)}"
     )
+
+
+def image_needs(base_url: str, now: Progress) -> str:
+    """A picture from someone who cannot upload yet (not bound, no school, batch closed)."""
+    return (
+        "已收到您的图片。\n"
+        f"{now.message}\n"
+        f"请点击完成：{base_url}{now.path}\n"
+        f"完成后，直接在这里发送照片即可自动检查，也可以在页面上传：{photo_url(base_url)}"
+    )
+
+
+def photo_passed(
+    base_url: str, width: int | None, height: int | None, size: int | None, fmt: str | None
+) -> str:
+    made = ""
+    if width and height and size:
+        kind = "PNG" if fmt == "png" else "JPG"
+        made = f"已自动处理为 {width}×{height} 像素、{size / 1024:.0f} KB 的 {kind} 照片。\n"
+    return (
+        "照片检查通过 ✅\n"
+        f"{made}"
+        "下一步：缴费核验（即将开放），届时会通知您。\n"
+        f"查看处理后的照片：{photo_url(base_url)}"
+    )
+
+
+# A custom text is limited to 2048 bytes: a few failed checks, then a pointer to the page.
+MAX_LISTED_FAILURES = 4
+
+
+def photo_failed(base_url: str, failures: list[str]) -> str:
+    listed = "\n".join(f"• {message}" for message in failures[:MAX_LISTED_FAILURES])
+    more = (
+        f"\n（另有 {len(failures) - MAX_LISTED_FAILURES} 项，详见页面）"
+        if len(failures) > MAX_LISTED_FAILURES
+        else ""
+    )
+    return (
+        "照片未通过检查 ❌\n"
+        f"{listed}{more}\n"
+        "请按提示重新拍摄后再发送（不要美颜或翻拍）。\n"
+        f"查看全部检查结果或在页面上传：{photo_url(base_url)}"
+    )
+
+
+def photo_refused(base_url: str, message: str) -> str:
+    """The picture could not be checked at all (not an image, too large, expired media)."""
+    return f"这张图片无法检查：{message}\n请重新发送照片，或在页面上传：{photo_url(base_url)}"
+
+
+def photo_cannot_upload(base_url: str, message: str, path: str) -> str:
+    """Binding or the school link went missing between sending and checking."""
+    return f"已收到您的图片，但暂时不能检查：{message}\n请点击完成：{base_url}{path}"
 
 
 OTHER_MESSAGE = "抱歉，暂时无法处理这类消息。请发送文字，或回复“帮助”查看可用的功能。"

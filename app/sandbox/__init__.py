@@ -13,4 +13,4 @@ bp = Blueprint(
     "sandbox", __name__, url_prefix="/_sandbox", template_folder="templates", static_folder="static"
 )
 
-from app.sandbox import api, oauth, phone, roster  # noqa: E402,F401  (routes register on bp)
+from app.sandbox import api, oauth, pay, phone, roster  # noqa: E402,F401  (routes register on bp)

@@ -1,0 +1,207 @@
+"""The signed-in student's photos: POST /api/v1/me/photos (multipart field `file`), GET
+/api/v1/me/photos/latest, and the signed file links /media/photos/<token>.
+
+Files are never reachable by id or storage key: each answer carries links signed for this photo,
+this file and this user, valid for MEDIA_URL_TTL_SECONDS; the link also checks that the signed-in
+user is the one it was made for (staff access arrives with the review pages).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+from pydantic import BaseModel, Field
+from spectree import Response as SpecResponse
+from spectree.model_adapter.pydantic_adapter import BaseFile
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.api import bp
+from app.api.me import REFUSALS
+from app.api.openapi import ValidationErrors, spec
+from app.api.schemas import ApiError
+from app.auth.session import api_login_required, current_user
+from app.errors import error_response
+from app.extensions import db
+from app.services import photos
+from app.services.photos import FileKind, PhotoError, PhotoLinkExpiredError, PhotoTooLargeError
+from media import storage as media_storage
+from models import Photo
+
+UPLOAD_ENDPOINT = "api.upload_photo"
+
+
+class PhotoUploadIn(BaseModel):
+    # Required in fact; optional here because spectree cannot serialise its own "missing" error
+    # when the form holds files. The view answers a missing file with our 422.
+    file: BaseFile | None = Field(
+        default=None, description="照片文件（必填；JPG/PNG，手机直接拍摄的原图即可，会自动裁剪压缩）"
+    )
+
+
+class CheckOut(BaseModel):
+    name: str = Field(examples=["face_count"])
+    label: str = Field(description="检查项的中文名称", examples=["人脸"])
+    ok: bool
+    value: float | str | None
+    limit: str | None
+    message: str = Field(description="给学生的说明：符合要求，或该怎么改")
+    blocking: bool = Field(default=True, description="false：仅作提示，不影响是否通过")
+
+
+class NormalizedOut(BaseModel):
+    width: int | None
+    height: int | None
+    bytes: int
+    format: str | None
+    url: str = Field(description="自动处理后的照片（签名链接，约 10 分钟内有效，仅本人可用）")
+
+
+class PhotoOut(BaseModel):
+    id: int
+    passed: bool
+    checks: list[CheckOut]
+    fixes: list[str] = Field(description="自动处理做了什么，如「已裁剪为 480×640」")
+    normalized: NormalizedOut | None = Field(description="自动处理后的照片；无法处理时为 null")
+    original_url: str = Field(description="上传的原图（签名链接）")
+    source: str = Field(description="h5（页面上传）或 chat（聊天中发送）")
+    created_at: datetime
+
+
+def _user_id() -> int:
+    user = current_user()
+    assert user is not None  # api_login_required ran first
+    return user.id
+
+
+def _storage() -> media_storage.Storage:
+    return media_storage.for_app(current_app)
+
+
+def file_url(photo_id: int, kind: FileKind, user_id: int) -> str:
+    token = photos.file_token(current_app.config["SECRET_KEY"], photo_id, kind, user_id, time.time())
+    return f"/media/photos/{token}"
+
+
+def photo_out(photo: Photo) -> PhotoOut:
+    normalized = None
+    if photo.normalized_key is not None and photo.normalized_bytes is not None:
+        normalized = NormalizedOut(
+            width=photo.width,
+            height=photo.height,
+            bytes=photo.normalized_bytes,
+            format=photo.normalized_format,
+            url=file_url(photo.id, "normalized", photo.user_id),
+        )
+    return PhotoOut(
+        id=photo.id,
+        passed=photo.passed,
+        checks=[CheckOut(**check, label=photos.check_label(check["name"])) for check in photo.checks],
+        fixes=photo.fixes,
+        normalized=normalized,
+        original_url=file_url(photo.id, "original", photo.user_id),
+        source=photo.source,
+        created_at=photo.created_at,
+    )
+
+
+def _photo_error(exc: PhotoError) -> tuple[Response, int]:
+    status = 413 if isinstance(exc, PhotoTooLargeError) else 422
+    return jsonify(errors=[{"field": exc.field, "message": exc.message}]), status
+
+
+@bp.url_value_preprocessor
+def _limit_upload_size(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # URL value preprocessors run before every before_request hook, including the CSRF check that
+    # reads the multipart form: so the size limit is in force before any byte of the body is read.
+    if endpoint == UPLOAD_ENDPOINT:
+        request.max_content_length = current_app.config["MEDIA_MAX_UPLOAD_BYTES"]
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge) -> tuple[Response | str, int]:
+    if request.endpoint != UPLOAD_ENDPOINT:
+        return error_response(413)
+    message = photos.too_large_message(current_app.config["MEDIA_MAX_UPLOAD_BYTES"])
+    return jsonify(errors=[{"field": "file", "message": message}]), 413
+
+
+@bp.post("/me/photos")
+@api_login_required
+@spec.validate(
+    form=PhotoUploadIn,
+    resp=SpecResponse(HTTP_201=PhotoOut, HTTP_413=ValidationErrors, HTTP_422=ValidationErrors, **REFUSALS),
+    tags=["上传照片"],
+)
+def upload_photo() -> tuple[PhotoOut, int] | tuple[Response, int]:
+    """上传证件照：自动检查（尺寸、格式、人像、背景、曝光、清晰度）并自动裁剪压缩。
+
+    未通过检查的照片也会保存并返回检查结果；不是图片的文件返回 422。需先实名绑定并关联开放中的批次。
+    """
+    upload = request.files.get("file")
+    if upload is None:
+        return jsonify(errors=[{"field": "file", "message": "请选择一张照片。"}]), 422
+    limit: int = current_app.config["MEDIA_MAX_UPLOAD_BYTES"]
+    data = upload.stream.read(limit + 1)
+    try:
+        photo = photos.upload(
+            db.session,
+            _storage(),
+            _user_id(),
+            data,
+            upload.filename,
+            upload.mimetype,
+            datetime.now(UTC),
+            "h5",
+            max_bytes=limit,
+        )
+    except PhotoError as exc:
+        return _photo_error(exc)
+    return photo_out(photo), 201
+
+
+@bp.get("/me/photos/latest")
+@api_login_required
+@spec.validate(resp=SpecResponse(HTTP_200=PhotoOut, HTTP_401=ApiError, HTTP_404=ApiError), tags=["上传照片"])
+def latest_photo() -> PhotoOut | tuple[Response | str, int]:
+    """最近一次上传的照片和检查结果（链接每次重新签发）。"""
+    photo = photos.latest(db.session, _user_id())
+    if photo is None:
+        return error_response(404, "还没有上传照片。")
+    return photo_out(photo)
+
+
+def serve_file(token: str) -> Response | tuple[Response | str, int]:
+    """GET /media/photos/<token>: the file, to the user the link was made for."""
+    try:
+        link = photos.read_file_token(
+            current_app.config["SECRET_KEY"], token, time.time(), current_app.config["MEDIA_URL_TTL_SECONDS"]
+        )
+    except PhotoLinkExpiredError as exc:
+        return error_response(403, exc.message)
+    except PhotoError:
+        return error_response(404, "照片不存在或链接已失效。")
+    viewer = current_user()
+    if viewer is None or viewer.id != link.user_id:
+        return error_response(403, "没有权限查看这张照片。")
+    try:
+        data, mimetype = photos.open_file(db.session, _storage(), link)
+    except (PhotoError, media_storage.MediaNotFoundError):
+        return error_response(404, "照片不存在或链接已失效。")
+    response = Response(data, mimetype=mimetype)
+    # Personal data: the browser may keep it for the link's life, shared caches never.
+    response.headers["Cache-Control"] = f"private, max-age={current_app.config['MEDIA_URL_TTL_SECONDS']}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# Files are served at the site root (/media/...), outside the API's /api/v1 prefix.
+bp.record_once(
+    lambda state: state.app.add_url_rule(
+        "/media/photos/<token>", endpoint="media_photo_file", view_func=serve_file, methods=["GET"]
+    )
+)

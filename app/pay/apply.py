@@ -1,0 +1,64 @@
+"""What a verified WeChat Pay notification does: the payments service applies it.
+
+Registered as app.extensions["pay_notification_handler"]; the view (app/pay/__init__.py) has
+already checked the signature, the timestamp, the merchant and the app, and decrypted the resource.
+Unknown orders are refused so WeChat Pay retries: a notification can overtake the commit that
+created its order.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from app.extensions import db
+from app.pay.notifications import NotificationRejected, PaymentNotification
+from app.services import payments
+
+log = logging.getLogger(__name__)
+
+
+def handle_notification(notification: PaymentNotification) -> None:
+    try:
+        if notification.is_refund:
+            if not notification.out_refund_no or not notification.refund_status:
+                raise NotificationRejected("refund notification without out_refund_no", 400)
+            payments.apply_refund(
+                db.session,
+                notification.out_refund_no,
+                notification.refund_id,
+                notification.refund_status,
+                notification.success_time,
+            )
+            return
+        if notification.event_type != "TRANSACTION.SUCCESS" or notification.trade_state != "SUCCESS":
+            log.info("pay notification ignored", extra={"event_type": notification.event_type})
+            return
+        if notification.amount_total is None or not notification.currency or not notification.transaction_id:
+            raise NotificationRejected("payment notification without amount or transaction id", 400)
+        payments.apply_payment(
+            db.session,
+            payments.PaidNotice(
+                out_trade_no=notification.out_trade_no,
+                transaction_id=notification.transaction_id,
+                amount_fen=notification.amount_total,
+                currency=notification.currency,
+                payer_openid=notification.payer_openid,
+                success_time=notification.success_time,
+                source="notify",
+                event_id=notification.id,
+            ),
+        )
+    except payments.UnknownOrderError:
+        db.session.rollback()
+        raise NotificationRejected("unknown order, try again later", 500) from None
+    except payments.PaymentRejectedError as exc:
+        db.session.rollback()
+        # Retrying cannot fix a wrong amount, but acknowledging would hide it: refuse, and the
+        # recorded event and the error log take it to a person.
+        raise NotificationRejected(exc.message, 400) from None
+
+
+def register(app: Flask) -> None:
+    app.extensions["pay_notification_handler"] = handle_notification

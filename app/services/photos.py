@@ -1,0 +1,416 @@
+"""Photos (上传照片): check an upload against the batch's spec, keep both files, report what to fix.
+
+- A student must have bound an identity and linked a batch that is open now.
+- media.pipeline decodes safely, checks, and auto-fixes (crop, resize, compress); a file that is not
+  an image at all is refused and nothing is stored. A photo that fails a check is still stored and
+  reported — the report is the point.
+- The same picture as one already rejected for this student (perceptual hash within a few bits of an
+  earlier failed photo) gets an extra failed check, `duplicate_of_rejected`.
+- Files are shown only through short-lived signed links bound to the photo, the file and the viewer
+  (`file_token` / `read_file_token`); a link never carries a storage key or anything personal.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.services import enrollments, identities, outbox
+from media.spec import PhotoSpec
+from media.storage import Storage, sha256_hex
+from models import Batch, Photo
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("h5", "chat")
+# Hamming distance between 64-bit perceptual hashes at or below which two photos are "the same
+# picture" (re-encoded, resized or lightly cropped copies land within a few bits; different shots
+# of the same person differ by far more).
+DUPLICATE_MAX_DISTANCE = 6
+# How many of the student's earlier failed photos are compared (the newest ones).
+DUPLICATE_LOOKBACK = 50
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+FILE_LINK_SALT = "media-photo-file"
+FileKind = Literal["normalized", "original"]
+_FILE_CODES: dict[str, FileKind] = {"n": "normalized", "o": "original"}
+
+
+# What each check is called on the page and in chat (media/ names them; people read these).
+CHECK_LABELS: dict[str, str] = {
+    "format": "文件格式",
+    "pixel_size": "像素尺寸",
+    "file_size": "文件大小",
+    "color_mode": "色彩模式",
+    "face_count": "人脸",
+    "eye_height": "眼睛位置",
+    "face_width": "脸部大小",
+    "crown_margin": "头顶留白",
+    "centering": "左右居中",
+    "roll": "头部倾斜",
+    "yaw": "正脸朝向",
+    "background_color": "背景颜色",
+    "background_uniformity": "背景均匀",
+    "exposure": "曝光",
+    "sharpness": "清晰度",
+    "border": "黑边",
+    "scan": "翻拍/扫描",
+    "duplicate_of_rejected": "重复照片",
+}
+
+
+def check_label(name: str) -> str:
+    return CHECK_LABELS.get(name, name)
+
+
+class PhotoError(Exception):
+    """Base of the refusals; `message` is shown to the student as it is, `field` says where."""
+
+    message = "照片上传失败"
+    field = "_"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+
+
+class PhotoIdentityRequiredError(PhotoError):
+    message = "请先完成实名绑定，再上传照片。"
+
+
+class PhotoEnrollmentRequiredError(PhotoError):
+    message = "请先关联学校和批次，再上传照片（照片要求由所选批次决定）。"
+
+
+class PhotoBatchClosedError(PhotoError):
+    message = "你关联的批次不在开放时间内，不能上传照片。"
+
+
+class PhotoUnreadableError(PhotoError):
+    message = "无法识别这个文件，请上传 JPG 或 PNG 格式的照片。"
+    field = "file"
+
+
+class PhotoTooLargeError(PhotoError):
+    message = "照片文件太大，请上传 20 MB 以内的照片。"
+    field = "file"
+
+
+class PhotoNotFoundError(PhotoError):
+    message = "照片不存在或链接已失效。"
+
+
+class PhotoLinkExpiredError(PhotoError):
+    message = "照片链接已过期，请刷新页面。"
+
+
+def too_large_message(max_bytes: int) -> str:
+    return f"照片文件太大，请上传 {max_bytes // (1024 * 1024)} MB 以内的照片。"
+
+
+def open_batch(session: Session, user_id: int, now: datetime) -> Batch:
+    """The batch whose spec applies to this student's upload now; raises what is missing."""
+    if identities.active(session, user_id) is None:
+        raise PhotoIdentityRequiredError()
+    enrollment = enrollments.active(session, user_id)
+    if enrollment is None:
+        raise PhotoEnrollmentRequiredError()
+    batch = enrollment.batch
+    if not batch.is_open(now):
+        if now < batch.opens_at:
+            raise PhotoBatchClosedError(
+                enrollments.closed_message(batch, now).replace("再来关联", "再上传照片")
+            )
+        raise PhotoBatchClosedError(f"「{batch.name}」已截止，不能再上传照片。如有新的批次，请重新关联学校。")
+    return batch
+
+
+def by_source_ref(session: Session, user_id: int, source_ref: str) -> Photo | None:
+    return session.scalar(select(Photo).where(Photo.user_id == user_id, Photo.source_ref == source_ref))
+
+
+def upload(
+    session: Session,
+    storage: Storage,
+    user_id: int,
+    data: bytes,
+    filename: str | None,
+    content_type: str | None,
+    now: datetime,
+    source: str,
+    *,
+    source_ref: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    detector: Any = None,
+) -> Photo:
+    """Check, auto-fix and keep one uploaded photo; commits. With `source_ref` (e.g. a WeChat
+    message id) a repeat returns the photo made the first time instead of a second one."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown photo source {source!r}")
+    if source_ref is not None:
+        earlier = by_source_ref(session, user_id, source_ref)
+        if earlier is not None:
+            return earlier
+    batch = open_batch(session, user_id, now)
+    if len(data) > max_bytes:
+        raise PhotoTooLargeError(too_large_message(max_bytes))
+    if not data:
+        raise PhotoUnreadableError("文件是空的，请重新选择照片。")
+    spec = PhotoSpec.model_validate(batch.photo_spec)
+    # Imported here: OpenCV and the face detector load on the first upload, not at every start.
+    from media import pipeline
+
+    try:
+        result = pipeline.process(data, spec, detector=detector)
+    except pipeline.UnreadableImageError as exc:
+        raise PhotoUnreadableError(exc.message) from None
+
+    checks = [_check_dict(check) for check in result.checks]
+    passed = result.passed
+    duplicate = _duplicate_of_rejected(session, user_id, result.phash)
+    if duplicate is not None:
+        checks.append(duplicate)
+        passed = False
+
+    # Files first, row second: a crash between them leaves an unreferenced file (harmless, the key
+    # is its content), never a row that points at nothing.
+    original_key = storage.put(data, sniff_type(data) or "application/octet-stream")
+    normalized_key = None
+    if result.normalized is not None:
+        normalized_key = storage.put(result.normalized, _format_type(result.format))
+    photo = Photo(
+        user_id=user_id,
+        batch_id=batch.id,
+        source=source,
+        source_ref=source_ref,
+        original_key=original_key,
+        original_sha256=sha256_hex(data),
+        original_bytes=len(data),
+        declared_type=(content_type or "")[:100] or None,
+        original_filename=(filename or "")[-255:] or None,
+        normalized_key=normalized_key,
+        normalized_bytes=len(result.normalized) if result.normalized is not None else None,
+        normalized_format=result.format if result.normalized is not None else None,
+        width=result.width,
+        height=result.height,
+        passed=passed,
+        checks=checks,
+        fixes=list(result.fixes),
+        face=asdict(result.face) if result.face is not None else None,
+        phash=result.phash,
+        created_at=now,
+    )
+    session.add(photo)
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same message handled twice at once: the other run's photo is the answer.
+        session.rollback()
+        if source_ref is None:
+            raise
+        winner = by_source_ref(session, user_id, source_ref)
+        if winner is None:
+            raise
+        return winner
+    log.info(
+        "photo uploaded",
+        extra={
+            "user_id": user_id,
+            "photo_id": photo.id,
+            "passed": passed,
+            "source": source,
+            "failed": [c["name"] for c in checks if not c["ok"] and c.get("blocking", True)],
+        },
+    )
+    return photo
+
+
+def _check_dict(check: Any) -> dict[str, Any]:
+    value = check.value
+    if isinstance(value, float):
+        value = round(value, 3)
+    return {
+        "name": check.name,
+        "ok": bool(check.ok),
+        "value": value,
+        "limit": check.limit,
+        "message": check.message,
+        "blocking": bool(getattr(check, "blocking", True)),
+    }
+
+
+def hamming(a: str, b: str) -> int | None:
+    """Bits that differ between two hex hashes of the same length; None when not comparable."""
+    if len(a) != len(b):
+        return None
+    try:
+        return (int(a, 16) ^ int(b, 16)).bit_count()
+    except ValueError:
+        return None
+
+
+def _duplicate_of_rejected(session: Session, user_id: int, phash: str | None) -> dict[str, Any] | None:
+    if not phash:
+        return None
+    earlier = session.execute(
+        select(Photo.phash, Photo.created_at)
+        .where(Photo.user_id == user_id, Photo.passed.is_(False), Photo.phash.is_not(None))
+        .order_by(Photo.created_at.desc(), Photo.id.desc())
+        .limit(DUPLICATE_LOOKBACK)
+    ).all()
+    best: tuple[int, datetime] | None = None
+    for other_hash, created_at in earlier:
+        distance = hamming(phash, other_hash or "")
+        if (
+            distance is not None
+            and distance <= DUPLICATE_MAX_DISTANCE
+            and (best is None or distance < best[0])
+        ):
+            best = (distance, created_at)
+    if best is None:
+        return None
+    return {
+        "name": "duplicate_of_rejected",
+        "ok": False,
+        "value": best[0],
+        "limit": f"≤ {DUPLICATE_MAX_DISTANCE}",
+        "message": "这张照片与你之前未通过检查的照片几乎相同。请按提示重新拍摄一张，不要重复上传同一张照片。",
+        "blocking": True,
+    }
+
+
+def latest(session: Session, user_id: int) -> Photo | None:
+    return session.scalar(
+        select(Photo)
+        .where(Photo.user_id == user_id)
+        .order_by(Photo.created_at.desc(), Photo.id.desc())
+        .limit(1)
+    )
+
+
+def get_own(session: Session, user_id: int, photo_id: int) -> Photo:
+    photo = session.get(Photo, photo_id)
+    if photo is None or photo.user_id != user_id:
+        raise PhotoNotFoundError()
+    return photo
+
+
+# --- files and signed links -----------------------------------------------------------------
+
+
+def sniff_type(data: bytes) -> str | None:
+    """The MIME type the bytes say they are (for serving originals; the pipeline does the real check)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1"):
+        return "image/heic"
+    if data.startswith(b"BM"):
+        return "image/bmp"
+    return None
+
+
+def _format_type(fmt: str | None) -> str:
+    return "image/png" if fmt == "png" else "image/jpeg"
+
+
+@dataclass(frozen=True)
+class FileLink:
+    """What a signed link grants: one file of one photo, to one signed-in user."""
+
+    photo_id: int
+    kind: FileKind
+    user_id: int
+
+
+class _ClockSigner(TimestampSigner):
+    """itsdangerous' signer on a given clock, so links can be made and judged at a known moment."""
+
+    def __init__(self, *args: Any, clock: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock) if self._clock is not None else super().get_timestamp()
+
+
+def _serializer(secret_key: str, clock: float | None) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        secret_key, salt=FILE_LINK_SALT, signer=_ClockSigner, signer_kwargs={"clock": clock}
+    )
+
+
+def file_token(secret_key: str, photo_id: int, kind: FileKind, user_id: int, now: float) -> str:
+    code = next(c for c, k in _FILE_CODES.items() if k == kind)
+    return str(_serializer(secret_key, now).dumps([photo_id, code, user_id]))
+
+
+def read_file_token(secret_key: str, token: str, now: float, max_age: int) -> FileLink:
+    """Raises PhotoLinkExpiredError (signed by us, too old) or PhotoNotFoundError (anything else)."""
+    try:
+        value = _serializer(secret_key, now).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise PhotoLinkExpiredError() from None
+    except BadSignature:
+        raise PhotoNotFoundError() from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not isinstance(value[0], int)
+        or value[1] not in _FILE_CODES
+        or not isinstance(value[2], int)
+    ):
+        raise PhotoNotFoundError()
+    return FileLink(photo_id=value[0], kind=_FILE_CODES[value[1]], user_id=value[2])
+
+
+def open_file(session: Session, storage: Storage, link: FileLink) -> tuple[bytes, str]:
+    """The bytes and MIME type a valid link points at (the caller has checked who is asking)."""
+    photo = session.get(Photo, link.photo_id)
+    if photo is None or photo.user_id != link.user_id:
+        raise PhotoNotFoundError()
+    if link.kind == "normalized":
+        if photo.normalized_key is None:
+            raise PhotoNotFoundError()
+        return storage.get(photo.normalized_key), _format_type(photo.normalized_format)
+    data = storage.get(photo.original_key)
+    return data, sniff_type(data) or "application/octet-stream"
+
+
+# --- photos sent in the chat -------------------------------------------------------------------
+
+CHAT_JOB = "photos.check_chat_image"
+
+
+def queue_chat_image(session: Session, openid: str, media_id: str, pic_url: str | None, msg_id: str) -> bool:
+    """Queue the check of a picture sent to the account (the worker downloads it); commits. False
+    when this message was queued already (WeChat retried it)."""
+    item = outbox.enqueue(
+        session,
+        CHAT_JOB,
+        {"openid": openid, "media_id": media_id, "pic_url": pic_url, "msg_id": msg_id},
+        key=f"wechat-image:{msg_id}",
+    )
+    session.commit()
+    return item is not None
+
+
+def queue_verdict(session: Session, openid: str, text: str, msg_id: str) -> bool:
+    """Queue the chat answer to a picture, once per message however often the check runs; commits."""
+    item = outbox.enqueue(
+        session, "wechat.send_text", {"openid": openid, "text": text}, key=f"photo-verdict:{msg_id}"
+    )
+    session.commit()
+    return item is not None

@@ -1,0 +1,136 @@
+"""After payment: check the identity with the register (人口库核验), then on to review or back.
+
+match → 未审核 (the photo joins the review queue); mismatch or not found → 身份核验失败, the identity
+and school link unlocked so the student can correct them and pay a new attempt; no answer (provider
+down) → the job raises and the worker retries with backoff; after `max_attempts` the attempt is
+refunded (our fault, not the student's). Each outcome tells the student in WeChat, in the same
+commit as the state change (outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.services import outbox
+from app.services.pii import Keyring
+from app.services.verification import IdentityVerifier, VerificationUnavailableError
+from models import Enrollment, Identity, OrderStatus, Refund, Submission, SubmissionStatus, User, utcnow
+
+log = logging.getLogger(__name__)
+
+REFUND_JOB = "payments.refund"
+NOTICE_JOB = "wechat.send_text"
+PASSED_TEXT = (
+    "身份核验通过，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
+    "也可以在「我的」页面查看。"
+)
+FAILED_TEXT = "身份核验未通过：{reason}\n修改后请重新上传并缴费核验：{url}"
+REFUNDED_TEXT = (
+    "抱歉，身份核验服务暂时不可用，本次核验费 {yuan} 元已原路退回，请稍后重新提交。给你带来不便，敬请谅解。"
+)
+
+
+def run(
+    session: Session,
+    keyring: Keyring,
+    verifier: IdentityVerifier,
+    submission_id: int,
+    *,
+    max_attempts: int,
+    base_url: str,
+) -> str:
+    """Verify one paid attempt; returns the outcome. Raises VerificationUnavailableError to be
+    retried. Safe to run twice: an attempt no longer 核验中 is left alone."""
+    submission = session.get(Submission, submission_id)
+    if submission is None or submission.status != SubmissionStatus.VERIFYING:
+        return "nothing to do"
+    identity = session.get(Identity, submission.identity_id)
+    user = session.get(User, submission.user_id)
+    assert identity is not None and user is not None  # foreign keys
+    try:
+        result = verifier.verify(
+            identity.doc_type,
+            keyring.decrypt(identity.number_enc),
+            keyring.decrypt(identity.name_enc),
+            request_id=f"submission-{submission.id}",
+        )
+    except VerificationUnavailableError:
+        submission.verify_attempts += 1
+        if submission.verify_attempts < max_attempts:
+            session.commit()
+            raise
+        _refund(session, submission, user.openid)
+        return "refunded"
+    now = utcnow()
+    submission.verified_at = now
+    submission.verification = {
+        "result": result.outcome.value,
+        "reason": result.reason,
+        "provider": result.provider,
+        "reference": result.reference,
+        "at": now.isoformat(),
+    }
+    if result.matched:
+        submission.status = SubmissionStatus.PENDING_REVIEW
+        days = f"{submission.batch.review_days_min}–{submission.batch.review_days_max}"
+        _tell(session, user.openid, submission.id, PASSED_TEXT.format(days=days))
+    else:
+        submission.status = SubmissionStatus.VERIFY_FAILED
+        submission.status_reason = result.reason
+        _unlock(session, submission)
+        _tell(
+            session,
+            user.openid,
+            submission.id,
+            FAILED_TEXT.format(reason=result.reason, url=f"{base_url}/h5/bind"),
+        )
+    session.commit()
+    log.info("identity verified", extra={"submission_id": submission.id, "outcome": result.outcome.value})
+    return result.outcome.value
+
+
+def _refund(session: Session, submission: Submission, openid: str) -> None:
+    """Give up on the provider: refund the paid order in full (the worker calls WeChat Pay)."""
+    order = next((o for o in submission.orders if o.status == OrderStatus.PAID), None)
+    submission.status = SubmissionStatus.REFUNDED
+    submission.status_reason = "身份核验服务暂时不可用，已退款"
+    _unlock(session, submission)
+    if order is not None:
+        refund = Refund(
+            order=order,
+            out_refund_no=f"R{order.out_trade_no[1:]}{secrets.token_hex(2).upper()}"[:64],
+            amount_fen=order.amount_fen,
+            reason="身份核验服务不可用",
+            requested_by="system",
+        )
+        session.add(refund)
+        session.flush()
+        outbox.enqueue(session, REFUND_JOB, {"refund_id": refund.id}, key=f"refund:{refund.id}")
+        _tell(session, openid, submission.id, REFUNDED_TEXT.format(yuan=f"{order.amount_fen / 100:.2f}"))
+    session.commit()
+    log.warning("verification gave up, attempt refunded", extra={"submission_id": submission.id})
+
+
+def _unlock(session: Session, submission: Submission) -> None:
+    """The attempt no longer holds the identity and school link: the student may correct them."""
+    identity = session.scalar(select(Identity).where(Identity.user_id == submission.user_id, Identity.active))
+    enrollment = session.scalar(
+        select(Enrollment).where(Enrollment.user_id == submission.user_id, Enrollment.active)
+    )
+    for row in (identity, enrollment):
+        if row is not None:
+            row.locked_at = None
+
+
+def _tell(session: Session, openid: str, submission_id: int, text: str) -> None:
+    # The student paid seconds ago, well inside the 48 h custom-message window.
+    outbox.enqueue(
+        session,
+        NOTICE_JOB,
+        {"openid": openid, "text": text},
+        key=f"notice:{submission_id}:{text[:20]}",
+    )

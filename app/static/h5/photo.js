@@ -1,0 +1,174 @@
+/* 上传照片: preview the chosen picture, upload it with a progress bar (XMLHttpRequest: fetch has no
+   upload progress), then show the verdict of POST /api/v1/me/photos line by line. On load, the
+   latest photo's verdict is shown (GET /api/v1/me/photos/latest). */
+(function () {
+  "use strict";
+
+  var page = document.getElementById("photo-page");
+  if (!page) return;
+  var tokenMeta = document.querySelector('meta[name="csrf-token"]');
+  var CSRF = tokenMeta ? tokenMeta.getAttribute("content") : "";
+  var NETWORK = "网络不稳定，上传没有完成，请稍后再试。";
+
+  var $ = function (id) { return document.getElementById(id); };
+  var progress = $("upload-progress");
+  var status = $("upload-status");
+  var error = $("upload-error");
+  var previewUrl = null;
+
+  function setState(state) { page.setAttribute("data-state", state); }
+
+  function showError(text) {
+    error.textContent = text || "";
+    error.hidden = !text;
+  }
+
+  function kb(bytes) {
+    return (Math.round(bytes / 102.4) / 10).toFixed(1) + " KB";
+  }
+
+  function render(photo) {
+    var box = $("result");
+    box.hidden = false;
+    box.setAttribute("data-passed", photo.passed ? "true" : "false");
+    var verdict = $("result-verdict");
+    verdict.textContent = photo.passed ? "照片符合要求 ✓" : "照片未通过检查，请按下面的提示修改";
+    verdict.className = "verdict " + (photo.passed ? "pass" : "fail");
+
+    var img = $("result-image");
+    var size = $("result-size");
+    if (photo.normalized) {
+      img.src = photo.normalized.url;
+      img.parentNode.hidden = false;
+      size.textContent = photo.normalized.width + "×" + photo.normalized.height + " 像素 · " +
+        kb(photo.normalized.bytes) + " · " + (photo.normalized.format === "png" ? "PNG" : "JPG");
+      size.setAttribute("data-bytes", String(photo.normalized.bytes));
+      size.setAttribute("data-width", String(photo.normalized.width));
+      size.setAttribute("data-height", String(photo.normalized.height));
+      size.hidden = false;
+    } else {
+      img.removeAttribute("src");
+      img.parentNode.hidden = true;
+      size.hidden = true;
+    }
+
+    var list = $("checks");
+    list.textContent = "";
+    photo.checks.forEach(function (check) {
+      var li = document.createElement("li");
+      li.setAttribute("data-check", check.name);
+      li.setAttribute("data-ok", check.ok ? "true" : "false");
+      li.className = check.ok ? "ok" : (check.blocking === false ? "advice" : "fail");
+      var text = document.createElement("div");
+      var label = document.createElement("strong");
+      label.textContent = (check.label || check.name) + "：";
+      text.appendChild(label);
+      text.appendChild(document.createTextNode(check.message));
+      if (!check.ok && check.value !== null && check.value !== undefined && check.limit) {
+        var detail = document.createElement("small");
+        detail.className = "detail";
+        detail.textContent = "检测值 " + check.value + "，要求 " + check.limit;
+        text.appendChild(detail);
+      }
+      li.appendChild(text);
+      list.appendChild(li);
+    });
+
+    var fixes = $("fixes");
+    fixes.textContent = "";
+    (photo.fixes || []).forEach(function (text) {
+      var li = document.createElement("li");
+      li.textContent = text;
+      fixes.appendChild(li);
+    });
+    $("fixes-box").hidden = !(photo.fixes && photo.fixes.length);
+    $("next-step").hidden = !photo.passed;
+  }
+
+  function errorsOf(xhr) {
+    var data = null;
+    try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
+    if (data && Array.isArray(data.errors)) {
+      return data.errors.map(function (e) { return e.message; }).join(" ");
+    }
+    if (xhr.status === 401) return "登录已过期，请刷新页面重新进入。";
+    if (xhr.status === 413) return "照片文件太大，请上传 " + page.getAttribute("data-max-mb") + " MB 以内的照片。";
+    if (data && data.error && data.error.message) return data.error.message;
+    return NETWORK;
+  }
+
+  function upload(file) {
+    showError("");
+    var maxBytes = Number(page.getAttribute("data-max-mb")) * 1024 * 1024;
+    if (file.size > maxBytes) {
+      showError("照片文件太大，请上传 " + page.getAttribute("data-max-mb") + " MB 以内的照片。");
+      return;
+    }
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = URL.createObjectURL(file);
+    $("preview").src = previewUrl;
+    $("preview-box").hidden = false;
+
+    var form = new FormData();
+    form.append("file", file, file.name || "photo.jpg");
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/v1/me/photos");
+    xhr.setRequestHeader("X-CSRFToken", CSRF);
+    xhr.setRequestHeader("Accept", "application/json");
+    progress.hidden = false;
+    progress.value = 0;
+    status.textContent = "正在上传…";
+    setState("uploading");
+    xhr.upload.onprogress = function (event) {
+      if (event.lengthComputable) {
+        progress.value = Math.round((event.loaded / event.total) * 100);
+        status.textContent = "正在上传… " + progress.value + "%";
+      }
+    };
+    xhr.upload.onload = function () {
+      progress.value = 100;
+      status.textContent = "上传完成，正在检查照片…";
+      setState("checking");
+    };
+    xhr.onload = function () {
+      progress.hidden = true;
+      if (xhr.status === 201 || xhr.status === 200) {
+        status.textContent = "检查完成。";
+        render(JSON.parse(xhr.responseText));
+        setState("done");
+        $("result").scrollIntoView({ behavior: "smooth", block: "start" });
+      } else {
+        status.textContent = "";
+        showError(errorsOf(xhr));
+        setState("error");
+      }
+    };
+    xhr.onerror = function () {
+      progress.hidden = true;
+      status.textContent = "";
+      showError(NETWORK);
+      setState("error");
+    };
+    xhr.send(form);
+  }
+
+  ["file-camera", "file-album"].forEach(function (id) {
+    var input = $(id);
+    if (!input) return;
+    input.addEventListener("change", function () {
+      if (input.files && input.files[0]) upload(input.files[0]);
+      input.value = "";  // choosing the same file again uploads it again
+    });
+  });
+
+  // The last verdict, so a student coming back sees where they stand.
+  var xhr = new XMLHttpRequest();
+  xhr.open("GET", "/api/v1/me/photos/latest");
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.onload = function () {
+    if (xhr.status === 200 && page.getAttribute("data-state") === "ready") {
+      render(JSON.parse(xhr.responseText));
+    }
+  };
+  xhr.send();
+})();

@@ -1,0 +1,193 @@
+"""Safe decoding: real type from the bytes, bombs and absurd sizes refused before decoding, EXIF handled."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from media import decode
+from media.detect import default_detector
+from media.pipeline import process
+from media.spec import PhotoSpec
+from media.types import UnreadableImageError
+
+PHOTOS = Path(__file__).parent / "fixtures" / "photos"
+
+
+def photo(name: str) -> bytes:
+    return (PHOTOS / name).read_bytes()
+
+
+def png_chunk(ctype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A few hundred bytes that declare width×height pixels: decoding it would need gigabytes."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    )
+
+
+def encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return default_detector()
+
+
+@pytest.mark.parametrize(
+    ("blob", "kind", "named"),
+    [
+        (photo("document.pdf"), "pdf", "PDF"),
+        (photo("not_a_photo.gif"), "gif", "GIF"),
+        (encode(Image.new("RGB", (64, 64), "red"), "WEBP"), "webp", "WebP"),
+        (encode(Image.new("RGB", (64, 64), "red"), "BMP"), "bmp", "BMP"),
+        (encode(Image.new("RGB", (64, 64), "red"), "TIFF"), "tiff", "TIFF"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "heic", "HEIC"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + b"\x00" * 64, "avif", "AVIF"),
+        (b"PK\x03\x04" + b"\x00" * 100, "zip", "压缩包"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "svg", "SVG"),
+        ("我的证件照\n".encode(), "text", "文本"),
+        (b"", "empty", "空文件"),
+        (bytes(range(256)) * 4, "unknown", "无法识别"),
+    ],
+)
+def test_other_types_are_named_and_refused(blob: bytes, kind: str, named: str, detector) -> None:
+    assert decode.sniff(blob) == kind
+    with pytest.raises(UnreadableImageError) as err:
+        process(blob, PhotoSpec(formats=("jpeg", "png")), detector=detector)
+    assert named in err.value.message
+    assert "JPG 或 PNG" in err.value.message
+
+
+def test_sniff_ignores_what_the_name_claims() -> None:
+    png = encode(Image.new("RGB", (64, 64), "blue"), "PNG")
+    assert decode.sniff(png) == "png"  # uploaded as photo.jpg: the bytes say PNG
+    assert decode.sniff(photo("id_ok.jpg")) == "jpeg"
+
+
+def test_png_named_jpg_is_kept_when_png_is_allowed(detector) -> None:
+    png = encode(Image.open(PHOTOS / "id_ok.jpg"), "PNG")
+    r = process(png, PhotoSpec(formats=("jpeg", "png"), max_bytes=2 * 1024 * 1024), detector=detector)
+    assert r.format == "png" and r.check("format").ok
+    assert r.normalized == png  # no metadata to strip: the very same file
+
+
+def test_png_is_converted_when_only_jpeg_is_allowed(detector) -> None:
+    png = encode(Image.open(PHOTOS / "id_ok.jpg"), "PNG")
+    r = process(png, PhotoSpec(formats=("jpeg",)), detector=detector)
+    assert r.format == "jpeg" and decode.sniff(r.normalized) == "jpeg"
+    assert any("PNG 转换格式" in f for f in r.fixes)
+    assert r.check("format").ok and r.passed
+
+
+@pytest.mark.parametrize(("w", "h"), [(100_000, 100_000), (12_001, 400), (8000, 7000)])
+def test_bombs_and_absurd_sizes_are_refused_before_decoding(w: int, h: int, detector) -> None:
+    blob = bomb_png(w, h)
+    assert len(blob) < 1000
+    start = time.perf_counter()
+    with pytest.raises(UnreadableImageError) as err:
+        process(blob, PhotoSpec(formats=("jpeg", "png")), detector=detector)
+    assert time.perf_counter() - start < 0.5  # nothing was decoded
+    assert "尺寸异常" in err.value.message or "像素数过大" in err.value.message
+
+
+def test_pillow_bomb_guard_is_set() -> None:
+    assert Image.MAX_IMAGE_PIXELS == decode.MAX_PIXELS
+
+
+def test_too_many_bytes_is_refused_before_opening(detector) -> None:
+    blob = b"\xff\xd8\xff\xe0" + b"\x00" * (decode.MAX_INPUT_BYTES + 1)
+    with pytest.raises(UnreadableImageError) as err:
+        process(blob, PhotoSpec(), detector=detector)
+    assert "文件太大" in err.value.message
+
+
+def test_tiny_image_is_refused(detector) -> None:
+    with pytest.raises(UnreadableImageError, match="太小"):
+        process(encode(Image.new("RGB", (16, 16)), "JPEG"), PhotoSpec(), detector=detector)
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9])
+def test_truncated_jpeg_is_refused(cut: float, detector) -> None:
+    data = photo("id_ok.jpg")
+    with pytest.raises(UnreadableImageError) as err:
+        process(data[: int(len(data) * cut)], PhotoSpec(), detector=detector)
+    assert "损坏或不完整" in err.value.message
+
+
+def test_garbage_after_a_jpeg_header_is_refused(detector) -> None:
+    with pytest.raises(UnreadableImageError, match="损坏或不完整"):
+        process(b"\xff\xd8\xff\xe0" + b"\x13" * 5000, PhotoSpec(), detector=detector)
+
+
+def gps_exif(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestPhone"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (39.0, 54.0, 27.0)
+    return exif
+
+
+def test_exif_rotated_photo_comes_out_upright_without_exif(detector) -> None:
+    upright = Image.open(PHOTOS / "id_ok.jpg")
+    # Stored sideways as a phone does (640×480) with Orientation 6: "rotate 90° clockwise to view".
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)
+    data = encode(sideways, "JPEG", quality=92, exif=gps_exif(6).tobytes())
+    assert Image.open(io.BytesIO(data)).size == (640, 480)
+    r = process(data, PhotoSpec(), detector=detector)
+    assert (r.width, r.height) == (480, 640)
+    assert any("转正" in f for f in r.fixes)
+    out = Image.open(io.BytesIO(r.normalized))
+    assert out.size == (480, 640)
+    assert not out.getexif() and b"Exif" not in r.normalized and b"TestPhone" not in r.normalized
+    assert r.check("roll").ok and r.check("eye_height").ok  # the face was found upright
+    assert r.passed
+
+
+def test_exif_is_stripped_losslessly_when_nothing_else_changes(detector) -> None:
+    original = Image.open(PHOTOS / "id_ok.jpg")
+    data = encode(original, "JPEG", quality=90, exif=gps_exif(1).tobytes(), comment=b"secret")
+    r = process(data, PhotoSpec(), detector=detector)
+    assert r.fixes == ["已去除照片中的拍摄信息（EXIF/GPS 等）"]
+    assert b"Exif" not in r.normalized and b"secret" not in r.normalized
+    a = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    b = np.asarray(Image.open(io.BytesIO(r.normalized)).convert("RGB"))
+    assert np.array_equal(a, b)  # same pixels: no re-encoding
+
+
+def test_png_text_chunks_are_stripped() -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "GPS 39.9N")
+    data = encode(Image.new("RGB", (64, 64), "blue"), "PNG", pnginfo=info)
+    stripped = decode.strip_metadata(data, "png")
+    assert b"GPS" in data and b"GPS" not in stripped
+    assert Image.open(io.BytesIO(stripped)).size == (64, 64)
+
+
+def test_header_reads_sizes_without_decoding() -> None:
+    h = decode.inspect(photo("phone_4000x3000.jpg"))
+    assert (h.kind, h.width, h.height, h.mode, h.orientation) == ("jpeg", 4000, 3000, "RGB", 1)
+    assert h.has_metadata  # the phone's EXIF with GPS
+
+
+def test_draft_decode_scales_a_large_jpeg() -> None:
+    img, scale = decode.load_rgb(photo("phone_4000x3000.jpg"), min_size=(900, 700))
+    assert img.size == (1000, 750) and scale == 0.25
