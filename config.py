@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     # Identity checks the provider could not answer are retried this many times (backoff 5 s, 10 s,
     # 20 s ... ≈ 21 minutes for 8) before the attempt is refunded; below WORKER_MAX_ATTEMPTS.
     VERIFY_MAX_ATTEMPTS: int = Field(default=8, ge=1)
+    # Orders whose payment notification has not come are queried at WeChat Pay (查询订单) every
+    # this many seconds while valid, and once after they expire; expired orders are closed there.
+    PAY_QUERY_AFTER_SECONDS: int = Field(default=30, ge=5)
+    # Refunds still "processing" this long are queried (查询单笔退款): their notification is late.
+    PAY_REFUND_QUERY_AFTER_SECONDS: int = Field(default=600, ge=30)
+    # A 待缴费 attempt whose last order expired this long ago is cancelled (已取消).
+    SUBMISSION_UNPAID_CANCEL_HOURS: float = Field(default=24, gt=0)
 
     # Identity verification (人口库核验), run by the worker after payment. "sandbox": the emulator's
     # roster (SANDBOX=1 only; the default there); "http": a provider reached at VERIFY_HTTP_URL with

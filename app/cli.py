@@ -18,6 +18,7 @@ def worker_command() -> None:
 
 def register_cli(app: Flask) -> None:
     from app.demo import demo_cli
+    from app.pay_cli import pay_cli
     from app.pii_cli import pii_cli
     from app.schools_cli import schools_cli
     from app.wechat_cli import wechat_cli
@@ -27,3 +28,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(pii_cli)
     app.cli.add_command(wechat_cli)
     app.cli.add_command(schools_cli)
+    app.cli.add_command(pay_cli)

@@ -222,3 +222,32 @@ def test_expired_orders_close_and_a_late_payment_still_counts(ctx: Any) -> None:
     assert payments.apply_payment(db.session, _notice(order)) == "applied"
     db.session.expire_all()
     assert attempt.status == SubmissionStatus.VERIFYING
+
+
+def test_a_second_order_of_a_paid_attempt_is_refunded_not_verified_twice(ctx: Any) -> None:
+    from models import Refund
+
+    user_id, photo_id = _student()
+    attempt = submissions.create(db.session, user_id, photo_id, utcnow())
+    first = attempt.orders[0]
+    second = submissions.renew_order(db.session, attempt, utcnow(), "native")
+    assert payments.apply_payment(db.session, _notice(first)) == "applied"
+    assert payments.apply_payment(db.session, _notice(second, transaction_id="4200000002")) == "applied"
+    refund = db.session.scalars(select(Refund)).one()
+    assert (refund.order_id, refund.amount_fen, refund.requested_by) == (second.id, 200, "system")
+    kinds = sorted(j.kind for j in db.session.scalars(select(OutboxItem)))
+    assert kinds == ["payments.refund", "submissions.verify"]
+
+
+def test_a_late_payment_for_a_replaced_attempt_is_refunded(ctx: Any) -> None:
+    from models import Refund
+
+    user_id, photo_id = _student()
+    old = submissions.create(db.session, user_id, photo_id, utcnow())
+    old.status = SubmissionStatus.CANCELLED
+    db.session.commit()
+    new = submissions.create(db.session, user_id, photo_id, utcnow())
+    assert payments.apply_payment(db.session, _notice(old.orders[0])) == "applied"
+    db.session.expire_all()
+    assert (old.status, new.status) == (SubmissionStatus.CANCELLED, SubmissionStatus.AWAITING_PAYMENT)
+    assert db.session.scalars(select(Refund.order_id)).one() == old.orders[0].id

@@ -75,7 +75,9 @@ def bind(base_url: str) -> str:
 
 def progress(base_url: str, now: Progress) -> str:
     """当前进度: the same answer as the 我的 page (app/services/progress.py)."""
-    return f"当前进度\n{now.message}\n请点击完成：{base_url}{now.path}"
+    # While waiting (核验中, 审核中) or after the result there is nothing to do: the link shows details.
+    action = "查看详情" if now.step in ("verify", "review", "result") else "请点击完成"
+    return f"当前进度：{now.title}\n{now.message}\n{action}：{base_url}{now.path}"
 
 
 CONTACT = (
@@ -128,7 +130,7 @@ def photo_passed(
     return (
         "照片检查通过 ✅\n"
         f"{made}"
-        "下一步：缴费核验（即将开放），届时会通知您。\n"
+        "下一步：在照片页面点击「开始核验」，缴费后自动核验身份信息。\n"
         f"查看处理后的照片：{photo_url(base_url)}"
     )
 

@@ -35,7 +35,16 @@ class Task:
 
 
 def tasks() -> list[Task]:
-    return [Task("purge_done_outbox", 3600, purge_done_outbox)]
+    from app.jobs import payments
+
+    return [
+        Task("purge_done_outbox", 3600, purge_done_outbox),
+        # WeChat Pay upkeep (app/jobs/payments.py): late notifications, expiry, unpaid, refunds.
+        Task("pay_queue_order_queries", 10, payments.queue_order_queries),
+        Task("pay_close_expired_orders", 15, payments.close_expired_orders),
+        Task("pay_cancel_unpaid_submissions", 600, payments.cancel_unpaid_submissions),
+        Task("pay_queue_refund_queries", 60, payments.queue_refund_queries),
+    ]
 
 
 class PeriodicRunner:

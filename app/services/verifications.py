@@ -10,19 +10,17 @@ commit as the state change (outbox).
 from __future__ import annotations
 
 import logging
-import secrets
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.services import outbox
+from app.services import outbox, payments
 from app.services.pii import Keyring
 from app.services.verification import IdentityVerifier, VerificationUnavailableError
-from models import Enrollment, Identity, OrderStatus, Refund, Submission, SubmissionStatus, User, utcnow
+from models import Enrollment, Identity, OrderStatus, Submission, SubmissionStatus, User, utcnow
 
 log = logging.getLogger(__name__)
 
-REFUND_JOB = "payments.refund"
 NOTICE_JOB = "wechat.send_text"
 PASSED_TEXT = (
     "身份核验通过，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
@@ -100,16 +98,7 @@ def _refund(session: Session, submission: Submission, openid: str) -> None:
     submission.status_reason = "身份核验服务暂时不可用，已退款"
     _unlock(session, submission)
     if order is not None:
-        refund = Refund(
-            order=order,
-            out_refund_no=f"R{order.out_trade_no[1:]}{secrets.token_hex(2).upper()}"[:64],
-            amount_fen=order.amount_fen,
-            reason="身份核验服务不可用",
-            requested_by="system",
-        )
-        session.add(refund)
-        session.flush()
-        outbox.enqueue(session, REFUND_JOB, {"refund_id": refund.id}, key=f"refund:{refund.id}")
+        payments.new_refund(session, order, "身份核验服务不可用", "system")
         _tell(session, openid, submission.id, REFUNDED_TEXT.format(yuan=f"{order.amount_fen / 100:.2f}"))
     session.commit()
     log.warning("verification gave up, attempt refunded", extra={"submission_id": submission.id})

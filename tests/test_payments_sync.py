@@ -1,0 +1,304 @@
+"""查询缴费结果 and the WeChat Pay upkeep, against the sandbox's WeChat Pay over HTTP: an order whose
+notification never comes is completed by a query (exactly once, also when the notification turns
+up later); expired orders are closed here and there, a last-second payment still counts; unpaid
+attempts are cancelled after a day; a refund stuck in "processing" is completed by a query."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import func, select
+from test_payments_service import _student
+
+from app.extensions import db, redis_client
+from app.jobs import periodic
+from app.jobs.worker import run_due
+from app.pay.client import pay_client
+from app.sandbox import pay as sandbox_pay
+from app.sandbox import store
+from app.services import payments, submissions
+from models import (
+    OrderStatus,
+    OutboxItem,
+    OutboxStatus,
+    PaymentEvent,
+    PaymentOrder,
+    Refund,
+    RefundStatus,
+    Submission,
+    SubmissionStatus,
+    utcnow,
+)
+
+
+def _app(app_factory: Any) -> Flask:
+    app: Flask = app_factory(WECHAT_PAY_SANDBOX_NOTIFY_THREAD=False)
+    return app
+
+
+def _ordered(app: Flask, openid: str = "o-sync") -> tuple[int, str]:
+    """An attempt whose order exists here and at the sandbox's WeChat Pay: (submission id, out_trade_no)."""
+    with app.app_context():
+        user_id, photo_id = _student(openid)
+        attempt = submissions.create(db.session, user_id, photo_id, utcnow())
+        order = attempt.orders[0]
+        pay_client().create_jsapi(
+            order.out_trade_no, "证件照核验服务费", order.amount_fen, openid, order.expires_at
+        )
+        found = attempt.id, order.out_trade_no
+        db.session.remove()
+        return found
+
+
+def _pay(app: Flask, out_trade_no: str, openid: str = "o-sync") -> None:
+    answer = app.test_client().post(f"/_sandbox/pay/{out_trade_no}", json={"action": "pay", "openid": openid})
+    assert answer.status_code == 200, answer.get_json()
+
+
+def _faults(app: Flask, **faults: Any) -> None:
+    with app.app_context():
+        sandbox_pay.set_faults(redis_client(), **faults)
+
+
+def _drain(app: Flask) -> None:
+    while run_due(app):
+        pass
+
+
+def _submission(app: Flask, submission_id: int) -> Submission:
+    with app.app_context():
+        found = db.session.get(Submission, submission_id)
+        assert found is not None
+        db.session.expunge(found)
+        db.session.remove()
+        return found
+
+
+def _order(app: Flask, out_trade_no: str) -> PaymentOrder:
+    with app.app_context():
+        found = db.session.scalars(
+            select(PaymentOrder).where(PaymentOrder.out_trade_no == out_trade_no)
+        ).one()
+        db.session.expunge(found)
+        db.session.remove()
+        return found
+
+
+def _verify_jobs(app: Flask, submission_id: int) -> int:
+    with app.app_context():
+        count = db.session.scalar(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(
+                OutboxItem.kind == "submissions.verify",
+                OutboxItem.idempotency_key == f"verify:{submission_id}",
+            )
+        )
+        db.session.remove()
+        return int(count or 0)
+
+
+def _queue_queries(app: Flask, seconds_later: float) -> int:
+    with app.app_context():
+        queued = payments.queue_order_queries(
+            db.session, utcnow() + timedelta(seconds=seconds_later), 30, timedelta(minutes=10)
+        )
+        db.session.remove()
+        return queued
+
+
+def test_a_payment_whose_notification_is_late_is_completed_by_the_query_exactly_once(
+    app_factory: Any,
+) -> None:
+    app = _app(app_factory)
+    _faults(app, notify_delay_seconds=3600)  # the notification comes an hour late
+    submission_id, out_trade_no = _ordered(app)
+    _pay(app, out_trade_no)
+    assert _queue_queries(app, 10) == 0  # too early: the notification usually comes within seconds
+    assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
+    assert _queue_queries(app, 31) == 1
+    assert _queue_queries(app, 31) == 0  # another worker, the same moment: queued once
+    with app.app_context():
+        run_due(app, limit=1)  # the query only
+    assert _submission(app, submission_id).status == SubmissionStatus.VERIFYING
+    order = _order(app, out_trade_no)
+    assert order.status == OrderStatus.PAID and order.transaction_id and order.paid_at
+    assert _verify_jobs(app, submission_id) == 1
+    # The late notification arrives: acknowledged, nothing applied twice.
+    with app.app_context():
+        r = redis_client()
+        delivered = sandbox_pay.deliver_due_notifications(r, store.now(r) + 3601)
+    assert [d["status"] for d in delivered] == [204]
+    assert _verify_jobs(app, submission_id) == 1
+    with app.app_context():
+        outcomes = db.session.scalars(
+            select(PaymentEvent.source + ":" + PaymentEvent.outcome).where(
+                PaymentEvent.out_trade_no == out_trade_no
+            )
+        ).all()
+    assert sorted(outcomes) == ["notify:duplicate", "query:applied"]
+    _drain(app)
+    assert _submission(app, submission_id).status == SubmissionStatus.PENDING_REVIEW
+
+
+def test_a_dropped_notification_and_the_worker_loop(app_factory: Any) -> None:
+    """The periodic task as the worker runs it (no hand-picked clock): the query goes through the
+    outbox once the order is old enough."""
+    app = _app(app_factory)
+    _faults(app, drop_notifications=True)
+    submission_id, out_trade_no = _ordered(app)
+    _pay(app, out_trade_no)
+    with app.app_context():
+        db.session.execute(
+            PaymentOrder.__table__.update()  # type: ignore[attr-defined]
+            .where(PaymentOrder.out_trade_no == out_trade_no)
+            .values(created_at=utcnow() - timedelta(seconds=40))
+        )
+        db.session.commit()
+    runner = periodic.PeriodicRunner(app)
+    runner.tick()
+    _drain(app)
+    assert _submission(app, submission_id).status == SubmissionStatus.PENDING_REVIEW
+    assert _verify_jobs(app, submission_id) == 1
+
+
+def test_sync_order_reports_pending_and_closed(app_factory: Any) -> None:
+    app = _app(app_factory)
+    submission_id, out_trade_no = _ordered(app)
+    with app.app_context():
+        assert payments.sync_order(db.session, pay_client(), out_trade_no) == "pending"
+        pay_client().close(out_trade_no)
+        assert payments.sync_order(db.session, pay_client(), out_trade_no) == "closed"
+        seen = db.session.scalars(
+            select(PaymentEvent.trade_state).where(
+                PaymentEvent.out_trade_no == out_trade_no, PaymentEvent.source == "query"
+            )
+        ).all()
+    assert seen == ["NOTPAY", "CLOSED"]
+    assert _order(app, out_trade_no).status == OrderStatus.CLOSED
+    assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
+
+
+def test_a_wechat_pay_outage_is_retried_later_and_never_stops_the_worker(app_factory: Any) -> None:
+    app = _app(app_factory)
+    _faults(app, drop_notifications=True)
+    submission_id, out_trade_no = _ordered(app)
+    _pay(app, out_trade_no)
+    assert _queue_queries(app, 31) == 1
+    _faults(app, fail_500=5)
+    run_due(app)  # must not raise
+    with app.app_context():
+        item = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == payments.SYNC_JOB)).one()
+        assert (
+            item.status == OutboxStatus.PENDING
+            and item.attempts == 1
+            and "SYSTEM_ERROR" in (item.last_error or "")
+        )
+        item.next_attempt_at = utcnow()
+        db.session.commit()
+    _faults(app, fail_500=None)
+    run_due(app, limit=1)
+    assert _submission(app, submission_id).status == SubmissionStatus.VERIFYING
+
+
+def test_expired_orders_are_closed_here_and_at_wechat_pay(app_factory: Any) -> None:
+    app = _app(app_factory)
+    submission_id, out_trade_no = _ordered(app)
+    order = _order(app, out_trade_no)
+    with app.app_context():
+        assert payments.close_expired_orders(db.session, order.expires_at - timedelta(seconds=1)) == []
+        later = order.expires_at + timedelta(seconds=1)
+        assert payments.close_expired_orders(db.session, later) == [out_trade_no]
+        assert payments.close_expired_orders(db.session, later) == []  # a second worker: nothing
+    assert _order(app, out_trade_no).status == OrderStatus.CLOSED
+    _drain(app)
+    with app.app_context():
+        there = sandbox_pay.get_order(redis_client(), pay_client().config.mchid, out_trade_no)
+    assert there is not None and there["trade_state"] == "CLOSED" and there["closed_by"] == "merchant"
+    assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
+
+
+def test_a_payment_in_the_last_second_is_applied_instead_of_closed(app_factory: Any) -> None:
+    app = _app(app_factory)
+    _faults(app, drop_notifications=True)
+    submission_id, out_trade_no = _ordered(app)
+    _pay(app, out_trade_no)  # paid, and WeChat Pay's word has not come when the expiry job runs
+    order = _order(app, out_trade_no)
+    with app.app_context():
+        assert payments.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1)) == [
+            out_trade_no
+        ]
+    assert _order(app, out_trade_no).status == OrderStatus.CLOSED
+    with app.app_context():
+        run_due(app, limit=1)  # the close: ORDERPAID → query → applied
+    assert _order(app, out_trade_no).status == OrderStatus.PAID
+    assert _submission(app, submission_id).status == SubmissionStatus.VERIFYING
+    assert _verify_jobs(app, submission_id) == 1
+
+
+def test_unpaid_attempts_are_cancelled_a_day_after_their_last_order_expired(app_factory: Any) -> None:
+    app = _app(app_factory)
+    submission_id, out_trade_no = _ordered(app)
+    order = _order(app, out_trade_no)
+    with app.app_context():
+        payments.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1))
+        assert (
+            payments.cancel_unpaid(db.session, order.expires_at + timedelta(hours=23), timedelta(hours=24))
+            == []
+        )
+        later = order.expires_at + timedelta(hours=24, seconds=1)
+        assert payments.cancel_unpaid(db.session, later, timedelta(hours=24)) == [submission_id]
+        assert payments.cancel_unpaid(db.session, later, timedelta(hours=24)) == []
+    attempt = _submission(app, submission_id)
+    assert attempt.status == SubmissionStatus.CANCELLED
+    assert attempt.status_reason and "24 小时未缴费" in attempt.status_reason
+
+
+def test_an_attempt_with_a_fresh_order_is_not_cancelled(app_factory: Any) -> None:
+    app = _app(app_factory)
+    submission_id, out_trade_no = _ordered(app)
+    order = _order(app, out_trade_no)
+    with app.app_context():
+        payments.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1))
+        attempt = db.session.get(Submission, submission_id)
+        assert attempt is not None
+        submissions.renew_order(db.session, attempt, order.expires_at + timedelta(hours=23), "native")
+        later = order.expires_at + timedelta(hours=25)
+        assert payments.cancel_unpaid(db.session, later, timedelta(hours=24)) == []
+    assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
+
+
+def test_a_refund_stuck_in_processing_is_completed_by_a_query(app_factory: Any) -> None:
+    app = _app(app_factory)
+    _faults(app, drop_notifications=True)
+    submission_id, out_trade_no = _ordered(app)
+    _pay(app, out_trade_no)
+    with app.app_context():
+        assert payments.sync_order(db.session, pay_client(), out_trade_no) == "paid"
+        done = payments.request_refund(db.session, out_trade_no, "测试退款", "staff:test")
+        db.session.remove()
+    with app.app_context():
+        for item in db.session.scalars(select(OutboxItem).where(OutboxItem.kind != payments.REFUND_JOB)):
+            item.status = OutboxStatus.DONE  # only the refund matters here
+        db.session.commit()
+    _drain(app)
+    with app.app_context():
+        refund = db.session.get(Refund, done.refund_id)
+        assert refund is not None and refund.status == RefundStatus.PROCESSING  # REFUND.SUCCESS was dropped
+        assert payments.queue_refund_queries(db.session, utcnow(), timedelta(minutes=10)) == 0
+        later = utcnow() + timedelta(minutes=11)
+        assert payments.queue_refund_queries(db.session, later, timedelta(minutes=10)) == 1
+        assert payments.queue_refund_queries(db.session, later, timedelta(minutes=10)) == 0
+        db.session.remove()
+    _drain(app)
+    with app.app_context():
+        refund = db.session.get(Refund, done.refund_id)
+        assert refund is not None and refund.status == RefundStatus.SUCCEEDED and refund.refund_id
+        assert refund.succeeded_at is not None
+        assert (
+            db.session.scalar(select(PaymentOrder.status).where(PaymentOrder.out_trade_no == out_trade_no))
+            == OrderStatus.REFUNDED
+        )
+    assert _submission(app, submission_id).status == SubmissionStatus.REFUNDED
