@@ -508,7 +508,13 @@
       try { title = new URL(el.frame.src, location.href).host; } catch (e) { title = ""; }
     }
     el.browserTitle.textContent = title;
+    // Pages in the frame get WeChat's JS bridge (getBrandWCPayRequest → the sandbox pay sheet), as
+    // inside WeChat; pages on another origin cannot be reached and use postMessage instead.
+    if (window.SandboxPaySheet) {
+      try { window.SandboxPaySheet.installBridge(el.frame.contentWindow); } catch (e) { /* other origin */ }
+    }
   });
+  if (window.SandboxPaySheet) window.SandboxPaySheet.listen();
 
   el.browserClose.addEventListener("click", function () {
     el.browser.hidden = true;

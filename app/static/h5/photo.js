@@ -83,6 +83,45 @@
     });
     $("fixes-box").hidden = !(photo.fixes && photo.fixes.length);
     $("next-step").hidden = !photo.passed;
+    lastPhotoId = photo.passed ? photo.id : null;
+  }
+
+  // 开始核验: create the attempt and its order, then pay on /h5/pay/<id>. Inside WeChat (or the
+  // sandbox phone's frame) the order is for JSAPI; in any other browser a Native QR code.
+  var lastPhotoId = null;
+  var startButton = $("start-verify");
+  if (startButton) {
+    startButton.addEventListener("click", function () {
+      if (lastPhotoId === null) return;
+      var inWechat = /MicroMessenger/i.test(navigator.userAgent) || window.name === "wechat-browser";
+      var startError = $("start-error");
+      startError.hidden = true;
+      startButton.disabled = true;
+      var req = new XMLHttpRequest();
+      req.open("POST", "/api/v1/me/submissions");
+      req.setRequestHeader("X-CSRFToken", CSRF);
+      req.setRequestHeader("Content-Type", "application/json");
+      req.setRequestHeader("Accept", "application/json");
+      req.onload = function () {
+        var data = null;
+        try { data = JSON.parse(req.responseText); } catch (e) { data = null; }
+        // Created, or already under way (a second tap, or WeChat Pay was down: the pay page retries).
+        var id = data && (data.id || data.submission_id);
+        if (req.status === 201 || (id && (req.status === 422 || req.status === 503))) {
+          window.location.href = "/h5/pay/" + id;
+          return;
+        }
+        startButton.disabled = false;
+        startError.textContent = errorsOf(req);
+        startError.hidden = false;
+      };
+      req.onerror = function () {
+        startButton.disabled = false;
+        startError.textContent = NETWORK;
+        startError.hidden = false;
+      };
+      req.send(JSON.stringify({ photo_id: lastPhotoId, channel: inWechat ? "jsapi" : "native" }));
+    });
   }
 
   function errorsOf(xhr) {

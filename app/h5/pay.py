@@ -1,0 +1,39 @@
+"""/h5/pay/<submission> (开始核验 → 缴费 → 核验中… → result, seed 004): the fee and what it buys,
+「确认支付」 through WeixinJSBridge inside WeChat, a Native QR code (3 minutes, renewed when it
+expires) in any other browser, then the identity check's outcome, polled from
+GET /api/v1/me/submissions/<id> (app/static/h5/pay.js). This view only checks ownership and says
+what the page is about; the state comes from the API.
+"""
+
+from __future__ import annotations
+
+from flask import abort, current_app, render_template, request
+
+from app.api.me import fee_label
+from app.auth.session import current_user, login_required
+from app.extensions import db
+from app.h5 import bp
+from app.services.submissions import ORDER_TTL
+from models.submission import Submission
+
+
+@bp.get("/pay/<int:submission_id>")
+@login_required
+def pay(submission_id: int) -> str:
+    user = current_user()
+    assert user is not None  # login_required
+    submission = db.session.get(Submission, submission_id)
+    if submission is None or submission.user_id != user.id:
+        abort(404)
+    batch = submission.batch
+    return render_template(
+        "h5/pay.html",
+        submission=submission,
+        batch=batch,
+        school=batch.school,
+        fee=fee_label(batch.fee_fen),
+        review_days=f"{batch.review_days_min}–{batch.review_days_max} 天",
+        ttl_minutes=int(ORDER_TTL.total_seconds() // 60),
+        in_wechat="MicroMessenger" in request.headers.get("User-Agent", ""),
+        sandbox=bool(current_app.config.get("SANDBOX")),
+    )
