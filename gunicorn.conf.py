@@ -18,8 +18,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8" if _embedded else "4"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-max_requests = 10000
-max_requests_jitter = 1000
+# Recycling workers guards against slow leaks; each restart re-imports the app (≈ 1 s of CPU), so at
+# WeChat traffic rates it must be rare: 100k requests is hours at a busy school's peak.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
+max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
