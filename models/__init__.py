@@ -6,7 +6,7 @@ from models.identity import Identity
 from models.outbox import OutboxItem, OutboxStatus
 from models.photo import Photo
 from models.school import Batch, School
-from models.staff import Staff, StaffRole, staff_schools
+from models.staff import AuditEntry, Staff, StaffRole, staff_schools
 from models.submission import (
     STATUS_LABELS,
     OrderStatus,
@@ -21,6 +21,7 @@ from models.user import User
 
 __all__ = [
     "STATUS_LABELS",
+    "AuditEntry",
     "Base",
     "Batch",
     "Enrollment",

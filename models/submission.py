@@ -72,6 +72,10 @@ class Submission(Base):
     # The provider's answer: {"result", "reason", "provider", "reference", "at"}
     verification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     verify_attempts: Mapped[int] = mapped_column(default=0)
+    # Review (issue 6): a claim marks the attempt 审核中 for one reviewer until it expires.
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    claim_expires_at: Mapped[datetime | None]
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None]
