@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from settings_support import production_settings
 
 from config import DEV_SECRET_KEY, SettingsError, load_settings
 
@@ -66,28 +67,9 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def _production(**overrides: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "APP_ENV": "production",
-        "SECRET_KEY": STRONG_SECRET,
-        "WECHAT_APPID": REAL_LOOKING_APPID,
-        "WECHAT_TOKEN": "real-token",
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "PII_ENCRYPTION_KEYS": "7S_4EOjcYB40dfyyFdyO2Phgbne35pjH9ZGDNK9DmOU=",
-        "PII_HMAC_KEY": "p" * 32,
-        "VERIFY_HTTP_URL": "https://verify.example.com/v1/verify",
-        "VERIFY_HTTP_KEY_ID": "key-1",
-        "VERIFY_HTTP_SECRET": "v" * 32,
-        # WeChat Pay (tests/test_pay_client.py covers these settings and the key files themselves).
-        "PUBLIC_BASE_URL": "https://photo.example.com",
-        "WECHAT_PAY_MCHID": "1230000109",
-        "WECHAT_PAY_MERCHANT_SERIAL": "444F4864EA9B34415ABC",
-        "WECHAT_PAY_PRIVATE_KEY_PATH": "/etc/wechatpay/apiclient_key.pem",
-        "WECHAT_PAY_APIV3_KEY": "a" * 32,
-        "WECHAT_PAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0112345678",
-        "WECHAT_PAY_PUBLIC_KEY_PATH": "/etc/wechatpay/pub_key.pem",
-    }
-    values.update(overrides)
-    return values
+    return production_settings(
+        **{"SECRET_KEY": STRONG_SECRET, "WECHAT_APPID": REAL_LOOKING_APPID, **overrides}
+    )
 
 
 def test_production_with_real_settings_starts() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from settings_support import production_settings
 
 from app import create_app
 from app.extensions import redis_client
@@ -41,27 +42,9 @@ def test_sandbox_defaults() -> None:
 
 
 def _production(**overrides: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "APP_ENV": "production",
-        "SECRET_KEY": STRONG_SECRET,
-        "WECHAT_APPID": "wx0123456789abcdef",
-        "WECHAT_TOKEN": "real-token",
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "PUBLIC_BASE_URL": "https://photo.example.com",
-        "PII_ENCRYPTION_KEYS": "7S_4EOjcYB40dfyyFdyO2Phgbne35pjH9ZGDNK9DmOU=",
-        "PII_HMAC_KEY": "p" * 32,
-        "VERIFY_HTTP_URL": "https://verify.example.com/v1/verify",
-        "VERIFY_HTTP_KEY_ID": "key-1",
-        "VERIFY_HTTP_SECRET": "v" * 32,
-        "WECHAT_PAY_MCHID": "1230000109",
-        "WECHAT_PAY_MERCHANT_SERIAL": "444F4864EA9B34415ABC",
-        "WECHAT_PAY_PRIVATE_KEY_PATH": "/etc/wechatpay/apiclient_key.pem",
-        "WECHAT_PAY_APIV3_KEY": "a" * 32,
-        "WECHAT_PAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0112345678",
-        "WECHAT_PAY_PUBLIC_KEY_PATH": "/etc/wechatpay/pub_key.pem",
-    }
-    values.update(overrides)
-    return values
+    return production_settings(
+        **{"SECRET_KEY": STRONG_SECRET, "WECHAT_APPID": "wx0123456789abcdef", **overrides}
+    )
 
 
 def test_production_with_pay_settings_validates() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import requests
+from settings_support import production_settings
 
 from app.services.verification import (
     REASONS,
@@ -361,28 +362,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _production(**overrides: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "APP_ENV": "production",
-        "SECRET_KEY": "s" * 40,
-        "WECHAT_APPID": "wx1234567890abcdef",
-        "WECHAT_TOKEN": "real-token",
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "PII_ENCRYPTION_KEYS": "7S_4EOjcYB40dfyyFdyO2Phgbne35pjH9ZGDNK9DmOU=",
-        "PII_HMAC_KEY": "p" * 32,
-        "VERIFY_HTTP_URL": "https://verify.example.com/v1/verify",
-        "VERIFY_HTTP_KEY_ID": KEY_ID,
-        "VERIFY_HTTP_SECRET": SECRET,
-        # WeChat Pay, which production requires too (tests/test_pay_client.py).
-        "PUBLIC_BASE_URL": "https://photo.example.com",
-        "WECHAT_PAY_MCHID": "1230000109",
-        "WECHAT_PAY_MERCHANT_SERIAL": "444F4864EA9B34415ABC",
-        "WECHAT_PAY_PRIVATE_KEY_PATH": "/etc/wechatpay/apiclient_key.pem",
-        "WECHAT_PAY_APIV3_KEY": "a" * 32,
-        "WECHAT_PAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0112345678",
-        "WECHAT_PAY_PUBLIC_KEY_PATH": "/etc/wechatpay/pub_key.pem",
-    }
-    values.update(overrides)
-    return values
+    return production_settings(**{"VERIFY_HTTP_KEY_ID": KEY_ID, "VERIFY_HTTP_SECRET": SECRET, **overrides})
 
 
 @pytest.mark.usefixtures("_clean_environment")
