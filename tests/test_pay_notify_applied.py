@@ -8,9 +8,9 @@ from typing import Any
 
 import requests
 from flask import Flask
+from pay_students import student
 from pay_support import envelope_bytes, post_notify, resource_for, signed_headers
 from sqlalchemy import func, select
-from test_payments_service import _student
 
 from app.extensions import db
 from app.services import submissions
@@ -19,7 +19,7 @@ from models import OutboxItem, PaymentEvent, PaymentOrder, Submission, Submissio
 
 def _attempt(app: Flask) -> tuple[int, str]:
     with app.app_context():
-        user_id, photo_id = _student("o-notify")
+        user_id, photo_id = student("o-notify")
         attempt = submissions.create(db.session, user_id, photo_id, utcnow())
         found = (attempt.id, attempt.orders[0].out_trade_no)
         db.session.remove()
@@ -88,7 +88,7 @@ def test_a_notification_before_its_order_is_committed_is_retried_then_applied(
     refused = post_notify(live_server.url, body, headers)
     assert refused.status_code == 500 and refused.json()["code"] == "FAIL"  # WeChat Pay will retry
     with app.app_context():
-        user_id, photo_id = _student("o-early")
+        user_id, photo_id = student("o-early")
         attempt = submissions.create(db.session, user_id, photo_id, utcnow())
         attempt.orders[0].out_trade_no = early_no  # the order whose commit was still under way
         db.session.commit()

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from pay_students import student
 from sqlalchemy import select
-from test_payments_service import _student
 
 from app.extensions import db, redis_client
 from app.jobs.worker import run_due
@@ -30,7 +30,7 @@ from models import (
 
 def _paid_on_the_sheet(app: Flask, client: FlaskClient) -> int:
     with app.app_context():
-        user_id, photo_id = _student("o-payer")
+        user_id, photo_id = student("o-payer")
         attempt = submissions.create(db.session, user_id, photo_id, utcnow())
         order = attempt.orders[0]
         params = pay_client().create_jsapi(

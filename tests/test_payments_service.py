@@ -1,28 +1,23 @@
-"""Submissions and payments, against the real database: the rules issue 5's endpoints will call."""
+"""Submissions and payments, against the real database: the rules issue 5's endpoints call."""
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
+from pay_students import paid_notice, student
 from sqlalchemy import func, select
 
-from app.extensions import db, pii_keyring
-from app.services import enrollments, identities, payments, submissions
-from app.services.identities import IdentityInput
-from app.services.payments import PaidNotice
-from app.services.schools import BatchData, upsert_batch, upsert_school
-from media.spec import PhotoSpec
+from app.extensions import db
+from app.services import enrollments, payments, submissions
 from models import (
     Identity,
     OrderStatus,
     OutboxItem,
     PaymentEvent,
-    PaymentOrder,
-    Photo,
     Submission,
     SubmissionStatus,
     User,
@@ -30,61 +25,6 @@ from models import (
 )
 
 TODAY = date.today()
-
-
-def _student(openid: str = "o-pay", passed: bool = True) -> tuple[int, int]:
-    """A bound, linked student with one photo; returns (user_id, photo_id)."""
-    user = User(openid=openid)
-    db.session.add(user)
-    db.session.commit()
-    identities.bind(
-        db.session, pii_keyring(), user.id, IdentityInput("resident_id", "210101200101010011", "张三"), TODAY
-    )
-    school = upsert_school(db.session, "10542", "湖南师范大学", "湖南省", "长沙市")
-    now = utcnow()
-    batch = upsert_batch(
-        db.session,
-        school,
-        BatchData(
-            "成人教育 测试批次",
-            "成人教育",
-            now - timedelta(days=1),
-            now + timedelta(days=30),
-            200,
-            PhotoSpec(),
-        ),
-    )
-    db.session.commit()
-    enrollments.link(db.session, user.id, batch.id, now)
-    photo = Photo(
-        user_id=user.id,
-        batch_id=batch.id,
-        source="h5",
-        original_key="k" * 64,
-        original_sha256="s" * 64,
-        original_bytes=1000,
-        passed=passed,
-        checks=[],
-        fixes=[],
-    )
-    db.session.add(photo)
-    db.session.commit()
-    return user.id, photo.id
-
-
-def _notice(order: PaymentOrder, **changes: Any) -> PaidNotice:
-    values: dict[str, Any] = {
-        "out_trade_no": order.out_trade_no,
-        "transaction_id": "4200000001202611230000000001",
-        "amount_fen": order.amount_fen,
-        "currency": "CNY",
-        "payer_openid": "o-pay",
-        "success_time": datetime.now(UTC),
-        "source": "notify",
-        "event_id": "EV-1",
-    }
-    values.update(changes)
-    return PaidNotice(**values)
 
 
 @pytest.fixture
@@ -100,14 +40,14 @@ def test_an_attempt_needs_a_complete_file_and_a_passing_photo(ctx: Any) -> None:
     db.session.commit()
     with pytest.raises(submissions.SubmissionIncompleteError):
         submissions.create(db.session, lonely.id, 1, utcnow())
-    user_id, failed_photo = _student(passed=False)
+    user_id, failed_photo = student(passed=False)
     with pytest.raises(submissions.PhotoNotUsableError, match="通过检查的照片"):
         submissions.create(db.session, user_id, failed_photo, utcnow())
     assert db.session.scalar(select(func.count()).select_from(Submission)) == 0
 
 
 def test_creating_an_attempt_opens_an_order_for_the_batch_fee(ctx: Any) -> None:
-    user_id, photo_id = _student()
+    user_id, photo_id = student()
     now = utcnow()
     attempt = submissions.create(db.session, user_id, photo_id, now)
     assert attempt.status == SubmissionStatus.AWAITING_PAYMENT
@@ -122,7 +62,7 @@ def test_creating_an_attempt_opens_an_order_for_the_batch_fee(ctx: Any) -> None:
 
 
 def test_after_a_final_refusal_no_new_attempt_in_that_batch(ctx: Any) -> None:
-    user_id, photo_id = _student()
+    user_id, photo_id = student()
     attempt = submissions.create(db.session, user_id, photo_id, utcnow())
     attempt.status = SubmissionStatus.REFUSED
     db.session.commit()
@@ -131,10 +71,10 @@ def test_after_a_final_refusal_no_new_attempt_in_that_batch(ctx: Any) -> None:
 
 
 def test_a_payment_moves_the_attempt_to_verifying_locks_and_queues_the_check(ctx: Any) -> None:
-    user_id, photo_id = _student()
+    user_id, photo_id = student()
     attempt = submissions.create(db.session, user_id, photo_id, utcnow())
     order = attempt.orders[0]
-    assert payments.apply_payment(db.session, _notice(order)) == "applied"
+    assert payments.apply_payment(db.session, paid_notice(order)) == "applied"
     db.session.expire_all()
     assert attempt.status == SubmissionStatus.VERIFYING and attempt.paid_at is not None
     assert order.status == OrderStatus.PAID and order.transaction_id
@@ -143,7 +83,7 @@ def test_a_payment_moves_the_attempt_to_verifying_locks_and_queues_the_check(ctx
     jobs = db.session.scalars(select(OutboxItem)).all()
     assert [(j.kind, j.payload) for j in jobs] == [("submissions.verify", {"submission_id": attempt.id})]
     # The same notification again (WeChat Pay retries until acknowledged) changes nothing.
-    assert payments.apply_payment(db.session, _notice(order, event_id="EV-1")) == "duplicate"
+    assert payments.apply_payment(db.session, paid_notice(order, event_id="EV-1")) == "duplicate"
     assert db.session.scalar(select(func.count()).select_from(OutboxItem)) == 1
     outcomes = db.session.scalars(select(PaymentEvent.outcome).order_by(PaymentEvent.id)).all()
     assert outcomes == ["applied", "duplicate"]
@@ -160,10 +100,10 @@ def test_a_payment_moves_the_attempt_to_verifying_locks_and_queues_the_check(ctx
 def test_a_notice_that_does_not_match_changes_nothing(
     ctx: Any, changes: dict[str, Any], error: type[Exception]
 ) -> None:
-    user_id, photo_id = _student()
+    user_id, photo_id = student()
     attempt = submissions.create(db.session, user_id, photo_id, utcnow())
     with pytest.raises(error):
-        payments.apply_payment(db.session, _notice(attempt.orders[0], **changes))
+        payments.apply_payment(db.session, paid_notice(attempt.orders[0], **changes))
     db.session.expire_all()
     assert attempt.status == SubmissionStatus.AWAITING_PAYMENT
     assert attempt.orders[0].status == OrderStatus.OPEN
@@ -172,18 +112,18 @@ def test_a_notice_that_does_not_match_changes_nothing(
 
 
 def test_a_second_transaction_for_a_paid_order_is_rejected(ctx: Any) -> None:
-    user_id, photo_id = _student()
+    user_id, photo_id = student()
     order = submissions.create(db.session, user_id, photo_id, utcnow()).orders[0]
-    payments.apply_payment(db.session, _notice(order))
+    payments.apply_payment(db.session, paid_notice(order))
     with pytest.raises(payments.PaymentRejectedError):
-        payments.apply_payment(db.session, _notice(order, transaction_id="4200000009999"))
+        payments.apply_payment(db.session, paid_notice(order, transaction_id="4200000009999"))
 
 
 def test_ten_copies_at_once_apply_once(app: Flask) -> None:
     with app.app_context():
-        user_id, photo_id = _student()
+        user_id, photo_id = student()
         order = submissions.create(db.session, user_id, photo_id, utcnow()).orders[0]
-        notice = _notice(order)
+        notice = paid_notice(order)
         db.session.remove()
     results: list[str] = []
     barrier = threading.Barrier(10)
@@ -208,7 +148,7 @@ def test_ten_copies_at_once_apply_once(app: Flask) -> None:
 
 
 def test_expired_orders_close_and_a_late_payment_still_counts(ctx: Any) -> None:
-    user_id, photo_id = _student()
+    user_id, photo_id = student()
     start = utcnow()
     attempt = submissions.create(db.session, user_id, photo_id, start)
     order = attempt.orders[0]
@@ -219,7 +159,7 @@ def test_expired_orders_close_and_a_late_payment_still_counts(ctx: Any) -> None:
     fresh = submissions.renew_order(db.session, attempt, start + timedelta(minutes=4), "native")
     assert fresh.channel == "native" and fresh.out_trade_no != order.out_trade_no
     # The student had paid the old QR code just before it expired: the money counts.
-    assert payments.apply_payment(db.session, _notice(order)) == "applied"
+    assert payments.apply_payment(db.session, paid_notice(order)) == "applied"
     db.session.expire_all()
     assert attempt.status == SubmissionStatus.VERIFYING
 
@@ -227,12 +167,12 @@ def test_expired_orders_close_and_a_late_payment_still_counts(ctx: Any) -> None:
 def test_a_second_order_of_a_paid_attempt_is_refunded_not_verified_twice(ctx: Any) -> None:
     from models import Refund
 
-    user_id, photo_id = _student()
+    user_id, photo_id = student()
     attempt = submissions.create(db.session, user_id, photo_id, utcnow())
     first = attempt.orders[0]
     second = submissions.renew_order(db.session, attempt, utcnow(), "native")
-    assert payments.apply_payment(db.session, _notice(first)) == "applied"
-    assert payments.apply_payment(db.session, _notice(second, transaction_id="4200000002")) == "applied"
+    assert payments.apply_payment(db.session, paid_notice(first)) == "applied"
+    assert payments.apply_payment(db.session, paid_notice(second, transaction_id="4200000002")) == "applied"
     refund = db.session.scalars(select(Refund)).one()
     assert (refund.order_id, refund.amount_fen, refund.requested_by) == (second.id, 200, "system")
     kinds = sorted(j.kind for j in db.session.scalars(select(OutboxItem)))
@@ -242,12 +182,12 @@ def test_a_second_order_of_a_paid_attempt_is_refunded_not_verified_twice(ctx: An
 def test_a_late_payment_for_a_replaced_attempt_is_refunded(ctx: Any) -> None:
     from models import Refund
 
-    user_id, photo_id = _student()
+    user_id, photo_id = student()
     old = submissions.create(db.session, user_id, photo_id, utcnow())
     old.status = SubmissionStatus.CANCELLED
     db.session.commit()
     new = submissions.create(db.session, user_id, photo_id, utcnow())
-    assert payments.apply_payment(db.session, _notice(old.orders[0])) == "applied"
+    assert payments.apply_payment(db.session, paid_notice(old.orders[0])) == "applied"
     db.session.expire_all()
     assert (old.status, new.status) == (SubmissionStatus.CANCELLED, SubmissionStatus.AWAITING_PAYMENT)
     assert db.session.scalars(select(Refund.order_id)).one() == old.orders[0].id

@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from pay_students import student
 from sqlalchemy import func, select
-from test_payments_service import _student
 
 from app.extensions import db, redis_client
 from app.jobs import periodic
@@ -41,7 +41,7 @@ def _app(app_factory: Any) -> Flask:
 def _ordered(app: Flask, openid: str = "o-sync") -> tuple[int, str]:
     """An attempt whose order exists here and at the sandbox's WeChat Pay: (submission id, out_trade_no)."""
     with app.app_context():
-        user_id, photo_id = _student(openid)
+        user_id, photo_id = student(openid)
         attempt = submissions.create(db.session, user_id, photo_id, utcnow())
         order = attempt.orders[0]
         pay_client().create_jsapi(

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from pay_students import student
 from sqlalchemy import event
-from test_payments_service import _student
 from wechat_posts import WeChat, text_message
 
 from app.extensions import db
@@ -20,7 +20,7 @@ S = SubmissionStatus
 
 def _attempt(status: SubmissionStatus, reason: str | None = None) -> tuple[int, int]:
     """A student whose latest attempt is in `status`: (user_id, submission_id)."""
-    user_id, photo_id = _student("o-progress")
+    user_id, photo_id = student("o-progress")
     attempt = submissions.create(db.session, user_id, photo_id, utcnow())
     attempt.status = status
     attempt.status_reason = reason

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from pay_students import paid_notice, student
 from sqlalchemy import select
-from test_payments_service import _notice, _student
 
 from app.extensions import db, pii_keyring
 from app.services import payments, submissions, verifications
@@ -18,9 +18,9 @@ from models import Identity, OutboxItem, Refund, Submission, SubmissionStatus, u
 
 
 def _paid_attempt() -> int:
-    user_id, photo_id = _student()
+    user_id, photo_id = student()
     attempt = submissions.create(db.session, user_id, photo_id, utcnow())
-    payments.apply_payment(db.session, _notice(attempt.orders[0]))
+    payments.apply_payment(db.session, paid_notice(attempt.orders[0]))
     return attempt.id
 
 
