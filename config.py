@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     MEDIA_ROOT: Path = VAR / "media"
     # Where people and WeChat reach this service: links in messages, OAuth2 redirect_uri.
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    # Reverse proxies (nginx, a load balancer) in front of gunicorn: how many to trust for the
+    # client address and scheme (X-Forwarded-For/-Proto/-Host). 0 = none, the socket's peer is the
+    # client. Staff lockout counts per client address, so behind a proxy this must be set.
+    PROXY_HOPS: int = Field(default=0, ge=0, le=5)
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: str = Field(default="json", pattern="^(json|text)$")
 
@@ -72,6 +76,15 @@ class Settings(BaseSettings):
     PII_HMAC_KEY: str = ""
     # `flask demo load`: the demo admin's password; empty = generate one (kept in var/).
     DEMO_STAFF_PASSWORD: str = ""
+
+    # Staff sign-in at /review/login. Each attempt counts against the username and the client IP in
+    # Redis for STAFF_LOCKOUT_WINDOW_SECONDS from the first failure; past the threshold no password
+    # is checked until the window ends. The IP threshold is higher: an office shares one address.
+    STAFF_LOCKOUT_THRESHOLD: int = Field(default=5, ge=1, le=100)
+    STAFF_LOCKOUT_IP_THRESHOLD: int = Field(default=20, ge=1, le=1000)
+    STAFF_LOCKOUT_WINDOW_SECONDS: int = Field(default=900, ge=10, le=86400)
+    # A staff session ends after this long without a request (a shared office computer).
+    STAFF_SESSION_IDLE_SECONDS: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
 
     WECHAT_APPID: str = SANDBOX_APPID
     WECHAT_SECRET: str = SANDBOX_SECRET
@@ -106,6 +119,15 @@ class Settings(BaseSettings):
     PAY_REFUND_QUERY_AFTER_SECONDS: int = Field(default=600, ge=30)
     # A 待缴费 attempt whose last order expired this long ago is cancelled (已取消).
     SUBMISSION_UNPAID_CANCEL_HOURS: float = Field(default=24, gt=0)
+
+    # Review (issue 6). A claim marks an attempt 审核中 for one reviewer this long; an expired claim
+    # counts as unclaimed. The result push uses the 审核结果通知 template (fields phrase1, thing2,
+    # thing3, time4) named here; unset = the sandbox's built-in one with SANDBOX=1, none otherwise;
+    # empty = no template: a custom message instead (which WeChat only delivers within 48 h of the
+    # student's last message, so production should set a template).
+    REVIEW_CLAIM_MINUTES: int = Field(default=30, ge=1, le=24 * 60)
+    REVIEW_BATCH_APPROVE_MAX: int = Field(default=200, ge=1, le=1000)
+    WECHAT_TEMPLATE_REVIEW_RESULT: str | None = None
 
     # Identity verification (人口库核验), run by the worker after payment. "sandbox": the emulator's
     # roster (SANDBOX=1 only; the default there); "http": a provider reached at VERIFY_HTTP_URL with

@@ -13,6 +13,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or load_settings(**overrides)
     app = Flask(__name__)
     app.config.from_mapping(settings.as_flask_config())
+    if settings.PROXY_HOPS:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.PROXY_HOPS
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     from app.logging import configure_logging
 
@@ -56,12 +61,13 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from app.h5 import bp as h5_bp
     from app.ops import bp as ops_bp
     from app.pay import bp as pay_bp
+    from app.review import bp as review_bp
     from app.wechat import bp as wechat_bp
 
     # WeChat signs its posts; a CSRF token cannot apply to them.
     csrf.exempt(wechat_bp)
     csrf.exempt(pay_bp)
-    for bp in (ops_bp, wechat_bp, auth_bp, h5_bp, api_bp, pay_bp):
+    for bp in (ops_bp, wechat_bp, auth_bp, h5_bp, api_bp, pay_bp, review_bp):
         app.register_blueprint(bp)
     register_openapi(app)
     if settings.SANDBOX:

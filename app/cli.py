@@ -21,6 +21,7 @@ def register_cli(app: Flask) -> None:
     from app.pay_cli import pay_cli
     from app.pii_cli import pii_cli
     from app.schools_cli import schools_cli
+    from app.staff_cli import staff_cli
     from app.wechat_cli import wechat_cli
 
     app.cli.add_command(worker_command)
@@ -29,3 +30,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(wechat_cli)
     app.cli.add_command(schools_cli)
     app.cli.add_command(pay_cli)
+    app.cli.add_command(staff_cli)

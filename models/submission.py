@@ -100,6 +100,14 @@ Index(
 # The review queue (oldest first, keyset pagination) and a student's history.
 Index("ix_submissions_status_created_at", Submission.status, Submission.created_at, Submission.id)
 Index("ix_submissions_user_id_created_at", Submission.user_id, Submission.created_at)
+# A reviewer's queue: their schools' batches, oldest first (a rare school stays as fast as a common one).
+Index(
+    "ix_submissions_batch_id_status_created_at",
+    Submission.batch_id,
+    Submission.status,
+    Submission.created_at,
+    Submission.id,
+)
 
 
 class OrderStatus(StrEnum):

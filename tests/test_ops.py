@@ -35,3 +35,29 @@ def test_request_id_is_echoed_and_generated(client: FlaskClient) -> None:
     assert client.get("/healthz", headers={"X-Request-ID": "abc123"}).headers["X-Request-ID"] == "abc123"
     generated = client.get("/healthz").headers["X-Request-ID"]
     assert len(generated) == 32
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(app_factory: Any) -> None:
+    from flask import request
+
+    app = app_factory(PROXY_HOPS=1)
+
+    @app.get("/_test/addr")
+    def addr() -> str:
+        return request.remote_addr or ""
+
+    client = app.test_client()
+    seen = client.get(
+        "/_test/addr", headers={"X-Forwarded-For": "203.0.113.7"}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
+    )
+    assert seen.text == "203.0.113.7"
+    direct = app_factory()
+
+    @direct.get("/_test/addr")
+    def addr_direct() -> str:
+        return request.remote_addr or ""
+
+    spoofed = direct.test_client().get(
+        "/_test/addr", headers={"X-Forwarded-For": "203.0.113.7"}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
+    )
+    assert spoofed.text == "10.0.0.2"  # without a trusted proxy the header is ignored

@@ -1,0 +1,19 @@
+"""Staff pages under /review: sign-in here; queue, decisions, export and dashboard build on it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+bp = Blueprint("review", __name__, url_prefix="/review")
+
+
+@bp.after_request
+def _staff_page_headers(response: Response) -> Response:
+    # Staff pages show personal data: never cached by a shared browser or proxy, never framed.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+from app.review import auth  # noqa: E402, F401  (registers the views)

@@ -1,0 +1,579 @@
+"""Staff review: the queue, claims, decisions, and the result push that commits with each decision.
+
+A claim marks an attempt 审核中 (in_review) for one reviewer until `claim_expires_at`; an expired
+claim counts as unclaimed, so no periodic job has to reset it. Claims and decisions are conditional
+UPDATEs (the row's state is re-checked by the database under its row lock), so two reviewers racing
+for the same attempt get exactly one winner on SQLite and PostgreSQL alike.
+
+Scoping: a reviewer sees only the attempts of their schools; anything else is "not found" (404 at
+the edge), never "forbidden", so ids of other schools' attempts leak nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, true, tuple_, union_all, update
+from sqlalchemy.orm import Session
+
+from app.services import audit, outbox
+from app.services.errors import ServiceError
+from models import Batch, School, Staff, StaffRole, User
+from models.submission import STATUS_LABELS, Submission, SubmissionStatus
+
+# What a reviewer picks from; free text (or a preset plus details) is accepted as well.
+PRESET_REASONS: tuple[str, ...] = (
+    "照片质量不符合学信网要求",
+    "背景颜色不符",
+    "身份核验失败",
+    "人像不清晰",
+    "非本人近期照片",
+)
+MAX_REASON_CHARS = 200
+QUEUE_STATUSES: tuple[SubmissionStatus, ...] = (SubmissionStatus.PENDING_REVIEW, SubmissionStatus.IN_REVIEW)
+MAX_PAGE = 200
+
+Decision = Literal["approve", "return", "refuse"]
+DECISIONS: dict[str, SubmissionStatus] = {
+    "approve": SubmissionStatus.APPROVED,
+    "return": SubmissionStatus.RETURNED,
+    "refuse": SubmissionStatus.REFUSED,
+}
+DECIDED = frozenset(DECISIONS.values())
+
+# China has had no daylight saving since 1991: a fixed offset needs no tz database.
+CHINA = timezone(timedelta(hours=8), "CST")
+
+
+class ReviewError(ServiceError):
+    message = "无法完成审核操作"
+
+
+class ReviewNotFoundError(ReviewError):
+    """Unknown, or belongs to a school the reviewer does not cover (404 at the edge)."""
+
+    message = "没有找到该提交"
+
+
+class ReviewClaimedError(ReviewError):
+    message = "已被其他审核员领取"
+
+
+class ReviewClaimRequiredError(ReviewError):
+    message = "请先领取该提交再审核（领取已过期时请重新领取）"
+
+
+class ReviewStateError(ReviewError):
+    message = "该提交当前不在待审核状态"
+
+
+class ReviewReasonError(ReviewError):
+    message = "驳回或不通过需要填写原因"
+
+
+class ReviewStaffError(ReviewError):
+    message = "账号已停用"
+
+
+# --- scoping ---------------------------------------------------------------------------------
+
+
+def school_scope(staff: Staff) -> set[int] | None:
+    """The schools a staff member covers; None = all (admins)."""
+    if not staff.is_active:
+        raise ReviewStaffError()
+    if staff.role == StaffRole.ADMIN:
+        return None
+    return {school.id for school in staff.schools}
+
+
+def _batch_ids(session: Session, school_ids: set[int]) -> list[int]:
+    if not school_ids:
+        return []
+    return list(session.scalars(select(Batch.id).where(Batch.school_id.in_(school_ids))))
+
+
+def _in_scope(session: Session, school_ids: set[int] | None) -> ColumnElement[bool]:
+    """A WHERE clause limiting submissions to the schools' batches (a literal id list: batches are
+    few, and a literal list lets the planner estimate the filter)."""
+    if school_ids is None:
+        return true()
+    ids = _batch_ids(session, school_ids)
+    return Submission.batch_id.in_(ids) if ids else false()
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    created_at: datetime
+    status: SubmissionStatus
+    status_label: str
+    school_id: int
+    school_name: str
+    batch_id: int
+    batch_name: str
+    user_id: int
+    identity_id: int
+    photo_id: int
+    claimed_by_id: int | None
+    claim_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[QueueItem]
+    # Pass back as `after` for the next page; None on the last page.
+    next_cursor: tuple[datetime, int] | None
+
+
+def queue(
+    session: Session,
+    *,
+    school_ids: set[int] | None,
+    batch_id: int | None = None,
+    status: Sequence[SubmissionStatus] | SubmissionStatus = QUEUE_STATUSES,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    after: tuple[datetime, int] | None = None,
+    limit: int = 50,
+    now: datetime | None = None,
+) -> Page:
+    """Oldest first, keyset-paginated on (created_at, id): never OFFSET, so page 10,000 costs what
+    page 1 does.
+
+    Each status is read as its own branch of a UNION ALL, ordered and limited on the index
+    (status, created_at, id), and the branches are merged: `status IN (...)` over one index would
+    have to read and sort every waiting row before the first page comes out. `created_to` is
+    exclusive. `now` only labels expired claims 未审核 (they count as unclaimed).
+    """
+    statuses = [status] if isinstance(status, SubmissionStatus) else list(dict.fromkeys(status))
+    limit = max(1, min(limit, MAX_PAGE))
+    scope = _in_scope(session, school_ids)
+    if batch_id is not None:
+        scope = and_(scope, Submission.batch_id == batch_id)
+    conditions: list[ColumnElement[bool]] = [scope]
+    if created_from is not None:
+        conditions.append(Submission.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(Submission.created_at < created_to)
+    if after is not None:
+        conditions.append(tuple_(Submission.created_at, Submission.id) > tuple(after))
+    if not statuses:
+        return Page([], None)
+
+    # One more row than asked tells whether there is a next page.
+    branches = [
+        select(Submission.id, Submission.created_at)
+        .where(Submission.status == s, *conditions)
+        .order_by(Submission.created_at, Submission.id)
+        .limit(limit + 1)
+        .subquery()
+        for s in statuses
+    ]
+    picked: Any
+    if len(branches) == 1:
+        picked = branches[0]
+    else:
+        picked = union_all(*(select(b.c.id, b.c.created_at) for b in branches)).subquery()
+    top = select(picked.c.id).order_by(picked.c.created_at, picked.c.id).limit(limit + 1).subquery()
+
+    rows = session.execute(
+        select(
+            Submission.id,
+            Submission.created_at,
+            Submission.status,
+            Submission.batch_id,
+            Submission.user_id,
+            Submission.identity_id,
+            Submission.photo_id,
+            Submission.claimed_by_id,
+            Submission.claim_expires_at,
+            Batch.name.label("batch_name"),
+            School.id.label("school_id"),
+            School.name.label("school_name"),
+        )
+        .join(top, top.c.id == Submission.id)
+        .join(Batch, Batch.id == Submission.batch_id)
+        .join(School, School.id == Batch.school_id)
+        .order_by(Submission.created_at, Submission.id)
+    ).all()
+
+    items = [_item(row, now) for row in rows[:limit]]
+    more = len(rows) > limit
+    return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
+
+
+def _item(row: Any, now: datetime | None) -> QueueItem:
+    status = SubmissionStatus(row.status)
+    claim_live = status == SubmissionStatus.IN_REVIEW and _live(row.claim_expires_at, now)
+    shown = (
+        SubmissionStatus.PENDING_REVIEW if status == SubmissionStatus.IN_REVIEW and not claim_live else status
+    )
+    return QueueItem(
+        id=row.id,
+        created_at=row.created_at,
+        status=status,
+        status_label=STATUS_LABELS[shown],
+        school_id=row.school_id,
+        school_name=row.school_name,
+        batch_id=row.batch_id,
+        batch_name=row.batch_name,
+        user_id=row.user_id,
+        identity_id=row.identity_id,
+        photo_id=row.photo_id,
+        claimed_by_id=row.claimed_by_id if claim_live else None,
+        claim_expires_at=row.claim_expires_at if claim_live else None,
+    )
+
+
+def _live(expires_at: datetime | None, now: datetime | None) -> bool:
+    return expires_at is not None and (now is None or expires_at > now)
+
+
+def get(session: Session, staff: Staff, submission_id: int) -> Submission:
+    """One attempt as its reviewer may see it; other schools' attempts are not found."""
+    found = session.scalar(
+        select(Submission).where(Submission.id == submission_id, _in_scope(session, school_scope(staff)))
+    )
+    if found is None:
+        raise ReviewNotFoundError()
+    return found
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def claim(
+    session: Session, staff: Staff, submission_id: int, now: datetime, *, minutes: int = 30
+) -> datetime:
+    """Take an attempt for review (or extend one's own claim); returns when the claim expires.
+
+    Claimable: 未审核, or 审核中 whose claim expired, or already this reviewer's. Commits.
+    """
+    expires = now + timedelta(minutes=minutes)
+    scope = _in_scope(session, school_scope(staff))
+    result = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            scope,
+            or_(
+                Submission.status == SubmissionStatus.PENDING_REVIEW,
+                and_(
+                    Submission.status == SubmissionStatus.IN_REVIEW,
+                    or_(
+                        Submission.claim_expires_at.is_(None),
+                        Submission.claim_expires_at <= now,
+                        Submission.claimed_by_id == staff.id,
+                    ),
+                ),
+            ),
+        )
+        .values(
+            status=SubmissionStatus.IN_REVIEW,
+            claimed_by_id=staff.id,
+            claim_expires_at=expires,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        _explain_refusal(session, staff, submission_id, now)
+    _audit(session, staff, "claim", submission_id, expires_at=expires.isoformat())
+    session.commit()
+    return expires
+
+
+def release(session: Session, staff: Staff, submission_id: int, now: datetime) -> None:
+    """Give a claim back (admins may release anyone's): the attempt is 未审核 again. Commits."""
+    owner: ColumnElement[bool] = (
+        true() if staff.role == StaffRole.ADMIN and staff.is_active else Submission.claimed_by_id == staff.id
+    )
+    result = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            _in_scope(session, school_scope(staff)),
+            Submission.status == SubmissionStatus.IN_REVIEW,
+            owner,
+        )
+        .values(
+            status=SubmissionStatus.PENDING_REVIEW, claimed_by_id=None, claim_expires_at=None, updated_at=now
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        get(session, staff, submission_id)  # not found first
+        raise ReviewClaimRequiredError("你没有领取该提交")
+    _audit(session, staff, "release", submission_id)
+    session.commit()
+
+
+def _explain_refusal(session: Session, staff: Staff, submission_id: int, now: datetime) -> None:
+    """Say why a conditional UPDATE matched nothing (always raises)."""
+    found = get(session, staff, submission_id)
+    if found.status in DECIDED:
+        raise ReviewStateError(f"该提交已审核（{STATUS_LABELS[found.status]}）")
+    if (
+        found.status == SubmissionStatus.IN_REVIEW
+        and found.claimed_by_id != staff.id
+        and _live(found.claim_expires_at, now)
+    ):
+        raise ReviewClaimedError()
+    if found.status in QUEUE_STATUSES:
+        raise ReviewClaimRequiredError()
+    raise ReviewStateError(f"该提交当前状态为「{STATUS_LABELS[found.status]}」，不在审核队列中")
+
+
+# --- decisions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultPush:
+    """How the result reaches the student: the status page's base URL and the template to use."""
+
+    base_url: str
+    template_id: str  # "" = a custom text message instead
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ResultPush:
+        template = config.get("WECHAT_TEMPLATE_REVIEW_RESULT")
+        if template is None:
+            template = "sandbox-review-result" if config.get("SANDBOX") else ""
+        return cls(base_url=str(config["PUBLIC_BASE_URL"]).rstrip("/"), template_id=template)
+
+
+def clean_reason(decision: str, reason: str | None) -> str | None:
+    """The reason as stored and shown: required for 驳回/不通过, at most 200 characters."""
+    if decision not in DECISIONS:
+        raise ReviewError("未知的审核结果")
+    text = " ".join((reason or "").split())
+    if decision == "approve":
+        return text[:MAX_REASON_CHARS] or None
+    if not text:
+        raise ReviewReasonError()
+    if len(text) > MAX_REASON_CHARS:
+        raise ReviewReasonError(f"原因最多 {MAX_REASON_CHARS} 个字")
+    return text
+
+
+def decide(
+    session: Session,
+    staff: Staff,
+    submission_id: int,
+    decision: Decision | str,
+    reason: str | None,
+    now: datetime,
+    *,
+    push: ResultPush,
+) -> Submission:
+    """Record 通过 / 驳回 / 不通过, its audit entry and the student's push in one commit.
+
+    Only the claimer with a live claim decides (an admin may decide any waiting attempt in scope).
+    """
+    text = clean_reason(decision, reason)
+    _decide_one(session, staff, submission_id, DECISIONS[decision], text, now)
+    found = session.get(Submission, submission_id, populate_existing=True)
+    assert found is not None  # the UPDATE above just matched it
+    _audit(session, staff, decision, submission_id, reason=text)
+    _enqueue_push(session, found, push)
+    session.commit()
+    return found
+
+
+def batch_approve(
+    session: Session,
+    staff: Staff,
+    submission_ids: Iterable[int],
+    now: datetime,
+    *,
+    push: ResultPush,
+    max_items: int = 200,
+) -> list[int]:
+    """Approve many in one unit of work: each must be claimable by (or claimed by) this reviewer and
+    in scope; any refusal refuses the whole batch (nothing half-approved). Returns the ids. Commits."""
+    ids = list(dict.fromkeys(submission_ids))
+    if len(ids) > max_items:
+        raise ReviewError(f"一次最多批量通过 {max_items} 条")
+    scope = _in_scope(session, school_scope(staff))
+    for submission_id in ids:
+        result = session.execute(
+            update(Submission)
+            .where(Submission.id == submission_id, scope, _claimable_by(staff, now))
+            .values(
+                status=SubmissionStatus.APPROVED,
+                decided_by_id=staff.id,
+                decided_at=now,
+                status_reason=None,
+                claim_expires_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            _explain_refusal(session, staff, submission_id, now)
+    for submission_id in ids:
+        found = session.get(Submission, submission_id, populate_existing=True)
+        assert found is not None
+        _audit(session, staff, "approve", submission_id, batch=True)
+        _enqueue_push(session, found, push)
+    session.commit()
+    return ids
+
+
+def _claimable_by(staff: Staff, now: datetime) -> ColumnElement[bool]:
+    """Unclaimed (or expired) 未审核/审核中, or claimed by this staff member and still live."""
+    return or_(
+        Submission.status == SubmissionStatus.PENDING_REVIEW,
+        and_(
+            Submission.status == SubmissionStatus.IN_REVIEW,
+            or_(
+                Submission.claimed_by_id == staff.id,
+                Submission.claim_expires_at.is_(None),
+                Submission.claim_expires_at <= now,
+            ),
+        ),
+    )
+
+
+def _decide_one(
+    session: Session,
+    staff: Staff,
+    submission_id: int,
+    status: SubmissionStatus,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    mine = and_(
+        Submission.status == SubmissionStatus.IN_REVIEW,
+        Submission.claimed_by_id == staff.id,
+        Submission.claim_expires_at > now,
+    )
+    allowed: ColumnElement[bool] = (
+        or_(mine, Submission.status.in_(QUEUE_STATUSES)) if staff.role == StaffRole.ADMIN else mine
+    )
+    result = session.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, _in_scope(session, school_scope(staff)), allowed)
+        .values(
+            status=status,
+            decided_by_id=staff.id,
+            decided_at=now,
+            status_reason=reason if status != SubmissionStatus.APPROVED else None,
+            claim_expires_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        _explain_refusal(session, staff, submission_id, now)
+        raise ReviewClaimRequiredError()  # claimable but not claimed by this reviewer
+
+
+# --- the push --------------------------------------------------------------------------------
+
+RESULT_PHRASE = {
+    SubmissionStatus.APPROVED: "审核通过",
+    SubmissionStatus.RETURNED: "审核驳回",
+    SubmissionStatus.REFUSED: "审核不通过",
+}
+NEXT_STEP = {
+    SubmissionStatus.APPROVED: "照片已确认，可在「我的」页面打印回执单，无需再操作。",
+    SubmissionStatus.RETURNED: "请按原因修改照片，在批次截止前重新提交（需重新缴费核验）。",
+    SubmissionStatus.REFUSED: "这是最终结果，不能再次提交。",
+}
+# https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Template_Message_Interface.html
+# (类目模板 value limits: thing ≤ 20 characters, phrase ≤ 5, time ≤ 30)
+THING_LIMIT = 20
+PHRASE_LIMIT = 5
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def result_template_data(
+    status: SubmissionStatus, school: str, reason: str | None, at: datetime
+) -> dict[str, Any]:
+    """The 审核结果通知 fields: result, school, reason (or the next step), time."""
+    note = reason if status != SubmissionStatus.APPROVED and reason else NEXT_STEP[status]
+    return {
+        "phrase1": {"value": clip(RESULT_PHRASE[status], PHRASE_LIMIT)},
+        "thing2": {"value": clip(school, THING_LIMIT)},
+        "thing3": {"value": clip(note, THING_LIMIT)},
+        "time4": {"value": at.astimezone(CHINA).strftime("%Y年%m月%d日 %H:%M")},
+    }
+
+
+def result_text(
+    status: SubmissionStatus, school: str, batch: str, reason: str | None, at: datetime, url: str
+) -> str:
+    """The custom-message fallback: the same facts, unclipped, with the link."""
+    lines = [
+        f"【审核结果通知】{RESULT_PHRASE[status]}",
+        f"学校：{school}",
+        f"批次：{batch}",
+    ]
+    if reason and status != SubmissionStatus.APPROVED:
+        lines.append(f"原因：{reason}")
+    lines += [
+        f"下一步：{NEXT_STEP[status]}",
+        f"时间：{at.astimezone(CHINA).strftime('%Y-%m-%d %H:%M')}",
+        f"查看详情：{url}",
+    ]
+    return "\n".join(lines)
+
+
+def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None:
+    row = session.execute(
+        select(User.openid, Batch.name, School.name)
+        .select_from(Submission)
+        .join(User, User.id == Submission.user_id)
+        .join(Batch, Batch.id == Submission.batch_id)
+        .join(School, School.id == Batch.school_id)
+        .where(Submission.id == found.id)
+    ).one()
+    openid, batch_name, school_name = row
+    status = SubmissionStatus(found.status)
+    at = found.decided_at or found.updated_at
+    url = f"{push.base_url}/h5/status"
+    # One decision, one announcement: the key makes a second enqueue a no-op, and the
+    # client_msg_id makes WeChat drop a resend after a worker died between send and commit.
+    key = f"decision:{found.id}"
+    if push.template_id:
+        outbox.enqueue(
+            session,
+            "wechat.send_template",
+            {
+                "openid": openid,
+                "template_id": push.template_id,
+                "data": result_template_data(status, school_name, found.status_reason, at),
+                "url": url,
+                "client_msg_id": f"decision-{found.id}",
+            },
+            key=key,
+        )
+    else:
+        text = result_text(status, school_name, batch_name, found.status_reason, at, url)
+        outbox.enqueue(session, "wechat.send_text", {"openid": openid, "text": text}, key=key)
+
+
+def _audit(session: Session, staff: Staff, action: str, submission_id: int, **detail: Any) -> None:
+    audit.record(
+        session,
+        staff.id,
+        action,
+        "submission",
+        submission_id,
+        **{k: v for k, v in detail.items() if v is not None},
+    )
