@@ -10,6 +10,7 @@ from redis import Redis
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from app.services.pii import Keyring
 from models.base import Base
 
 # Models subclass models.base.Base (no Flask import in models/); the extension only needs its metadata.
@@ -33,16 +34,15 @@ def init_redis(app: Flask) -> Redis:
 
 
 def init_pii(app: Flask) -> None:
-    from app.services.pii import Keyring
-
     app.extensions["pii"] = Keyring.from_settings(
         app.config["PII_ENCRYPTION_KEYS"], app.config["PII_HMAC_KEY"], app.config["SECRET_KEY"]
     )
 
 
-def pii_keyring():  # type: ignore[no-untyped-def]
-    """The app's personal-data keyring (app.services.pii.Keyring)."""
-    return current_app.extensions["pii"]
+def pii_keyring() -> Keyring:
+    """The app's personal-data keyring."""
+    keyring: Keyring = current_app.extensions["pii"]
+    return keyring
 
 
 def redis_client() -> Redis:
