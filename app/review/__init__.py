@@ -16,4 +16,5 @@ def _staff_page_headers(response: Response) -> Response:
     return response
 
 
-from app.review import auth  # noqa: E402, F401  (registers the views)
+# Each module registers its views on `bp`: sign-in, the admin ZIP export, the queue and decision pages.
+from app.review import auth, export, queue  # noqa: E402, F401

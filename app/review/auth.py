@@ -215,10 +215,3 @@ def _csrf_refused(exc: CSRFError) -> ResponseReturnValue:
         # Usually a form left open past its token's life, or cookies blocked: say so, offer it again.
         return _login_page(400, EXPIRED_FORM, request.form.get("username", "")[:64])
     return _refuse(400)
-
-
-@bp.get("/")
-@staff_required()
-def index() -> ResponseReturnValue:
-    staff = current_staff()
-    return render_template("review/index.html", staff=staff)

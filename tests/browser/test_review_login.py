@@ -49,7 +49,7 @@ def test_reviewer_signs_in_and_out(app: Flask, runner: FlaskCliRunner, live_serv
     assert desk.locator("h1").inner_text() == "你好，zhang.wei"
     assert desk.locator(".rv-role-name").inner_text() == "审核员"
     assert "湖南师范大学（10542）" in desk.locator(".rv-schools").inner_text()
-    assert desk.get_by_text("审核队列即将上线").is_visible()
+    assert desk.get_by_role("heading", name="审核队列").is_visible()
 
     desk.get_by_role("button", name="退出登录").click()
     desk.wait_for_url(live_server.url + "/review/login")

@@ -1,0 +1,166 @@
+"""审核结果: /h5/status (state, reason, next step, history), the printable receipt /h5/receipt, and
+the public /verify/<token> page staff open by scanning the receipt's QR code."""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import qrcode
+import qrcode.image.svg
+from flask import current_app, render_template
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup
+
+from app.auth.session import current_user, login_required
+from app.extensions import db, pii_keyring
+from app.h5 import bp
+from app.services import progress, receipts
+from models.submission import SubmissionStatus
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _user_id() -> int:
+    user = current_user()
+    assert user is not None  # login_required ran first
+    return user.id
+
+
+def _local(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    local = moment.astimezone(BEIJING)
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def verify_url(token: str) -> str:
+    return str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/") + "/verify/" + token
+
+
+def _qr_svg(data: str) -> Markup:
+    """Inline SVG: prints sharp at any size and needs no second request."""
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    svg = buffer.getvalue().decode()
+    if svg.startswith("<?xml"):
+        svg = svg.split("?>", 1)[1]
+    return Markup(svg)  # noqa: S704  (our own generated SVG, no user input)
+
+
+@bp.get("/status")
+@login_required
+def status() -> str:
+    user_id = _user_id()
+    now = _now()
+    attempts = receipts.history(db.session, user_id)
+    latest = attempts[0] if attempts else None
+    can_resubmit = (
+        latest is not None
+        and latest.status == SubmissionStatus.RETURNED
+        and receipts.batch_open(db.session, latest.batch_id, now)
+    )
+    return render_template(
+        "h5/status.html",
+        latest=latest,
+        attempts=attempts,
+        step=progress.of(db.session, user_id, now),
+        can_resubmit=can_resubmit,
+        local=_local,
+        S=SubmissionStatus,
+    )
+
+
+@bp.get("/receipt")
+@login_required
+def receipt() -> ResponseReturnValue:
+    found = receipts.for_student(db.session, pii_keyring(), current_app.config["SECRET_KEY"], _user_id())
+    if found is None:
+        return render_template("h5/receipt.html", receipt=None), 404
+    url = verify_url(found.token)
+    return render_template("h5/receipt.html", receipt=found, verify_url=url, qr=_qr_svg(url), local=_local)
+
+
+def verify(token: str) -> ResponseReturnValue:
+    found = receipts.verify(db.session, pii_keyring(), current_app.config["SECRET_KEY"], token)
+    response = current_app.make_response(
+        (render_template("h5/verify.html", receipt=found, local=_local), 200 if found else 404)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.record_once
+def _register_verify(state: BlueprintSetupState) -> None:
+    # Outside /h5: the QR code's URL is short and public (anyone scanning it needs no sign-in).
+    state.app.add_url_rule("/verify/<token>", endpoint="verify_receipt", view_func=verify, methods=["GET"])
+
+
+# Debian's fonts-noto-cjk (already there for Chromium); RECEIPT_FONT_PATH overrides. fpdf2 embeds
+# the subset as a CFF CIDFont (FontFile3), as the PDF spec wants for Noto's CFF outlines.
+CJK_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
+)
+
+
+def _cjk_font() -> str | None:
+    configured = current_app.config.get("RECEIPT_FONT_PATH")
+    for path in (configured, *CJK_FONTS):
+        if path and os.path.isfile(path):
+            return str(path)
+    return None
+
+
+def _receipt_pdf(found: receipts.Receipt, url: str, font: str) -> bytes:
+    from fpdf import FPDF  # imported here: only the PDF needs it
+
+    pdf = FPDF(format="A4")
+    pdf.set_title("学位证书照片审核回执单")
+    pdf.add_page()
+    # In Noto's collections the third face is Simplified Chinese (JP, KR, SC, TC, HK).
+    pdf.add_font("cjk", fname=font, collection_font_number=2 if font.endswith(".ttc") else 0)
+    pdf.set_font("cjk", size=18)
+    pdf.cell(0, 14, "学位证书照片审核回执单", align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("cjk", size=12)
+    facts = (
+        ("姓名", found.name_masked),
+        ("证件号码", found.number_masked),
+        ("学校", found.school_name),
+        ("批次", found.batch_name),
+        ("审核结果", "通过"),
+        ("审核时间", _local(found.decided_at)),
+        ("回执编号", str(found.submission_id)),
+    )
+    for label, value in facts:
+        pdf.cell(30, 10, label)
+        pdf.cell(0, 10, value, new_x="LMARGIN", new_y="NEXT")
+    pdf.image(qrcode.make(url, border=2).get_image(), x=(pdf.w - 50) / 2, w=50)
+    pdf.set_font("cjk", size=10)
+    pdf.cell(0, 8, "领取学位证时出示本回执；工作人员扫码即可核验真伪。", align="C")
+    return bytes(pdf.output())
+
+
+@bp.get("/receipt.pdf")
+@login_required
+def receipt_pdf() -> ResponseReturnValue:
+    found = receipts.for_student(db.session, pii_keyring(), current_app.config["SECRET_KEY"], _user_id())
+    if found is None:
+        return render_template("h5/receipt.html", receipt=None), 404
+    font = _cjk_font()
+    if font is None:
+        return render_template("error.html", status=503, message="PDF 暂不可用，请使用「打印回执单」。"), 503
+    response = current_app.make_response(_receipt_pdf(found, verify_url(found.token), font))
+    response.mimetype = "application/pdf"
+    response.headers["Content-Disposition"] = f'inline; filename="receipt-{found.submission_id}.pdf"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

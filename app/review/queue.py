@@ -1,0 +1,353 @@
+"""The review queue (/review/), the decision page, claims, decisions and batch approval.
+
+Views parse the form, call one service in app/services/reviews.py and render; every refusal the
+service raises carries the Chinese message shown to the reviewer (flashed, or on the page).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from app.extensions import db, pii_keyring
+from app.review import bp
+from app.review.auth import current_staff, safe_next, staff_required
+from app.services import identities, photos, reviews
+from app.services.reviews import PRESET_REASONS, ResultPush, ReviewError, ReviewNotFoundError
+from models import Batch, School, Staff, StaffRole, Submission, SubmissionStatus
+from models.submission import STATUS_LABELS
+
+PAGE_SIZE = 50
+STATES: dict[str, tuple[SubmissionStatus, ...]] = {
+    "": reviews.QUEUE_STATUSES,
+    "pending": (SubmissionStatus.PENDING_REVIEW,),
+    "in_review": (SubmissionStatus.IN_REVIEW,),
+}
+DECISION_DONE = {"approve": "已通过", "return": "已驳回", "refuse": "已判定不通过"}
+
+
+def _staff() -> Staff:
+    staff = current_staff()
+    assert staff is not None  # staff_required ran first
+    return staff
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _beijing_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=reviews.CHINA)
+
+
+def encode_cursor(cursor: tuple[datetime, int]) -> str:
+    return f"{cursor[0].astimezone(UTC).strftime('%Y%m%dT%H%M%S.%f')}_{cursor[1]}"
+
+
+def decode_cursor(value: str | None) -> tuple[datetime, int] | None:
+    if not value or "_" not in value:
+        return None
+    stamp, _, ident = value.partition("_")
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC), int(ident)
+    except ValueError:
+        return None
+
+
+def _scope_with(staff: Staff, school_id: int | None) -> set[int] | None:
+    """The staff member's schools, narrowed to the filter's school (outside scope → nothing)."""
+    scope = reviews.school_scope(staff)
+    if school_id is None:
+        return scope
+    return {school_id} if scope is None or school_id in scope else set()
+
+
+def _options(staff: Staff) -> tuple[list[School], list[Batch]]:
+    scope = reviews.school_scope(staff)
+    school_q = select(School).order_by(School.code)
+    batch_q = select(Batch).order_by(Batch.school_id, Batch.id)
+    if scope is not None:
+        school_q = school_q.where(School.id.in_(scope))
+        batch_q = batch_q.where(Batch.school_id.in_(scope))
+    return list(db.session.scalars(school_q)), list(db.session.scalars(batch_q))
+
+
+def _usernames(ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Staff.id, Staff.username).where(Staff.id.in_(ids)))
+    return {staff_id: username for staff_id, username in rows}
+
+
+@bp.get("/")
+@staff_required()
+def index() -> ResponseReturnValue:
+    staff = _staff()
+    args = request.args
+    school_id, batch_id = _int(args.get("school")), _int(args.get("batch"))
+    state = args.get("state", "") if args.get("state", "") in STATES else ""
+    day_from, day_to = _day(args.get("from")), _day(args.get("to"))
+    page = reviews.queue(
+        db.session,
+        school_ids=_scope_with(staff, school_id),
+        batch_id=batch_id,
+        status=STATES[state],
+        created_from=_beijing_midnight(day_from) if day_from else None,
+        # The "to" day is inclusive on the form; the service's bound is exclusive.
+        created_to=_beijing_midnight(day_to) + timedelta(days=1) if day_to else None,
+        after=decode_cursor(args.get("after")),
+        limit=PAGE_SIZE,
+        now=_now(),
+    )
+    schools, batches = _options(staff)
+    filters = {
+        "school": school_id or "",
+        "batch": batch_id or "",
+        "state": state,
+        "from": day_from.isoformat() if day_from else "",
+        "to": day_to.isoformat() if day_to else "",
+    }
+    kept = {k: v for k, v in filters.items() if v}
+    next_url = None
+    if page.next_cursor is not None:
+        next_url = url_for("review.index", **kept, after=encode_cursor(page.next_cursor))
+    return render_template(
+        "review/queue.html",
+        staff=staff,
+        page=page,
+        claimers=_usernames({i.claimed_by_id for i in page.items if i.claimed_by_id is not None}),
+        schools=schools,
+        batches=batches,
+        filters=filters,
+        next_url=next_url,
+        first_page=args.get("after") is None,
+        first_url=url_for("review.index", **kept),
+        local=local_time,
+        here=request.full_path.rstrip("?"),
+        batch_max=current_app.config["REVIEW_BATCH_APPROVE_MAX"],
+    )
+
+
+def _back() -> str:
+    return safe_next(request.form.get("back"))
+
+
+@bp.post("/submissions/<int:submission_id>/claim")
+@staff_required()
+def claim(submission_id: int) -> ResponseReturnValue:
+    try:
+        reviews.claim(
+            db.session, _staff(), submission_id, _now(), minutes=current_app.config["REVIEW_CLAIM_MINUTES"]
+        )
+    except ReviewNotFoundError:
+        abort(404)
+    except ReviewError as exc:
+        flash(exc.message, "error")
+        return redirect(_back(), 303)
+    return redirect(url_for("review.submission", submission_id=submission_id), 303)
+
+
+def _photo_link(photo_id: int, kind: photos.FileKind, user_id: int) -> str:
+    token = photos.file_token(current_app.config["SECRET_KEY"], photo_id, kind, user_id, time.time())
+    return f"/media/photos/{token}"
+
+
+def _next_waiting(staff: Staff, after_id: int) -> int | None:
+    """The oldest waiting attempt in scope that nobody else holds (not the one just decided)."""
+    now = _now()
+    page = reviews.queue(db.session, school_ids=reviews.school_scope(staff), limit=20, now=now)
+    for item in page.items:
+        if item.id != after_id and item.claimed_by_id in (None, staff.id):
+            return item.id
+    return None
+
+
+def _decision_page(
+    staff: Staff, submission_id: int, error: str | None = None, status: int = 200
+) -> ResponseReturnValue:
+    try:
+        found = reviews.get(db.session, staff, submission_id)
+    except ReviewNotFoundError:
+        abort(404)
+    now = _now()
+    photo = found.photo
+    identity = identities.view(pii_keyring(), found.identity, now.astimezone(reviews.CHINA).date())
+    full_number = None
+    if staff.role == StaffRole.ADMIN:  # reviewers see the masked number only
+        full_number = pii_keyring().decrypt(found.identity.number_enc)
+    claim_live = (
+        found.status == SubmissionStatus.IN_REVIEW
+        and found.claim_expires_at is not None
+        and _aware(found.claim_expires_at) > now
+    )
+    claimer = db.session.get(Staff, found.claimed_by_id) if claim_live and found.claimed_by_id else None
+    previous = list(
+        db.session.scalars(
+            select(Submission)
+            .where(Submission.user_id == found.user_id, Submission.id != found.id)
+            .order_by(Submission.created_at.desc())
+            .limit(20)
+        )
+    )
+    face_box = _face_box(photo.face, photo.width, photo.height)
+    checks = [{**c, "label": photos.check_label(str(c.get("name")))} for c in (photo.checks or [])]
+    mine = claim_live and found.claimed_by_id == staff.id
+    normalized_url = _photo_link(photo.id, "normalized", photo.user_id) if photo.normalized_key else None
+    waiting = found.status in reviews.QUEUE_STATUSES
+    return (
+        render_template(
+            "review/decide.html",
+            staff=staff,
+            sub=found,
+            photo=photo,
+            status_label=STATUS_LABELS[SubmissionStatus(found.status)]
+            if claim_live or found.status != SubmissionStatus.IN_REVIEW
+            else STATUS_LABELS[SubmissionStatus.PENDING_REVIEW],
+            labels=STATUS_LABELS,
+            identity=identity,
+            full_number=full_number,
+            claimer=claimer,
+            mine=mine,
+            can_decide=waiting and (mine or staff.role == StaffRole.ADMIN),
+            can_claim=waiting and not mine and claimer is None,
+            normalized_url=normalized_url,
+            original_url=_photo_link(photo.id, "original", photo.user_id),
+            face_box=face_box,
+            checks=checks,
+            verification=found.verification or {},
+            previous=previous,
+            presets=PRESET_REASONS,
+            error=error,
+            form=request.form if request.method == "POST" else {},
+            next_id=_next_waiting(staff, found.id),
+            local=local_time,
+        ),
+        status,
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def local_time(value: datetime | None) -> str:
+    """Beijing time for people (SQLite hands back naive UTC)."""
+    return "" if value is None else _aware(value).astimezone(reviews.CHINA).strftime("%Y-%m-%d %H:%M")
+
+
+def _face_box(face: dict[str, Any] | None, width: int | None, height: int | None) -> dict[str, float] | None:
+    """The face rectangle as percentages of the normalised photo, so CSS scales it with the image."""
+    if not face or not width or not height:
+        return None
+    try:
+        x, y, w, h = (float(face[k]) for k in ("x", "y", "w", "h"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return {
+        "left": round(100 * x / width, 2),
+        "top": round(100 * y / height, 2),
+        "width": round(100 * w / width, 2),
+        "height": round(100 * h / height, 2),
+    }
+
+
+@bp.get("/submissions/<int:submission_id>")
+@staff_required()
+def submission(submission_id: int) -> ResponseReturnValue:
+    return _decision_page(_staff(), submission_id)
+
+
+def _reason(form: Any) -> str:
+    preset = (form.get("reason_preset") or "").strip()
+    text = (form.get("reason_text") or "").strip()
+    if preset and preset not in PRESET_REASONS:
+        preset = ""
+    if preset and text:
+        return f"{preset}：{text}"
+    return preset or text
+
+
+@bp.post("/submissions/<int:submission_id>/decide")
+@staff_required()
+def decide(submission_id: int) -> ResponseReturnValue:
+    staff = _staff()
+    decision = request.form.get("decision", "")
+    try:
+        reviews.decide(
+            db.session,
+            staff,
+            submission_id,
+            decision,
+            _reason(request.form),
+            _now(),
+            push=ResultPush.from_config(current_app.config),
+        )
+    except ReviewNotFoundError:
+        abort(404)
+    except ReviewError as exc:
+        return _decision_page(staff, submission_id, exc.message, 422)
+    flash(f"提交 #{submission_id} {DECISION_DONE.get(decision, '已审核')}", "ok")
+    next_id = _next_waiting(staff, submission_id)
+    if next_id is None:
+        flash("队列中暂无待审核的提交", "ok")
+        return redirect(url_for("review.index"), 303)
+    return redirect(url_for("review.submission", submission_id=next_id), 303)
+
+
+@bp.post("/batch-approve")
+@staff_required()
+def batch_approve() -> ResponseReturnValue:
+    staff = _staff()
+    ids = [i for i in (_int(v) for v in request.form.getlist("ids")) if i is not None]
+    if not ids:
+        flash("请先勾选要通过的提交", "error")
+        return redirect(_back(), 303)
+    now = _now()
+    if staff.role != StaffRole.ADMIN:
+        # Reviewers batch-approve only what they hold: a glance at someone else's rows is no review.
+        held = set(
+            db.session.scalars(
+                select(Submission.id).where(
+                    Submission.id.in_(ids),
+                    Submission.status == SubmissionStatus.IN_REVIEW,
+                    Submission.claimed_by_id == staff.id,
+                    Submission.claim_expires_at > now,
+                )
+            )
+        )
+        if held != set(ids):
+            flash("只能批量通过自己已领取的提交", "error")
+            return redirect(_back(), 303)
+    try:
+        done = reviews.batch_approve(
+            db.session,
+            staff,
+            ids,
+            now,
+            push=ResultPush.from_config(current_app.config),
+            max_items=current_app.config["REVIEW_BATCH_APPROVE_MAX"],
+        )
+    except ReviewError as exc:
+        flash(exc.message, "error")
+        return redirect(_back(), 303)
+    flash(f"已批量通过 {len(done)} 条", "ok")
+    return redirect(_back(), 303)
