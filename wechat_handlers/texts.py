@@ -95,7 +95,10 @@ def today_stats(stats: TodayStats) -> str:
         f"今日统计（{stats.day}）\n"
         f"新增关注：{stats.new_followers}\n"
         f"取消关注：{stats.unfollows}\n"
-        f"当前关注总数：{stats.total_followers}"
+        f"当前关注总数：{stats.total_followers}\n"
+        f"今日提交（已缴费）：{stats.submissions}\n"
+        f"今日审结：通过 {stats.approved}，驳回 {stats.returned}，不通过 {stats.refused}\n"
+        f"待审核：{stats.waiting}"
     )
 
 

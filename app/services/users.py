@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import User, utcnow
+from models import Submission, SubmissionStatus, User, utcnow
 
 # "Today" for the people running the account is the Beijing day (China has no daylight saving).
 CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -44,6 +44,12 @@ class TodayStats:
     new_followers: int
     unfollows: int
     total_followers: int
+    # Review figures (issue 6): paid attempts and decisions since Beijing midnight, and the queue now.
+    submissions: int = 0
+    approved: int = 0
+    returned: int = 0
+    refused: int = 0
+    waiting: int = 0
 
 
 def get(session: Session, openid: str) -> User | None:
@@ -133,7 +139,8 @@ def record_scene(session: Session, openid: str, scene: str) -> User:
 
 
 def today_stats(session: Session, now: datetime | None = None) -> TodayStats:
-    """Follows and unfollows since Beijing midnight, and the followers right now (one query)."""
+    """Since Beijing midnight: follows, unfollows, paid attempts and decisions; followers and the
+    review queue right now (two queries)."""
     local_now = (now or utcnow()).astimezone(CHINA_TZ)
     start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
     row = session.execute(
@@ -143,11 +150,28 @@ def today_stats(session: Session, now: datetime | None = None) -> TodayStats:
             func.count(User.id).filter(User.subscribed.is_(True)),
         )
     ).one()
+    decided_today = Submission.decided_at >= start
+    review = session.execute(
+        select(
+            func.count(Submission.id).filter(Submission.paid_at >= start),
+            func.count(Submission.id).filter(decided_today, Submission.status == SubmissionStatus.APPROVED),
+            func.count(Submission.id).filter(decided_today, Submission.status == SubmissionStatus.RETURNED),
+            func.count(Submission.id).filter(decided_today, Submission.status == SubmissionStatus.REFUSED),
+            func.count(Submission.id).filter(
+                Submission.status.in_((SubmissionStatus.PENDING_REVIEW, SubmissionStatus.IN_REVIEW))
+            ),
+        )
+    ).one()
     return TodayStats(
         day=start.date().isoformat(),
         new_followers=int(row[0]),
         unfollows=int(row[1]),
         total_followers=int(row[2]),
+        submissions=int(review[0]),
+        approved=int(review[1]),
+        returned=int(review[2]),
+        refused=int(review[3]),
+        waiting=int(review[4]),
     )
 
 

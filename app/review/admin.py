@@ -1,0 +1,44 @@
+"""The dashboard (/review/dashboard, every staff member for their schools) and the admin page of
+dead outbox rows (/review/outbox) with its retry button."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+
+from app.extensions import db
+from app.review import bp
+from app.review.auth import current_staff, staff_required, visible_school_ids
+from app.services import dashboard, deadletters
+from models import StaffRole
+
+
+@bp.get("/dashboard")
+@staff_required()
+def dashboard_page() -> ResponseReturnValue:
+    staff = current_staff()
+    assert staff is not None
+    board = dashboard.build(db.session, visible_school_ids(staff))
+    return render_template("review/dashboard.html", staff=staff, board=board, chart=dashboard)
+
+
+@bp.get("/outbox")
+@staff_required(role=StaffRole.ADMIN)
+def outbox_page() -> ResponseReturnValue:
+    return render_template(
+        "review/outbox.html", staff=current_staff(), items=deadletters.list_dead(db.session)
+    )
+
+
+@bp.post("/outbox/<int:item_id>/retry")
+@staff_required(role=StaffRole.ADMIN)
+def outbox_retry(item_id: int) -> ResponseReturnValue:
+    staff = current_staff()
+    assert staff is not None
+    try:
+        deadletters.retry(db.session, item_id, staff.id)
+    except deadletters.DeadLetterError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"任务 #{item_id} 已重新排队", "ok")
+    return redirect(url_for("review.outbox_page"), 303)
