@@ -12,7 +12,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
@@ -20,6 +19,7 @@ from flask.cli import AppGroup
 
 from app.extensions import db
 from app.services import outbox, schools, staff
+from app.services.localtime import BEIJING
 from app.services.schools import BatchData
 from media.spec import PhotoSpec
 from models import StaffRole
@@ -27,7 +27,6 @@ from models import StaffRole
 demo_cli = AppGroup("demo", help="Demo data for trying the service out.")
 
 FEE_FEN = 200  # seed 004: 技术服务费 2 元/次
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)

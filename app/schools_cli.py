@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 import requests
@@ -14,6 +13,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from app.extensions import db
 from app.services import school_import, school_qrcodes, schools
+from app.services.localtime import BEIJING
 from app.wechat_client import wechat_client
 
 schools_cli = AppGroup("schools", help="Schools and batches: CSV import, per-school QR codes.")
@@ -71,7 +71,7 @@ def qrcode_command(code: str, out: Path | None, days: int) -> None:
         raise click.ClickException(f"WeChat refused: errcode {exc.errcode}: {exc.errmsg}") from None
     except requests.RequestException as exc:
         raise click.ClickException(f"WeChat unreachable: {exc}") from None
-    expires = made.expires_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    expires = made.expires_at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
     click.echo(f"{made.school_name}（{made.school_code}）的二维码：{made.path}")
     click.echo(f"场景值 {made.scene}，有效期至 {expires}（北京时间）")
     click.echo(f"二维码内容 {made.url}")

@@ -9,7 +9,6 @@ Chinese; "_" is the field of an error that belongs to no single field.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from flask import Response, jsonify
 from flask_wtf.csrf import CSRFError
@@ -34,10 +33,10 @@ from app.extensions import db, pii_keyring
 from app.services import enrollments, identities, progress
 from app.services.id_documents import DOCUMENT_LABELS, FieldError, normalise_name, parse_document
 from app.services.identities import IdentityError, IdentityInput, IdentityTakenError
+from app.services.localtime import BEIJING
 from app.services.pii import mask_id_number
 from media.spec import PhotoSpec
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 CSRF_MESSAGE = "页面已过期或来源不明，请刷新页面后再试。"
 # Documented for state-changing calls: 400 = CSRF token missing or wrong, 401 = not signed in.
 REFUSALS = {"HTTP_400": ApiError, "HTTP_401": ApiError}

@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 
 from flask import render_template, request
 
-from app.api.me import BEIJING, summary
+from app.api.me import summary
 from app.auth.session import current_user, login_required
 from app.h5 import bp
 from app.services.enrollments import EnrollmentLockedError
 from app.services.id_documents import DOCUMENT_LABELS, DocumentType
+from app.services.localtime import BEIJING
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import qrcode
 import qrcode.image.svg
@@ -19,9 +18,8 @@ from app.auth.session import current_user, login_required
 from app.extensions import db, pii_keyring
 from app.h5 import bp
 from app.services import progress, receipts
+from app.services.localtime import BEIJING
 from models.submission import SubmissionStatus
-
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 def _now() -> datetime:

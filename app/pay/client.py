@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,12 +41,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from flask import Flask, current_app
 
+from app.services.localtime import BEIJING
 from config import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 REAL_API_BASE = "https://api.mch.weixin.qq.com"
-BEIJING = timezone(timedelta(hours=8))
 # WeChat Pay: out_trade_no is 6–32 characters of digits, letters, _-|*; out_refund_no 1-64 of _-|*@.
 OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
 OUT_REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")

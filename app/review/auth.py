@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from flask import current_app, g, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -29,6 +28,7 @@ from app.errors import MESSAGES, error_response
 from app.extensions import db, redis_client
 from app.review import bp
 from app.services import staff as staff_service
+from app.services.localtime import BEIJING
 from models import Staff, StaffRole
 
 SESSION_STAFF_ID = "staff_id"
@@ -36,7 +36,6 @@ SESSION_STAFF_SEEN = "staff_seen"  # epoch seconds of the last request
 SESSION_STAFF_PW = "staff_pw"  # keyed fingerprint of the password hash at sign-in
 SEEN_REFRESH_SECONDS = 60  # rewrite the cookie at most once a minute for the idle clock
 DEFAULT_NEXT = "/review/"
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 BAD_CREDENTIALS = "用户名或密码错误"
 INACTIVE = "该账号已停用，请联系管理员"

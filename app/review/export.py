@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, request, stream_with_context
 from flask.typing import ResponseReturnValue
@@ -27,10 +26,10 @@ from app.extensions import db, pii_keyring
 from app.review import bp
 from app.review.auth import current_staff, staff_required
 from app.services import audit
+from app.services.localtime import BEIJING
 from media import storage as media_storage
 from models import Batch, Identity, Photo, School, StaffRole, Submission, SubmissionStatus
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 CHUNK_ROWS = 200
 MANIFEST_HEADER = ("id_number", "name", "school", "batch", "decided_at", "photo_sha256")
 

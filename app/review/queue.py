@@ -18,6 +18,7 @@ from app.extensions import db, pii_keyring
 from app.review import bp
 from app.review.auth import current_staff, safe_next, staff_required
 from app.services import identities, photos, reviews
+from app.services.localtime import BEIJING
 from app.services.reviews import PRESET_REASONS, ResultPush, ReviewError, ReviewNotFoundError
 from models import Batch, School, Staff, StaffRole, Submission, SubmissionStatus
 from models.submission import STATUS_LABELS
@@ -56,7 +57,7 @@ def _day(value: str | None) -> date | None:
 
 
 def _beijing_midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=reviews.CHINA)
+    return datetime(day.year, day.month, day.day, tzinfo=BEIJING)
 
 
 def encode_cursor(cursor: tuple[datetime, int]) -> str:
@@ -190,7 +191,7 @@ def _decision_page(
         abort(404)
     now = _now()
     photo = found.photo
-    identity = identities.view(pii_keyring(), found.identity, now.astimezone(reviews.CHINA).date())
+    identity = identities.view(pii_keyring(), found.identity, now.astimezone(BEIJING).date())
     full_number = None
     if staff.role == StaffRole.ADMIN:  # reviewers see the masked number only
         full_number = pii_keyring().decrypt(found.identity.number_enc)
@@ -251,7 +252,7 @@ def _aware(value: datetime) -> datetime:
 
 def local_time(value: datetime | None) -> str:
     """Beijing time for people (SQLite hands back naive UTC)."""
-    return "" if value is None else _aware(value).astimezone(reviews.CHINA).strftime("%Y-%m-%d %H:%M")
+    return "" if value is None else _aware(value).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
 
 
 def _face_box(face: dict[str, Any] | None, width: int | None, height: int | None) -> dict[str, float] | None:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.services.localtime import BEIJING
 from models import Batch, School, Submission, SubmissionStatus, utcnow
 from models.submission import STATUS_LABELS
 
-CHINA = timezone(timedelta(hours=8), "CST")
 DAYS = 30
 DECIDED = (SubmissionStatus.APPROVED, SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
 # The states shown as columns, in the order a submission moves through them.
@@ -126,9 +126,9 @@ def build(
     session: Session, school_ids: set[int] | None, now: datetime | None = None, days: int = DAYS
 ) -> Dashboard:
     """The dashboard for the given schools (None = all schools)."""
-    local_today = (now or utcnow()).astimezone(CHINA).date()
+    local_today = (now or utcnow()).astimezone(BEIJING).date()
     first_day = local_today - timedelta(days=days - 1)
-    start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=CHINA)
+    start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=BEIJING)
     board = Dashboard(since=first_day.isoformat(), until=local_today.isoformat())
     board.columns = [(s.value, STATUS_LABELS[s]) for s in COLUMNS]
     if school_ids is not None and not school_ids:
@@ -175,9 +175,9 @@ def build(
     waits: list[float] = []
     for status, created_at, paid_at, decided_at in session.execute(period_q):
         if paid_at is not None and _aware(paid_at) >= start:
-            paid_by_day[_aware(paid_at).astimezone(CHINA).date()] += 1
+            paid_by_day[_aware(paid_at).astimezone(BEIJING).date()] += 1
         if decided_at is not None and status in DECIDED and _aware(decided_at) >= start:
-            decided_by_day[_aware(decided_at).astimezone(CHINA).date()] += 1
+            decided_by_day[_aware(decided_at).astimezone(BEIJING).date()] += 1
             began = _aware(paid_at or created_at)
             waits.append((_aware(decided_at) - began).total_seconds() / 3600)
     for i in range(days):

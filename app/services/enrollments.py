@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.services import identities
 from app.services.errors import ServiceError
+from app.services.localtime import BEIJING
 from models import Batch, Enrollment, utcnow
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,7 @@ class EnrollmentLockedError(EnrollmentError):
 
 def _local(moment: datetime) -> str:
     # Students read Beijing time.
-    from zoneinfo import ZoneInfo
-
-    return moment.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y年%m月%d日 %H:%M")
+    return moment.astimezone(BEIJING).strftime("%Y年%m月%d日 %H:%M")
 
 
 class BatchWindow(Protocol):

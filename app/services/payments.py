@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.services import enrollments, identities, outbox
 from app.services.errors import ServiceError
+from app.services.localtime import BEIJING
 from models import Enrollment, Identity, User, utcnow
 from models.submission import (
     IN_FLIGHT,
@@ -553,7 +554,6 @@ def _unlock(session: Session, user_id: int) -> None:
 
 
 # -- reconciliation against WeChat Pay's trade bill (交易账单) --------------------------------------
-BEIJING = timezone(timedelta(hours=8))
 ORDER_LABELS = {
     OrderStatus.OPEN: "未支付",
     OrderStatus.PAID: "已支付",

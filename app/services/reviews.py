@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true, tuple_, union_all, update
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.services import audit, outbox
 from app.services.errors import ServiceError
+from app.services.localtime import BEIJING
 from models import Batch, School, Staff, StaffRole, User
 from models.submission import STATUS_LABELS, Submission, SubmissionStatus
 
@@ -45,7 +46,6 @@ DECISIONS: dict[str, SubmissionStatus] = {
 DECIDED = frozenset(DECISIONS.values())
 
 # China has had no daylight saving since 1991: a fixed offset needs no tz database.
-CHINA = timezone(timedelta(hours=8), "CST")
 
 
 class ReviewError(ServiceError):
@@ -511,7 +511,7 @@ def result_template_data(
         "phrase1": {"value": clip(RESULT_PHRASE[status], PHRASE_LIMIT)},
         "thing2": {"value": clip(school, THING_LIMIT)},
         "thing3": {"value": clip(note, THING_LIMIT)},
-        "time4": {"value": at.astimezone(CHINA).strftime("%Y年%m月%d日 %H:%M")},
+        "time4": {"value": at.astimezone(BEIJING).strftime("%Y年%m月%d日 %H:%M")},
     }
 
 
@@ -528,7 +528,7 @@ def result_text(
         lines.append(f"原因：{reason}")
     lines += [
         f"下一步：{NEXT_STEP[status]}",
-        f"时间：{at.astimezone(CHINA).strftime('%Y-%m-%d %H:%M')}",
+        f"时间：{at.astimezone(BEIJING).strftime('%Y-%m-%d %H:%M')}",
         f"查看详情：{url}",
     ]
     return "\n".join(lines)

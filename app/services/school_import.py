@@ -15,18 +15,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.services import schools
+from app.services.localtime import BEIJING
 from app.services.schools import BatchData
 from media.spec import BACKGROUND_LABELS, PhotoSpec
 from models import Batch, School
-
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 REQUIRED = (
     "school_code",

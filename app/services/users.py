@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -19,10 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.services.localtime import BEIJING
 from models import Submission, SubmissionStatus, User, utcnow
 
-# "Today" for the people running the account is the Beijing day (China has no daylight saving).
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 SCENE_MAX_LENGTH = 64  # WeChat's scene_str is 1-64 characters; the column is as wide
 FOLLOWER_MARK_SECONDS = 24 * 3600
 
@@ -141,7 +140,7 @@ def record_scene(session: Session, openid: str, scene: str) -> User:
 def today_stats(session: Session, now: datetime | None = None) -> TodayStats:
     """Since Beijing midnight: follows, unfollows, paid attempts and decisions; followers and the
     review queue right now (two queries)."""
-    local_now = (now or utcnow()).astimezone(CHINA_TZ)
+    local_now = (now or utcnow()).astimezone(BEIJING)
     start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
     row = session.execute(
         select(
