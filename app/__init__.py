@@ -13,6 +13,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or load_settings(**overrides)
     app = Flask(__name__)
     app.config.from_mapping(settings.as_flask_config())
+    from app.session_cookies import CookieSessionInterface
+
+    app.session_interface = CookieSessionInterface()
     if settings.PROXY_HOPS:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

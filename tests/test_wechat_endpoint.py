@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import redis
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
@@ -573,17 +574,16 @@ def test_an_error_outside_the_handler_is_still_not_a_500(
     assert any(r.message == "wechat endpoint failed" for r in caplog.records)
 
 
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens there now: connections are refused
+
+
 def test_redis_down_still_answers(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    class Down:
-        def __getattr__(self, name: str) -> Any:
-            def fail(*args: Any, **kwargs: Any) -> Any:
-                raise RedisConnectionError("redis is down")
-
-            return fail
-
-    monkeypatch.setattr("app.wechat.views.redis_client", lambda: Down())
+    down = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=1, decode_responses=True)
+    monkeypatch.setattr("app.wechat.views.redis_client", lambda: down)
     status, reply = post(client, WeChat.for_app(app), text_message("o-noredis", "帮助"))
     assert status == 200 and reply is not None and reply["Content"].startswith("使用帮助")
     assert user_count(app) == 1

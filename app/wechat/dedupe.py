@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable
+from typing import Any
 
-from redis import Redis
-from redis.exceptions import RedisError
+from redis import Connection, ConnectionPool, Redis
+from redis.exceptions import RedisError, ResponseError
 from wechatpy.messages import BaseMessage
 
 from wechat_handlers.registry import raw_fields
@@ -64,24 +66,86 @@ def run_once(
     """
     if key is None:
         return produce(None)
+    pool = r.connection_pool
     try:
-        pipe = r.pipeline(transaction=False)
-        pipe.set(key, PENDING, nx=True, ex=ttl_seconds)
-        if prefetch is not None:
-            pipe.get(prefetch)
-        first, *prefetched = pipe.execute()
+        conn = pool.get_connection()
     except RedisError:
         # Answering matters more than deduplicating: a retry may run the handler again.
         log.exception("dedupe unavailable, handling without it")
         return produce(None)
-    if first:
-        reply = produce(prefetched[0] if prefetched else None)
-        try:
-            r.set(key, DONE + reply, ex=ttl_seconds)
-        except RedisError:
-            log.exception("dedupe: could not store the reply")
-        return reply
-    return _wait_for_reply(r, key)
+    # One connection for the claim and the store (each pool checkout has its own cost), used
+    # directly for the store's sake (see _store).
+    try:
+        commands: list[tuple[Any, ...]] = [("SET", key, PENDING, "NX", "EX", ttl_seconds)]
+        if prefetch is not None:
+            commands.append(("GET", prefetch))
+        conn.send_packed_command(conn.pack_commands(commands))
+        first = conn.read_response()
+        mark = conn.read_response() if prefetch is not None else None
+    except RedisError:
+        conn.disconnect()  # answers may be left unread on it
+        pool.release(conn)
+        log.exception("dedupe unavailable, handling without it")
+        return produce(None)
+    if not first:
+        pool.release(conn)
+        return _wait_for_reply(r, key)
+    try:
+        reply = produce(mark)
+        _store(pool, conn, key, DONE + reply, ttl_seconds)
+    finally:
+        pool.release(conn)
+    return reply
+
+
+def _store(pool: ConnectionPool, conn: Connection, key: str, value: str, ttl_seconds: int) -> None:
+    """SET the reply without waiting for Redis's "OK" when the server allows it.
+
+    Under load each blocking round trip costs far more than its bytes: waiting for this "OK" took
+    a quarter of /wechat's throughput (bench/wechat_endpoint.py). `CLIENT REPLY SKIP` tells Redis
+    not to answer the next command, so the SET goes out and the request moves on; Redis applies
+    commands of one connection in order, so a retry arriving later still finds the reply. redis-py
+    has no such mode (its parser would read the missing answer), hence the raw connection here.
+    A failed store is logged; a retry then finds the claim, waits, and answers empty.
+    """
+    try:
+        if _reply_skip_supported(pool, conn):
+            conn.send_packed_command(
+                conn.pack_commands([("CLIENT", "REPLY", "SKIP"), ("SET", key, value, "EX", ttl_seconds)])
+            )
+        else:
+            conn.send_command("SET", key, value, "EX", ttl_seconds)
+            conn.read_response()
+    except RedisError:
+        conn.disconnect()
+        log.exception("dedupe: could not store the reply")
+
+
+# Per connection pool: does the server honour CLIENT REPLY SKIP? (Redis ≥ 3.2 does; some proxies
+# and the embedded fakeredis do not.) Probed once, on the first store.
+_skip_support: weakref.WeakKeyDictionary[ConnectionPool, bool] = weakref.WeakKeyDictionary()
+
+
+def _reply_skip_supported(pool: ConnectionPool, conn: Connection) -> bool:
+    known = _skip_support.get(pool)
+    if known is not None:
+        return known
+    # If SKIP works, the first PING goes unanswered and the first answer read is "seen".
+    conn.send_packed_command(
+        conn.pack_commands([("CLIENT", "REPLY", "SKIP"), ("PING", "skipped"), ("PING", "seen")])
+    )
+    try:
+        answer = conn.read_response()
+    except ResponseError:  # CLIENT REPLY refused: both PINGs answer
+        conn.read_response()
+        conn.read_response()
+        answer = None
+    supported = answer in ("seen", b"seen")
+    if answer in ("skipped", b"skipped"):
+        conn.read_response()  # "seen": the command was accepted but not honoured
+    _skip_support[pool] = supported
+    log.info("dedupe: CLIENT REPLY SKIP %s", "in use" if supported else "unsupported, waiting for OK")
+    return supported
 
 
 def _wait_for_reply(r: Redis, key: str) -> str:

@@ -1,0 +1,73 @@
+"""The dedupe store itself (app/wechat/dedupe.py), on fakeredis and on real Redis: the reply goes
+out without waiting for Redis's answer, and nothing is left unread on the pooled connection."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from flask import Flask
+
+from app.extensions import redis_client
+from app.wechat import dedupe
+
+
+@pytest.fixture
+def r(app: Flask) -> Iterator[redis.Redis]:
+    with app.app_context():
+        yield redis_client()
+
+
+def test_the_reply_is_stored_and_the_connection_is_left_clean(r: redis.Redis) -> None:
+    key = f"{dedupe.PREFIX}m:{uuid.uuid4().int % 10**12}"
+    r.set("mark", "1")
+    seen: list[str | None] = []
+
+    def produce(mark: str | None) -> str:
+        seen.append(mark)
+        return "<xml>reply</xml>"
+
+    assert dedupe.run_once(r, key, 120, produce, prefetch="mark") == "<xml>reply</xml>"
+    assert seen == ["1"]  # the prefetched key, read with the claim
+    # No answer is waiting on the pooled connection (CLIENT REPLY SKIP left none behind) ...
+    pool = r.connection_pool
+    conn = pool.get_connection()
+    try:
+        assert not conn.can_read()
+    finally:
+        pool.release(conn)
+    # ... and the next commands on it get their own answers.
+    assert r.get(key) == dedupe.DONE + "<xml>reply</xml>"
+    assert 0 < r.ttl(key) <= 120
+    assert dedupe.run_once(r, key, 120, produce) == "<xml>reply</xml>"  # a retry
+    assert len(seen) == 1
+
+
+def test_many_stores_in_a_row_keep_answers_in_step(r: redis.Redis) -> None:
+    keys = [f"{dedupe.PREFIX}m:step-{uuid.uuid4().hex}-{i}" for i in range(50)]
+    for i, key in enumerate(keys):
+        assert dedupe.run_once(r, key, 60, lambda _m, i=i: f"reply {i}", prefetch="nothing") == f"reply {i}"
+    assert r.mget(keys) == [dedupe.DONE + f"reply {i}" for i in range(len(keys))]
+
+
+def test_a_server_that_refuses_client_reply_still_gets_the_reply(app: Flask) -> None:
+    url = os.environ.get("REDIS_URL", "")
+    if not url.startswith("redis://"):
+        pytest.skip("needs a real Redis (an ACL user without the CLIENT command)")
+    admin = redis.Redis.from_url(url, decode_responses=True)
+    user = f"no-client-{uuid.uuid4().hex[:8]}"
+    admin.acl_setuser(user, enabled=True, nopass=True, keys=["*"], commands=["+@all", "-client"])
+    try:
+        limited = redis.Redis.from_url(url, username=user, password="", decode_responses=True)
+        key = f"{dedupe.PREFIX}m:acl-{uuid.uuid4().hex}"
+        assert dedupe.run_once(limited, key, 60, lambda _m: "reply", prefetch="x") == "reply"
+        assert dedupe._skip_support[limited.connection_pool] is False
+        assert limited.get(key) == dedupe.DONE + "reply"
+        assert dedupe.run_once(limited, key + "2", 60, lambda _m: "again") == "again"
+        assert limited.get(key + "2") == dedupe.DONE + "again"
+        limited.close()
+    finally:
+        admin.acl_deluser(user)
