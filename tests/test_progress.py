@@ -13,7 +13,7 @@ from wechat_posts import WeChat, text_message
 
 from app.extensions import db
 from app.services import progress, submissions
-from models import Submission, SubmissionStatus, utcnow
+from models import Submission, SubmissionStatus, User, utcnow
 
 S = SubmissionStatus
 
@@ -33,8 +33,8 @@ def _attempt(status: SubmissionStatus, reason: str | None = None) -> tuple[int, 
     [
         (S.AWAITING_PAYMENT, None, "pay", "请完成缴费", "/h5/pay/{id}"),
         (S.VERIFYING, None, "verify", "正在核验身份信息", "/h5/pay/{id}"),
-        (S.PENDING_REVIEW, None, "review", "照片已提交审核，一般需要 7–10 天", "/h5/me"),
-        (S.IN_REVIEW, None, "review", "正在审核", "/h5/me"),
+        (S.PENDING_REVIEW, None, "review", "照片已提交审核，一般需要 7–10 天", "/h5/status"),
+        (S.IN_REVIEW, None, "review", "正在审核", "/h5/status"),
         (
             S.VERIFY_FAILED,
             "姓名与证件号码不一致",
@@ -50,7 +50,7 @@ def _attempt(status: SubmissionStatus, reason: str | None = None) -> tuple[int, 
             "/h5/photo",
         ),
         (S.CANCELLED, "超过 24 小时未缴费", "photo", "已取消。如需继续，请重新提交核验", "/h5/photo"),
-        (S.APPROVED, None, "result", "审核通过", "/h5/me"),
+        (S.APPROVED, None, "result", "可在「审核结果」页面打印回执单", "/h5/status"),
         (
             S.RETURNED,
             "背景颜色不符",
@@ -58,7 +58,7 @@ def _attempt(status: SubmissionStatus, reason: str | None = None) -> tuple[int, 
             "照片被驳回：背景颜色不符。请按要求重新上传照片，在批次截止前重新提交",
             "/h5/photo",
         ),
-        (S.REFUSED, "证件照非本人", "result", "「不通过」：证件照非本人。这是最终结果", "/h5/me"),
+        (S.REFUSED, "证件照非本人", "result", "「不通过」：证件照非本人。这是最终结果", "/h5/status"),
     ],
 )
 def test_each_state_tells_the_next_step(
@@ -100,13 +100,30 @@ def test_progress_is_one_query(app: Flask) -> None:
         def count(*args: Any) -> None:
             statements.append(args[2])
 
+        session = db.session()
+        session.close()
         event.listen(engine, "before_cursor_execute", count)
         try:
-            found = progress.of_follower(db.session, "o-progress", utcnow())
+            found = progress.of_follower(session, "o-progress", utcnow())
         finally:
             event.remove(engine, "before_cursor_execute", count)
+        # Read in autocommit outside the session: no transaction left to roll back afterwards.
+        assert not session.in_transaction()
     assert found is not None and found.step == "review"
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
+
+
+def test_progress_sees_the_sessions_uncommitted_changes(app: Flask) -> None:
+    with app.app_context():
+        user_id, _ = _attempt(S.PENDING_REVIEW)
+        session = db.session()
+        user = session.get(User, user_id)
+        assert user is not None
+        user.subscribed = False
+        session.flush()  # not committed: only this session sees it
+        assert progress.of_follower(session, "o-progress", utcnow()) is None
+        session.rollback()
+        assert progress.of_follower(session, "o-progress", utcnow()) is not None
 
 
 def _say(app: Flask, client: FlaskClient, text: str) -> str:

@@ -488,7 +488,7 @@ RESULT_PHRASE = {
     SubmissionStatus.REFUSED: "审核不通过",
 }
 NEXT_STEP = {
-    SubmissionStatus.APPROVED: "照片已确认，可在「我的」页面打印回执单，无需再操作。",
+    SubmissionStatus.APPROVED: "照片已确认，可在「审核结果」页面打印回执单，无需再操作。",
     SubmissionStatus.RETURNED: "请按原因修改照片，在批次截止前重新提交（需重新缴费核验）。",
     SubmissionStatus.REFUSED: "这是最终结果，不能再次提交。",
 }

@@ -1,26 +1,53 @@
-"""The issue's review walk in headless Chromium (desktop): a reviewer signs in, filters the queue,
-claims an attempt, returns it with a reason, approves the next one by keyboard; the decisions reach
-the students as template messages in the sandbox chat."""
+"""The issue's review walk in headless Chromium, from the reviewer's desk to the students' phones.
+
+1. A reviewer (desktop) signs in, filters the queue, claims an attempt, returns it with a reason and
+   approves the next one by keyboard.
+2. The worker delivers the outbox: both students get a 审核结果通知 template message.
+3. The returned student (phone, 360×740) sees the card in the sandbox chat with 审核驳回 and the
+   reason, taps 详情, and /h5/status (in the phone's WeChat browser) shows 驳回, the reason and the
+   way to resubmit while the batch is open.
+4. The approved student sees the 审核通过 card, taps 详情, /h5/status shows 通过, the receipt link
+   opens /h5/receipt; the QR code drawn on the page is decoded from a screenshot, and the URL it
+   carries, opened on another phone with no session (the staff's), says 回执有效：审核已通过.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+import cv2
+import numpy as np
 import pytest
 from flask import Flask
+from playwright.sync_api import FrameLocator, Locator, Page, expect
 
 from app.extensions import redis_client
 from app.jobs.worker import run_due
+from app.sandbox import phone as phone_view
 from app.sandbox import state
 from models import SubmissionStatus
 from tests.test_review_pages import PASSWORD, T0, make_desk, make_waiting, status_of
+
+REASON = "背景颜色不符：请换成白色背景"
+PHONE_VIEWPORT = {"width": 360, "height": 740}  # as conftest's `phone`
 
 
 @pytest.fixture
 def desk(browser: Any, app: Flask) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def second_phone(browser: Any, app: Flask) -> Iterator[Page]:
+    """Another student's phone: its own browser context (cookies, H5 session), like `phone`."""
+    context = browser.new_context(viewport=PHONE_VIEWPORT, locale="zh-CN")
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
@@ -36,20 +63,16 @@ def follower(app: Flask, nickname: str) -> str:
         return str(user["openid"])
 
 
-def test_reviewer_returns_one_and_approves_the_next_by_keyboard(
-    app: Flask, live_server: Any, desk: Any
-) -> None:
-    world = make_desk(app)
-    first_openid, second_openid = follower(app, "小明"), follower(app, "小红")
-    first = make_waiting(app, world.batch_a, first_openid, T0)
-    second = make_waiting(app, world.batch_a, second_openid, T0 + timedelta(minutes=5))
-    make_waiting(app, world.batch_b, follower(app, "小刚"), T0 - timedelta(minutes=5))
+# --- the steps -------------------------------------------------------------------------------------
 
-    desk.goto(live_server.url + "/review/")
+
+def review_return_then_approve_by_keyboard(desk: Page, base: str, first: int, second: int) -> None:
+    """rev-a signs in, filters to school A's pending attempts, returns `first`, approves `second`."""
+    desk.goto(base + "/review/")
     desk.fill("#username", "rev-a")
     desk.fill("#password", PASSWORD)
     desk.click("button[type=submit]")
-    desk.wait_for_url(live_server.url + "/review/")
+    desk.wait_for_url(base + "/review/")
 
     desk.select_option("#f-school", label="湖南师范大学（10542）")
     desk.select_option("#f-state", value="pending")
@@ -60,7 +83,7 @@ def test_reviewer_returns_one_and_approves_the_next_by_keyboard(
     assert [rows.nth(i).get_attribute("data-id") for i in range(2)] == [str(first), str(second)]
 
     rows.nth(0).get_by_role("button", name="领取").click()
-    desk.wait_for_url(f"{live_server.url}/review/submissions/{first}")
+    desk.wait_for_url(f"{base}/review/submissions/{first}")
     assert desk.locator("#sub-state").inner_text() == "审核中"
     assert desk.locator("#claimer").inner_text() == "rev-a"
     assert desk.locator("#face-box").is_visible()
@@ -77,19 +100,131 @@ def test_reviewer_returns_one_and_approves_the_next_by_keyboard(
     desk.select_option("#reason-preset", label="背景颜色不符")
     desk.fill("#reason-text", "请换成白色背景")
     desk.click("#return-btn")
-    desk.wait_for_url(f"{live_server.url}/review/submissions/{second}")
+    desk.wait_for_url(f"{base}/review/submissions/{second}")
     assert f"提交 #{first} 已驳回" in desk.locator(".rv-flash").inner_text()
 
     desk.keyboard.press("c")  # claim the next one
     desk.wait_for_selector("#approve-btn")
     assert desk.locator("#claimer").inner_text() == "rev-a"
     desk.keyboard.press("a")  # 通过
-    desk.wait_for_url(live_server.url + "/review/")
+    desk.wait_for_url(base + "/review/")
     assert f"提交 #{second} 已通过" in desk.locator(".rv-flash").first.inner_text()
 
-    assert status_of(app, first) == (SubmissionStatus.RETURNED, "背景颜色不符：请换成白色背景")
+
+def phone_as(phone: Page, base: str, openid: str) -> None:
+    """Open the sandbox phone as `openid` (the cookie the 扮演 picker sets)."""
+    host = urlsplit(base).hostname
+    phone.context.add_cookies(
+        [{"name": phone_view.COOKIE, "value": openid, "domain": host, "path": "/_sandbox"}]
+    )
+    phone.goto(f"{base}/_sandbox/")
+    expect(phone.get_by_label("当前用户")).to_have_value(openid)
+
+
+def result_card(phone: Page, base: str, openid: str) -> Locator:
+    """The phone's chat as `openid`, and the one 审核结果通知 card in it."""
+    phone_as(phone, base, openid)
+    card = phone.locator(".msg.out[data-type=template] .card.template")
+    expect(card).to_have_count(1)
+    expect(card.locator(".card-title")).to_have_text("审核结果通知")
+    return card
+
+
+def card_value(card: Locator, key: str) -> Locator:
+    return card.locator(".card-row", has=card.page.locator(".card-key", has_text=key)).locator(".card-value")
+
+
+def open_details(phone: Page, card: Locator) -> FrameLocator:
+    """Tap the card's 详情: the phone's WeChat browser opens /h5/status, signed in as this student."""
+    card.get_by_role("link", name="详情").click()
+    expect(phone.get_by_role("region", name="微信内置浏览器")).to_be_visible()
+    browser = phone.frame_locator("#browser-frame")
+    expect(browser.locator("#status-page")).to_be_visible()
+    phone.wait_for_function(
+        "() => document.getElementById('browser-frame').contentWindow.location.pathname === '/h5/status'"
+    )
+    return browser
+
+
+def decode_qr(element: Locator) -> str:
+    """The text of the QR code as drawn on the screen (screenshot → OpenCV), not the page's markup."""
+    png = element.screenshot()
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert image is not None, "the QR element's screenshot is not an image"
+    detector = cv2.QRCodeDetector()
+    # 160 CSS px for ~35 modules is ~4.5 px a module; if the detector misses the anti-aliased
+    # original, enlarge it without blurring and try again.
+    for scale in (1, 3):
+        sample = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        text, points, _ = detector.detectAndDecode(sample)
+        if points is not None and text:
+            return str(text)
+    raise AssertionError("no QR code could be read from the receipt's screenshot")
+
+
+def returned_student_reads_the_reason(phone: Page, base: str, openid: str) -> None:
+    card = result_card(phone, base, openid)
+    expect(card_value(card, "审核结果")).to_have_text("审核驳回")
+    expect(card_value(card, "说明")).to_have_text(REASON)
+
+    status = open_details(phone, card)
+    expect(status.get_by_test_id("status-label")).to_have_text("驳回")
+    expect(status.get_by_test_id("status-reason")).to_have_text(REASON)
+    # The batch is still open: the next step is to fix the photo and submit again.
+    expect(status.get_by_test_id("status")).to_contain_text("在批次截止前重新提交")
+    expect(status.get_by_test_id("resubmit-link")).to_have_attribute("href", "/h5/photo")
+    expect(status.get_by_test_id("closed-notice")).to_have_count(0)
+    expect(status.get_by_test_id("receipt-link")).to_have_count(0)
+
+
+def approved_student_prints_a_verifiable_receipt(phone: Page, staff: Page, base: str, openid: str) -> None:
+    card = result_card(phone, base, openid)
+    expect(card_value(card, "审核结果")).to_have_text("审核通过")
+
+    status = open_details(phone, card)
+    expect(status.get_by_test_id("status-label")).to_have_text("通过")
+    expect(status.get_by_test_id("status-reason")).to_have_count(0)
+
+    status.get_by_test_id("receipt-link").click()
+    receipt = phone.frame_locator("#browser-frame").get_by_test_id("receipt")
+    expect(receipt).to_be_visible()
+    phone.wait_for_function(
+        "() => document.getElementById('browser-frame').contentWindow.location.pathname === '/h5/receipt'"
+    )
+    qr = receipt.get_by_test_id("receipt-qr")
+    expect(qr.locator("svg")).to_be_visible()
+    name = receipt.get_by_test_id("receipt-name").inner_text()
+    number = receipt.get_by_test_id("receipt-number").inner_text()
+
+    scanned = decode_qr(qr)
+    assert scanned == receipt.get_attribute("data-verify-url")
+    assert scanned.startswith(f"{base}/verify/")
+
+    staff.goto(scanned)  # the staff's phone: no session, no sandbox user
+    expect(staff.get_by_test_id("verdict")).to_have_text("回执有效：审核已通过")
+    expect(staff.get_by_test_id("verify-name")).to_have_text(name)
+    expect(staff.get_by_test_id("verify-number")).to_have_text(number)
+    expect(staff.get_by_test_id("verify-batch")).to_have_text("成人教育 10542 批次")
+
+
+# --- the walk --------------------------------------------------------------------------------------
+
+
+def test_review_walk_reaches_the_students_phones_status_page_and_receipt(
+    app: Flask, live_server: Any, desk: Page, phone: Page, second_phone: Page, browser: Any
+) -> None:
+    base = live_server.url
+    world = make_desk(app)
+    first_openid, second_openid = follower(app, "小明"), follower(app, "小红")
+    first = make_waiting(app, world.batch_a, first_openid, T0)
+    second = make_waiting(app, world.batch_a, second_openid, T0 + timedelta(minutes=5))
+    make_waiting(app, world.batch_b, follower(app, "小刚"), T0 - timedelta(minutes=5))
+
+    review_return_then_approve_by_keyboard(desk, base, first, second)
+    assert status_of(app, first) == (SubmissionStatus.RETURNED, REASON)
     assert status_of(app, second)[0] == SubmissionStatus.APPROVED
 
+    # The worker delivers the two decisions as template messages (the sandbox's chat log).
     assert run_due(app) >= 2
     with app.app_context():
         r = redis_client()
@@ -98,4 +233,14 @@ def test_reviewer_returns_one_and_approves_the_next_by_keyboard(
     assert returned["data"]["phrase1"]["value"] == "审核驳回"
     assert returned["data"]["thing3"]["value"].startswith("背景颜色不符")
     assert approved["data"]["phrase1"]["value"] == "审核通过"
-    assert returned["url"] == approved["url"] == f"{live_server.url}/h5/status"
+    assert returned["url"] == approved["url"] == f"{base}/h5/status"
+
+    returned_student_reads_the_reason(phone, base, first_openid)
+
+    staff = browser.new_context(viewport=PHONE_VIEWPORT, locale="zh-CN")
+    try:
+        staff_page = staff.new_page()
+        staff_page.set_default_timeout(10_000)
+        approved_student_prints_a_verifiable_receipt(second_phone, staff_page, base, second_openid)
+    finally:
+        staff.close()
