@@ -25,6 +25,12 @@ max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new connections over
+# them. With one shared socket, one worker can take every keep-alive connection (nginx's upstream
+# keepalive, the benchmark's 16) while the others idle: throughput halved in several benchmark
+# rounds. Caveat: connections still queued on a worker's socket when it exits are reset (WeChat
+# retries them). Off in the embedded mode (one worker, and two `make run` on one port must clash).
+reuse_port = not _embedded and os.environ.get("GUNICORN_REUSE_PORT", "1") == "1"
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

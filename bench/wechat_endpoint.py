@@ -303,12 +303,13 @@ class CpuSnapshot:
     redis: float
     wrk: float  # this script's reaped children: only wrk exits during a run
     busy: float  # the whole machine
+    stolen: float  # by the hypervisor from this (virtual) machine
 
 
 def cpu_snapshot(app_pid: int, database: str) -> CpuSnapshot:
     """CPU seconds so far: the app's gunicorn tree, the PostgreSQL backends serving `database`,
     Redis, wrk, and the whole machine's busy time (see `cpu_used`)."""
-    snap = CpuSnapshot(app=0.0, postgres={}, redis=0.0, wrk=0.0, busy=0.0)
+    snap = CpuSnapshot(app=0.0, postgres={}, redis=0.0, wrk=0.0, busy=0.0, stolen=0.0)
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -326,8 +327,11 @@ def cpu_snapshot(app_pid: int, database: str) -> CpuSnapshot:
     snap.wrk = children.children_user + children.children_system
     with open("/proc/stat") as f:
         values = [int(x) for x in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
-    snap.busy = (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal: busy = user to softirq but idle and iowait;
+    # steal is time the hypervisor gave to other guests while this one wanted to run.
+    ticks = os.sysconf("SC_CLK_TCK")
+    snap.busy = (sum(values[:7]) - values[3] - values[4]) / ticks
+    snap.stolen = values[7] / ticks if len(values) > 7 else 0.0
     return snap
 
 
@@ -341,6 +345,7 @@ def cpu_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
         "wrk": after.wrk - before.wrk,
     }
     used["other"] = max(0.0, (after.busy - before.busy) - sum(used.values()))
+    used["stolen"] = after.stolen - before.stolen
     return used
 
 
@@ -362,9 +367,14 @@ class Run:
         """Cores kept busy by processes outside the benchmark during the run."""
         return self.cpu.get("other", 0.0) / self.seconds
 
+    @property
+    def stolen_cores(self) -> float:
+        """Cores the hypervisor took away during the run (a virtual machine's noisy neighbours)."""
+        return self.cpu.get("stolen", 0.0) / self.seconds
+
     def cpu_ms_per_request(self) -> dict[str, float]:
         n = max(1, int(self.raw["requests"]))
-        return {k: v * 1000 / n for k, v in self.cpu.items()}
+        return {k: v * 1000 / n for k, v in self.cpu.items() if k in CPU_GROUPS}
 
     @property
     def seconds(self) -> float:
@@ -412,7 +422,7 @@ def run_wrk(
     database: str,
     texts: tuple[str, ...],
 ) -> Run:
-    prefix = workdir / f"{app.key}-{kind}.req"
+    prefix = workdir / f"{app.key}-{re.sub(r'[^a-z0-9]+', '-', kind)}.req"
     host = f"127.0.0.1:{app.port}"
     # Generated right before the run: the timestamps must be within the app's allowed clock skew.
     write_requests(prefix, count, threads, host, token, openids, texts)
@@ -457,18 +467,29 @@ def run_wrk(
 @dataclass
 class Measured:
     app: App
-    peak: Run | None = None
+    warm_rps: float = 0.0
+    peaks: list[Run] = field(default_factory=list)  # one per round
     paced: Run | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
+    def peak(self) -> Run | None:
+        """The median of the rounds' peak runs, by requests/s (the lower one of an even count)."""
+        if not self.peaks:
+            return None
+        ordered = sorted(self.peaks, key=lambda run: run.rps)
+        return ordered[(len(ordered) - 1) // 2]
+
+    @property
     def failed(self) -> bool:
-        return bool(self.error) or any(r is None or r.problems for r in (self.peak, self.paced))
+        if self.error or not self.peaks or self.paced is None:
+            return True
+        return any(run.problems for run in (*self.peaks, self.paced))
 
 
-def measure(app: App, args: argparse.Namespace, token: str, openids: list[str], workdir: Path) -> Measured:
-    common = {
+def wrk_settings(args: argparse.Namespace, token: str, openids: list[str], workdir: Path) -> dict[str, Any]:
+    return {
         "connections": args.connections,
         "threads": args.threads,
         "token": token,
@@ -477,34 +498,73 @@ def measure(app: App, args: argparse.Namespace, token: str, openids: list[str], 
         "database": database_name(args.database_url),
         "texts": args.texts,
     }
-    result = Measured(app)
-    warm = run_wrk(app, "warm-up", duration=args.warmup, rate=0, count=int(6000 * args.warmup), **common)
+
+
+def warm_up(m: Measured, args: argparse.Namespace, common: dict[str, Any]) -> None:
+    warm = run_wrk(m.app, "warm-up", duration=args.warmup, rate=0, count=int(6000 * args.warmup), **common)
+    m.warm_rps = warm.rps
+
+
+def peak_round(m: Measured, args: argparse.Namespace, common: dict[str, Any], kind: str) -> None:
     # Enough distinct messages for the whole run at twice the warm-up's pace (at least 3,000/s).
-    count = int(max(warm.rps * 2, 3000) * args.duration) + 4 * args.connections
-    result.peak = run_wrk(app, "peak", duration=args.duration, rate=0, count=count, **common)
-    if result.peak.raw["wraps"]:
+    count = int(max(m.warm_rps * 2, 3000) * args.duration) + 4 * args.connections
+    run = run_wrk(m.app, kind, duration=args.duration, rate=0, count=count, **common)
+    if run.raw["wraps"]:
         # The warm-up misjudged the pace (a busy machine): once more, with twice what was used.
-        count = int(result.peak.rps * args.duration * 2) + 4 * args.connections
+        count = int(run.rps * args.duration * 2) + 4 * args.connections
         log(f"  ran out of distinct messages; again with {count}")
-        result.peak = run_wrk(app, "peak", duration=args.duration, rate=0, count=count, **common)
+        run = run_wrk(m.app, kind, duration=args.duration, rate=0, count=count, **common)
+    m.peaks.append(run)
+
+
+def paced_run(m: Measured, args: argparse.Namespace, common: dict[str, Any]) -> None:
     count = int(args.rate * args.rate_duration * 1.2) + 4 * args.connections
-    result.paced = run_wrk(
-        app, "fixed-rate", duration=args.rate_duration, rate=args.rate, count=count, **common
-    )
-    disturbed = [
-        f"{run.kind} {run.other_cores:.2f}"
-        for run in (result.peak, result.paced)
-        if run is not None and run.other_cores > DISTURBED_CORES
-    ]
+    m.paced = run_wrk(m.app, "fixed-rate", duration=args.rate_duration, rate=args.rate, count=count, **common)
+
+
+def add_notes(m: Measured, args: argparse.Namespace) -> None:
+    runs = [*m.peaks, *([m.paced] if m.paced else [])]
+    disturbed = [f"{run.kind} {run.other_cores:.2f}" for run in runs if run.other_cores > DISTURBED_CORES]
     if disturbed:
-        result.notes.append(f"disturbed: other processes kept cores busy ({', '.join(disturbed)})")
-    restarts = app.log_path.read_text(errors="replace").count("Autorestarting worker") if app.log_path else 0
+        m.notes.append(f"disturbed: other processes kept cores busy ({', '.join(disturbed)})")
+    stolen = [f"{run.kind} {run.stolen_cores:.2f}" for run in runs if run.stolen_cores > DISTURBED_CORES]
+    if stolen:
+        m.notes.append(f"disturbed: the hypervisor took cores away ({', '.join(stolen)})")
+    server_log = m.app.log_path.read_text(errors="replace") if m.app.log_path else ""
+    restarts = server_log.count("Autorestarting worker")
     if restarts:
-        result.notes.append(f"{restarts} worker restart(s) by max_requests during the runs")
-    achieved = result.paced.rps
-    if achieved < 0.95 * args.rate:
-        result.notes.append(f"achieved {achieved:.0f} of {args.rate:g} req/s requested at the fixed rate")
-    return result
+        m.notes.append(f"{restarts} worker restart(s) by max_requests during the runs")
+    if m.paced is not None and m.paced.rps < 0.95 * args.rate:
+        m.notes.append(f"achieved {m.paced.rps:.0f} of {args.rate:g} req/s requested at the fixed rate")
+
+
+def measure_all(
+    results: list[Measured], args: argparse.Namespace, token: str, openids: list[str], workdir: Path
+) -> None:
+    """Warm every app up, then the peak runs in rounds, one app after the other in each round, then
+    the fixed-rate runs. All apps are up the whole time (idle ones cost nothing): on a virtual
+    machine whose speed drifts by tens of percent over minutes, interleaving puts each round's
+    runs of the three apps on the same machine, and the ratios come from the same rounds."""
+    common = wrk_settings(args, token, openids, workdir)
+
+    def attempt(m: Measured, step: Any, *extra: Any) -> None:
+        if m.error:
+            return
+        try:
+            step(m, args, common, *extra)
+        except BenchError as exc:
+            log(str(exc))
+            m.error = str(exc).splitlines()[0]
+
+    for m in results:
+        attempt(m, warm_up)
+    for n in range(1, args.rounds + 1):
+        for m in results:
+            attempt(m, peak_round, "peak" if args.rounds == 1 else f"peak {n}/{args.rounds}")
+    for m in results:
+        attempt(m, paced_run)
+    for m in results:
+        add_notes(m, args)
 
 
 # --- the three apps -----------------------------------------------------------------------------
@@ -760,48 +820,56 @@ def report(
         "## Method",
         "",
         f"- wrk -t{args.threads} (wrk shares the {os.cpu_count()} cores with the servers), "
-        f"-c{args.connections}; peak: {args.warmup:g} s warm-up then {args.duration:g} s flat out; "
-        f"fixed rate: {args.rate:g} req/s for {args.rate_duration:g} s, paced by the Lua delay() "
-        "on evenly spaced slots (latency measured from the send, excluding the wait).",
+        f"-c{args.connections}; {args.warmup:g} s warm-up each, then {args.rounds} round(s) of "
+        f"{args.duration:g} s flat out, the apps taking turns within each round (all of them up "
+        "throughout); the peak figures are each app's median round, the ratios the median of the "
+        f"rounds' ratios; fixed rate: {args.rate:g} req/s for {args.rate_duration:g} s, paced by the "
+        "Lua delay() on evenly spaced slots (latency measured from the send, excluding the wait).",
         f"- Each request a distinct signed plain-mode text message (own MsgId, nonce, signature; "
         f"contents {' / '.join(args.texts)} in turn), from {args.users} openids that followed first.",
         "- Every response checked: HTTP 200 and an XML passive reply; anything else fails the run.",
         "",
         "## Results",
         "",
-        "| app | gunicorn | peak req/s | p50 ms | p99 ms | fixed-rate req/s | p50 ms | p99 ms | checks |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| app | gunicorn | peak req/s | p50 ms | p99 ms | rounds req/s | fixed-rate req/s | p50 ms "
+        "| p99 ms | checks |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for m in results:
         peak, paced = fmt_run(m.peak), fmt_run(m.paced)
+        rounds = " / ".join(f"{run.rps:,.0f}" for run in m.peaks) or "—"
         problems = [m.error] if m.error else []
-        for run in (m.peak, m.paced):
+        for run in (*m.peaks, m.paced):
             if run is not None:
                 problems += [f"{run.kind}: {p}" for p in run.problems]
         checks = "FAILED: " + "; ".join(problems) if m.failed else "all valid"
         if m.notes:
             checks += " (" + "; ".join(m.notes) + ")"
         lines.append(
-            f"| {m.app.label} | {m.app.server} | {' | '.join(peak)} | {' | '.join(paced)} | {checks} |"
+            f"| {m.app.label} | {m.app.server} | {' | '.join(peak)} | {rounds} | {' | '.join(paced)} "
+            f"| {checks} |"
         )
 
     lines += [
         "",
-        "## Where the CPU went during the peak run",
+        "## Where the CPU went during the median peak run",
         "",
         f"CPU ms per request ({os.cpu_count()} cores in all; `other` is every other process on the machine, "
-        "e.g. tests running beside the benchmark — a large figure there means the run was disturbed).",
+        "e.g. tests running beside the benchmark — a large figure there means the run was disturbed; "
+        "`stolen` is cores the hypervisor gave to other guests meanwhile).",
         "",
-        "| app | app workers | PostgreSQL | Redis | wrk | other | cores busy |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| app | app workers | PostgreSQL | Redis | wrk | other | cores busy | stolen cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in results:
         if m.peak is None or not m.peak.cpu:
             continue
         per = m.peak.cpu_ms_per_request()
-        busy = sum(m.peak.cpu.values()) / m.peak.seconds
+        busy = sum(m.peak.cpu.get(k, 0.0) for k in CPU_GROUPS) / m.peak.seconds
         lines.append(
-            f"| {m.app.label} | " + " | ".join(f"{per[k]:.2f}" for k in CPU_GROUPS) + f" | {busy:.2f} |"
+            f"| {m.app.label} | "
+            + " | ".join(f"{per[k]:.2f}" for k in CPU_GROUPS)
+            + f" | {busy:.2f} | {m.peak.stolen_cores:.2f} |"
         )
     lines += ["", "## Targets", ""]
     status = 0
@@ -818,10 +886,12 @@ def report(
         return "PASS" if ok else "FAIL"
 
     def ratio(ref_key: str) -> float | None:
+        """The median of the rounds' ratios: each round's runs shared the same machine."""
         ref = by_key.get(ref_key)
-        if real is None or ref is None or real.failed or ref.failed or not real.peak or not ref.peak:
+        if real is None or ref is None or real.failed or ref.failed:
             return None
-        return real.peak.rps / ref.peak.rps
+        ratios = sorted(a.rps / b.rps for a, b in zip(real.peaks, ref.peaks, strict=True))
+        return ratios[(len(ratios) - 1) // 2]
 
     vs_werobot, vs_floor = ratio("werobot"), ratio("floor")
     real_ok = real is not None and not real.failed
@@ -862,6 +932,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--duration", type=float, default=15, help="seconds of the peak run (default 15)")
     p.add_argument("--warmup", type=float, default=3, help="seconds of warm-up before it (default 3)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="peak runs per app, interleaved across the apps; the median counts (default 5)",
+    )
     p.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: wrk shares the CPU)")
     p.add_argument("--rate", type=float, default=200, help="requests/s of the fixed-rate run (default 200)")
@@ -905,6 +981,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--connections must be at least --threads")
     if max(args.duration, args.rate_duration) + args.warmup > 240:
         p.error("runs longer than 240 s would outlive the signatures' 300 s clock-skew window")
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     if args.skip_refs and args.only_refs:
         p.error("--skip-refs and --only-refs exclude each other")
     for host in (args.database_url, args.redis_url):
@@ -961,15 +1039,17 @@ def main(argv: list[str] | None = None) -> int:
                     wait_ready(app, token, openids[0])
                     if app.key == "real":
                         seed_followers(app, token, openids, args.database_url)
-                    measured = measure(app, args, token, openids, workdir)
                 except BenchError as exc:
                     log(str(exc))
                     measured.error = str(exc).splitlines()[0]
-                finally:
                     stop(app)
-                if measured.failed:
-                    measured.notes.append(keep_log(app, stamp, write=not args.no_write))
                 results.append(measured)
+            measure_all(results, args, token, openids, workdir)
+            for app in apps:
+                stop(app)
+            for measured in results:
+                if measured.failed:
+                    measured.notes.append(keep_log(measured.app, stamp, write=not args.no_write))
         except KeyboardInterrupt:
             log("interrupted; servers stopped")
             return 130

@@ -34,7 +34,8 @@ def test_readyz_fails_when_redis_is_down(app_factory: Any) -> None:
 def test_request_id_is_echoed_and_generated(client: FlaskClient) -> None:
     assert client.get("/healthz", headers={"X-Request-ID": "abc123"}).headers["X-Request-ID"] == "abc123"
     generated = client.get("/healthz").headers["X-Request-ID"]
-    assert len(generated) == 32
+    assert len(generated) == 32 and int(generated, 16) >= 0
+    assert client.get("/healthz").headers["X-Request-ID"] != generated
 
 
 def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(app_factory: Any) -> None:
@@ -61,3 +62,26 @@ def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(app_fact
         "/_test/addr", headers={"X-Forwarded-For": "203.0.113.7"}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
     )
     assert spoofed.text == "10.0.0.2"  # without a trusted proxy the header is ignored
+
+
+def _gunicorn_settings(monkeypatch: Any, **env: str) -> dict[str, Any]:
+    import runpy
+    from pathlib import Path
+
+    for name in ("REDIS_URL", "GUNICORN_REUSE_PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))
+
+
+def test_gunicorn_settings_for_production_and_the_embedded_mode(monkeypatch: Any) -> None:
+    production = _gunicorn_settings(monkeypatch, REDIS_URL="redis://redis:6379/0", WEB_CONCURRENCY="3")
+    assert (production["workers"], production["worker_class"], production["threads"]) == (3, "gthread", 4)
+    assert production["reuse_port"] is True  # the kernel spreads connections over the workers
+    assert (
+        _gunicorn_settings(monkeypatch, REDIS_URL="redis://r/0", GUNICORN_REUSE_PORT="0")["reuse_port"]
+        is False
+    )
+    embedded = _gunicorn_settings(monkeypatch)  # REDIS_URL unset: memory://, one process
+    assert (embedded["workers"], embedded["reuse_port"]) == (1, False)

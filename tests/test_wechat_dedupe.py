@@ -71,3 +71,42 @@ def test_a_server_that_refuses_client_reply_still_gets_the_reply(app: Flask) -> 
         limited.close()
     finally:
         admin.acl_deluser(user)
+
+
+def test_a_connection_the_server_closed_is_replaced_after_idling(
+    r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not os.environ.get("REDIS_URL", "").startswith("redis://"):
+        pytest.skip("needs a real Redis (CLIENT KILL)")
+    first = f"{dedupe.PREFIX}m:kill-{uuid.uuid4().hex}"
+    assert dedupe.run_once(r, first, 60, lambda _m: "one") == "one"
+    own = dedupe._own.by_pool[r.connection_pool].conn
+    own.send_command("CLIENT", "ID")
+    client_id = own.read_response()
+    assert r.client_kill_filter(_id=client_id) == 1  # as a Redis restart or idle timeout would
+
+    monkeypatch.setattr(dedupe, "IDLE_CHECK_SECONDS", 0.0)
+    second = f"{dedupe.PREFIX}m:kill-{uuid.uuid4().hex}"
+    runs: list[str] = []
+    assert dedupe.run_once(r, second, 60, lambda _m: runs.append("x") or "two") == "two"
+    # Deduplicated as usual on a fresh connection: the reply is stored, a retry does not run it.
+    assert r.get(second) == dedupe.DONE + "two"
+    assert dedupe.run_once(r, second, 60, lambda _m: runs.append("y") or "again") == "two"
+    assert runs == ["x"]
+
+
+def test_each_thread_has_its_own_connection(r: redis.Redis) -> None:
+    import threading
+
+    seen: list[object] = []
+
+    def claim() -> None:
+        dedupe.run_once(r, f"{dedupe.PREFIX}m:thread-{uuid.uuid4().hex}", 60, lambda _m: "ok")
+        seen.append(dedupe._own.by_pool[r.connection_pool].conn)
+
+    threads = [threading.Thread(target=claim) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in seen}) == 3
