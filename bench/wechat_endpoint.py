@@ -4,11 +4,13 @@
 
 What it does, in one run (see bench/README.md for the prerequisites and how to read the output):
 1. creates the `bench` PostgreSQL database if missing and migrates it;
-2. for each app — the real one (wsgi:app with gunicorn.conf.py, 2 workers, APP_ENV=production,
-   PostgreSQL, Redis), WeRoBot with its default settings, and the floor (bare Flask + wechatpy) —
-   starts gunicorn on 127.0.0.1, waits until a signed probe message gets a valid reply, then runs
-   wrk three times: a short warm-up, the max-throughput run and the fixed-rate run;
-3. prints a markdown table (requests/s, p50/p99, the ratios and PASS/FAIL against the targets) and
+2. starts the three apps — the real one (wsgi:app with gunicorn.conf.py, 2 workers,
+   APP_ENV=production, PostgreSQL, Redis), WeRoBot with its default settings, and the floor (bare
+   Flask + wechatpy) — under gunicorn on 127.0.0.1 and waits until each answers a signed probe;
+3. runs wrk: a short warm-up per app, then the max-throughput runs in rounds (the apps take turns
+   within each round, so a drifting virtual machine treats them alike; medians count), then a
+   fixed-rate run per app;
+4. prints a markdown table (requests/s, p50/p99, the ratios and PASS/FAIL against the targets) and
    writes it to bench/results/wechat_endpoint-<date>.md.
 
 Every request is a distinct signed text message (its own MsgId, nonce and signature), generated just
