@@ -108,6 +108,13 @@ Index(
     Submission.created_at,
     Submission.id,
 )
+# The staff dashboard (bench/review_queue.py, a million rows): the last 30 days' payments and
+# decisions are read by range instead of scanning the table, and the counts by state per batch
+# from a small index (PostgreSQL deduplicates its equal keys: ~7 MB for a million rows against the
+# queue's 67 MB above; counting all of them takes ~50 ms instead of 100-150 ms).
+Index("ix_submissions_paid_at", Submission.paid_at)
+Index("ix_submissions_decided_at", Submission.decided_at)
+Index("ix_submissions_batch_id_status", Submission.batch_id, Submission.status)
 
 
 class OrderStatus(StrEnum):

@@ -149,3 +149,143 @@ def test_today_stats_adds_the_review_figures(app: Flask, client: FlaskClient) ->
     assert "今日提交（已缴费）：2" in content
     assert "今日审结：通过 1，驳回 1，不通过 0" in content
     assert "待审核：2" in content
+
+
+# The figures the database aggregates (per Beijing day, the median, the pass rate), pinned on a data
+# set built around the edges, so that both backends' SQL keep agreeing with each other and with
+# what the dashboard meant when it counted in Python.
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=BEIJING)  # the period: 2026-10-25 to 2026-11-23
+
+
+def bj(month: int, day: int, *hms: int) -> datetime:
+    """A Beijing wall-clock moment in 2026 (hour, minute, second, microsecond), as UTC."""
+    return datetime(2026, month, day, *hms, tzinfo=BEIJING).astimezone(UTC)
+
+
+def put(
+    app: Flask,
+    batch_id: int,
+    openid: str,
+    status: SubmissionStatus,
+    *,
+    paid: datetime | None,
+    decided: datetime | None = None,
+    created: datetime | None = None,
+) -> None:
+    sub_id = make_waiting(app, batch_id, openid, created or paid or NOW)
+    with app.app_context():
+        sub = db.session.get(Submission, sub_id)
+        assert sub is not None
+        sub.status, sub.paid_at, sub.decided_at = status, paid, decided
+        db.session.commit()
+
+
+def edge_data(app: Flask) -> Desk:
+    desk = make_desk(app)
+    a = desk.batch_a
+    # 0.4 ms before a Beijing midnight: still that day (SQLite would round it into the next one).
+    put(app, a, "o-e1", S.PENDING_REVIEW, paid=bj(11, 21, 23, 59, 59, 999_600))
+    put(app, a, "o-e2", S.PENDING_REVIEW, paid=bj(11, 22))  # on the midnight: the new day
+    # 07:59:59 Beijing is the previous day in UTC: a Beijing day, not a UTC one. Decided 2 h later.
+    put(app, a, "o-e3", S.APPROVED, paid=bj(11, 22, 7, 59, 59), decided=bj(11, 22, 9, 59, 59))
+    # Paid 1 µs before the period (not counted), decided on its first instant (counted): 1 µs.
+    put(app, a, "o-e4", S.RETURNED, paid=bj(10, 24, 23, 59, 59, 999_999), decided=bj(10, 25))
+    # Paid on the period's first instant; decided today, 1 µs before noon: 29.5 days.
+    put(app, a, "o-e5", S.APPROVED, paid=bj(10, 25), decided=bj(11, 23, 11, 59, 59, 999_999))
+    # Never paid (decided all the same): the wait counts from its creation, 10 h.
+    put(app, a, "o-e6", S.REFUSED, paid=None, created=bj(11, 10, 10), decided=bj(11, 10, 20))
+    # Decided 1 µs before the period: neither its payment nor its decision is in it.
+    put(app, a, "o-e7", S.APPROVED, paid=bj(10, 20), decided=bj(10, 24, 23, 59, 59, 999_999))
+    # Refunded after a decision: a payment in the period, but not a decision (not a decided state).
+    put(app, a, "o-e8", S.REFUNDED, paid=bj(11, 1, 12), decided=bj(11, 2))
+    # School B: paid 11-15 23:30, decided a day later (24 h).
+    put(app, desk.batch_b, "o-e9", S.APPROVED, paid=bj(11, 15, 23, 30), decided=bj(11, 16, 23, 30))
+    return desk
+
+
+def nonzero(board: dashboard.Dashboard) -> tuple[dict[str, int], dict[str, int]]:
+    return (
+        {d.day: d.submissions for d in board.days if d.submissions},
+        {d.day: d.decisions for d in board.days if d.decisions},
+    )
+
+
+def test_days_are_beijing_days_and_the_median_is_interpolated(app: Flask) -> None:
+    desk = edge_data(app)
+    with app.app_context():
+        board = dashboard.build(db.session, None, now=NOW)
+        assert (board.since, board.until) == ("2026-10-25", "2026-11-23")
+        assert [d.day for d in board.days][:2] == ["2026-10-25", "2026-10-26"]
+        paid, decided = nonzero(board)
+        assert paid == {
+            "2026-10-25": 1,
+            "2026-11-01": 1,
+            "2026-11-15": 1,
+            "2026-11-21": 1,
+            "2026-11-22": 2,
+        }
+        assert decided == {
+            "2026-10-25": 1,
+            "2026-11-10": 1,
+            "2026-11-16": 1,
+            "2026-11-22": 1,
+            "2026-11-23": 1,
+        }
+        assert board.decided_in_period == 5
+        # 1 µs, 2 h, 10 h, 24 h, 708 h: the middle one.
+        assert board.median_hours == 10.0
+        assert board.peak == 2
+        rows = {row.batch_id: row for row in board.batches}
+        a, b = rows[desk.batch_a], rows[desk.batch_b]
+        # The state counts are all-time: e7, decided before the period, counts.
+        assert a.counts == {"pending_review": 2, "approved": 3, "returned": 1, "refused": 1, "refunded": 1}
+        assert (a.total, a.approved, a.decided) == (8, 3, 5)
+        assert a.pass_rate == 0.6 and b.pass_rate == 1.0
+        assert board.pass_rate == 4 / 6
+
+        # School A's reviewer: 1 µs, 2 h, 10 h, 708 h → halfway between 2 h and 10 h.
+        mine = dashboard.build(db.session, {desk.school_a}, now=NOW)
+        assert [row.batch_id for row in mine.batches] == [desk.batch_a]
+        paid, decided = nonzero(mine)
+        assert paid == {"2026-10-25": 1, "2026-11-01": 1, "2026-11-21": 1, "2026-11-22": 2}
+        assert "2026-11-16" not in decided and sum(decided.values()) == 4
+        assert (mine.decided_in_period, mine.median_hours) == (4, 6.0)
+        assert mine.pass_rate == 0.6
+
+        # School B's reviewer: one decision, its own wait.
+        theirs = dashboard.build(db.session, {desk.school_b}, now=NOW)
+        assert nonzero(theirs) == ({"2026-11-15": 1}, {"2026-11-16": 1})
+        assert (theirs.decided_in_period, theirs.median_hours) == (1, 24.0)
+
+
+def test_the_period_moves_at_beijing_midnight(app: Flask) -> None:
+    edge_data(app)
+    with app.app_context():
+        # 1 µs before Beijing midnight: the period still starts on 10-24, so e4's payment and e7's
+        # decision (both 1 µs before 10-25) are in it, on its first day.
+        before = dashboard.build(
+            db.session, None, now=datetime(2026, 11, 22, 23, 59, 59, 999_999, tzinfo=BEIJING)
+        )
+        assert (before.since, before.until) == ("2026-10-24", "2026-11-22")
+        paid, decided = nonzero(before)
+        assert paid["2026-10-24"] == 1 and decided["2026-10-24"] == 1
+        assert paid["2026-11-22"] == 2 and decided["2026-11-22"] == 1
+        # On the midnight itself: the period starts on 10-25, and they are out.
+        after = dashboard.build(db.session, None, now=datetime(2026, 11, 23, tzinfo=BEIJING))
+        assert (after.since, after.until) == ("2026-10-25", "2026-11-23")
+        paid, decided = nonzero(after)
+        assert "2026-10-24" not in paid and decided["2026-10-25"] == 1
+        assert sum(paid.values()) == 6
+
+
+def test_no_decisions_no_median(app: Flask) -> None:
+    desk = make_desk(app)
+    put(app, desk.batch_a, "o-n1", S.PENDING_REVIEW, paid=bj(11, 20))
+    with app.app_context():
+        board = dashboard.build(db.session, None, now=NOW)
+        assert (board.decided_in_period, board.median_hours, board.pass_rate) == (0, None, None)
+        assert nonzero(board) == ({"2026-11-20": 1}, {})
+        # A reviewer of a school without batches: nothing, and no query needs one.
+        schoolless = dashboard.build(db.session, {desk.school_b + 1000}, now=NOW)
+        assert schoolless.batches == [] and schoolless.median_hours is None
+        assert len(schoolless.days) == dashboard.DAYS and schoolless.peak == 1
