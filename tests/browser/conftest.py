@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -40,11 +40,35 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+PHONE = {"width": 360, "height": 740}
+DESK = {"width": 1280, "height": 800}
+
+
 @pytest.fixture
-def phone(browser: Any, app: Any) -> Iterator[Any]:
-    """A page on a phone-sized viewport (360×740), Chinese locale, against this test's app."""
-    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
+    """Opens pages, each in a browser context of its own (its own cookies), Chinese locale, 10 s
+    timeouts; all closed when the test ends."""
+    contexts: list[Any] = []
+
+    def open_page(viewport: dict[str, int] = PHONE) -> Any:
+        context = browser.new_context(viewport=viewport, locale="zh-CN")
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def phone(new_page: Callable[..., Any], app: Any) -> Any:
+    """A page on a phone-sized viewport (360×740), against this test's app."""
+    return new_page(PHONE)
+
+
+@pytest.fixture
+def desk(new_page: Callable[..., Any], app: Any) -> Any:
+    """A page on a staff member's desktop (1280×800), against this test's app."""
+    return new_page(DESK)

@@ -169,50 +169,45 @@ def test_mismatch_then_fix_and_pay_again(app: Flask, live_server: Any, phone: Pa
         db.session.remove()
 
 
-def test_pay_outside_wechat_by_scanning_the_qr_code(app: Flask, live_server: Any, browser: Any) -> None:
+def test_pay_outside_wechat_by_scanning_the_qr_code(app: Flask, live_server: Any, phone: Page) -> None:
     app.config["WECHAT_PAY_SANDBOX_NOTIFY_THREAD"] = False
     base = live_server.url
     openid = "oPayFlowStudent00000000003"
     prepare(app, openid, number=NUMBERS[2])
-    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    try:
-        # An ordinary mobile browser: login-as also makes this user the sandbox phone's holder.
-        page.goto(f"{base}/_sandbox/login-as/{openid}?next=/h5/photo")
-        _upload_and_start(page.main_frame)
-        page.wait_for_url(re.compile(r"/h5/pay/\d+$"))
-        submission_id = int(page.url.rsplit("/", 1)[1])
-        pay_page = page.locator("#pay-page")
-        expect(pay_page).to_have_attribute("data-mode", "native")
-        expect(pay_page).to_have_attribute("data-state", "qr")
-        qr = page.locator("#qr-image")
-        expect(qr).to_have_js_property("complete", True)
-        assert page.evaluate("document.getElementById('qr-image').naturalWidth") >= 200
-        seconds = int(page.locator("#qr-countdown").get_attribute("data-seconds") or 0)
-        assert 150 <= seconds <= 180
-        expect(page.locator("#qr-seconds")).to_have_text(re.compile(r"^[23]:\d\d$"))
-        page.screenshot(path=f"{SHOTS}/pay_c_qr.png")
-        first_order = qr.get_attribute("data-out-trade-no")
+    page = phone
+    # An ordinary mobile browser: login-as also makes this user the sandbox phone's holder.
+    page.goto(f"{base}/_sandbox/login-as/{openid}?next=/h5/photo")
+    _upload_and_start(page.main_frame)
+    page.wait_for_url(re.compile(r"/h5/pay/\d+$"))
+    submission_id = int(page.url.rsplit("/", 1)[1])
+    pay_page = page.locator("#pay-page")
+    expect(pay_page).to_have_attribute("data-mode", "native")
+    expect(pay_page).to_have_attribute("data-state", "qr")
+    qr = page.locator("#qr-image")
+    expect(qr).to_have_js_property("complete", True)
+    assert page.evaluate("document.getElementById('qr-image').naturalWidth") >= 200
+    seconds = int(page.locator("#qr-countdown").get_attribute("data-seconds") or 0)
+    assert 150 <= seconds <= 180
+    expect(page.locator("#qr-seconds")).to_have_text(re.compile(r"^[23]:\d\d$"))
+    page.screenshot(path=f"{SHOTS}/pay_c_qr.png")
+    first_order = qr.get_attribute("data-out-trade-no")
 
-        # The code runs out (a few seconds from now): the page replaces it with a fresh order.
-        with app.app_context():
-            order = db.session.scalars(select(PaymentOrder)).one()
-            order.expires_at = utcnow() + timedelta(seconds=4)
-            db.session.commit()
-            db.session.remove()
-        expect(page.locator("#qr-notice")).to_have_text("二维码已过期，已为你刷新", timeout=20_000)
-        expect(qr).not_to_have_attribute("data-out-trade-no", first_order or "", timeout=10_000)
-        page.screenshot(path=f"{SHOTS}/pay_c_qr_renewed.png")
+    # The code runs out (a few seconds from now): the page replaces it with a fresh order.
+    with app.app_context():
+        order = db.session.scalars(select(PaymentOrder)).one()
+        order.expires_at = utcnow() + timedelta(seconds=4)
+        db.session.commit()
+        db.session.remove()
+    expect(page.locator("#qr-notice")).to_have_text("二维码已过期，已为你刷新", timeout=20_000)
+    expect(qr).not_to_have_attribute("data-out-trade-no", first_order or "", timeout=10_000)
+    page.screenshot(path=f"{SHOTS}/pay_c_qr_renewed.png")
 
-        page.get_by_role("button", name="用沙箱手机扫码支付").click()
-        expect(page.locator("#pay-message")).to_contain_text("正在确认缴费结果")
-        _drive(app, lambda: _status(app, submission_id) == SubmissionStatus.PENDING_REVIEW)
-        expect(page.locator("#result")).to_have_attribute("data-status", "pending_review", timeout=10_000)
-        page.screenshot(path=f"{SHOTS}/pay_c_pending_review.png")
-        with app.app_context():
-            paid = db.session.scalars(select(PaymentOrder).where(PaymentOrder.status == "paid")).one()
-            assert paid.out_trade_no != first_order and paid.channel == "native"
-            db.session.remove()
-    finally:
-        context.close()
+    page.get_by_role("button", name="用沙箱手机扫码支付").click()
+    expect(page.locator("#pay-message")).to_contain_text("正在确认缴费结果")
+    _drive(app, lambda: _status(app, submission_id) == SubmissionStatus.PENDING_REVIEW)
+    expect(page.locator("#result")).to_have_attribute("data-status", "pending_review", timeout=10_000)
+    page.screenshot(path=f"{SHOTS}/pay_c_pending_review.png")
+    with app.app_context():
+        paid = db.session.scalars(select(PaymentOrder).where(PaymentOrder.status == "paid")).one()
+        assert paid.out_trade_no != first_order and paid.channel == "native"
+        db.session.remove()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,15 +11,6 @@ from app.jobs import JOBS
 from app.jobs.worker import run_due
 from tests.test_deadletters import make_dead
 from tests.test_review_pages import PASSWORD, T0, make_desk, make_waiting
-
-
-@pytest.fixture
-def desk(browser: Any, app: Flask) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
 
 
 def test_admin_reads_the_dashboard_and_retries_a_dead_job(

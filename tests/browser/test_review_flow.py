@@ -13,14 +13,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
-import pytest
 from flask import Flask
 from playwright.sync_api import FrameLocator, Locator, Page, expect
 
@@ -32,26 +31,6 @@ from models import SubmissionStatus
 from tests.test_review_pages import PASSWORD, T0, make_desk, make_waiting, status_of
 
 REASON = "背景颜色不符：请换成白色背景"
-PHONE_VIEWPORT = {"width": 360, "height": 740}  # as conftest's `phone`
-
-
-@pytest.fixture
-def desk(browser: Any, app: Flask) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def second_phone(browser: Any, app: Flask) -> Iterator[Page]:
-    """Another student's phone: its own browser context (cookies, H5 session), like `phone`."""
-    context = browser.new_context(viewport=PHONE_VIEWPORT, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
 
 
 def follower(app: Flask, nickname: str) -> str:
@@ -211,7 +190,7 @@ def approved_student_prints_a_verifiable_receipt(phone: Page, staff: Page, base:
 
 
 def test_review_walk_reaches_the_students_phones_status_page_and_receipt(
-    app: Flask, live_server: Any, desk: Page, phone: Page, second_phone: Page, browser: Any
+    app: Flask, live_server: Any, desk: Page, phone: Page, new_page: Callable[[], Page]
 ) -> None:
     base = live_server.url
     world = make_desk(app)
@@ -237,10 +216,6 @@ def test_review_walk_reaches_the_students_phones_status_page_and_receipt(
 
     returned_student_reads_the_reason(phone, base, first_openid)
 
-    staff = browser.new_context(viewport=PHONE_VIEWPORT, locale="zh-CN")
-    try:
-        staff_page = staff.new_page()
-        staff_page.set_default_timeout(10_000)
-        approved_student_prints_a_verifiable_receipt(second_phone, staff_page, base, second_openid)
-    finally:
-        staff.close()
+    # The other student's phone, and the staff's (no session, no sandbox user): contexts of their own.
+    second_phone, staff_phone = new_page(), new_page()
+    approved_student_prints_a_verifiable_receipt(second_phone, staff_phone, base, second_openid)

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
@@ -14,15 +12,6 @@ from app.extensions import db
 from app.services import schools
 
 PASSWORD = "reviewer password 2026"
-
-
-@pytest.fixture
-def desk(browser: Any, app: Flask) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
 
 
 def test_reviewer_signs_in_and_out(app: Flask, runner: FlaskCliRunner, live_server: Any, desk: Any) -> None:
