@@ -110,3 +110,42 @@ def test_each_thread_has_its_own_connection(r: redis.Redis) -> None:
     for t in threads:
         t.join()
     assert len({id(c) for c in seen}) == 3
+
+
+def test_store_first_keeps_the_first_answer_and_hands_it_to_later_tries(r: redis.Redis) -> None:
+    key = f"{dedupe.PREFIX}m:first-{uuid.uuid4().hex}"
+    r.set("mark", "1")
+    first = dedupe.store_first(r, key, 120, "<xml>one</xml>", prefetch="mark")
+    assert first == dedupe.First("<xml>one</xml>", mine=True, mark="1")
+    assert r.get(key) == dedupe.DONE + "<xml>one</xml>" and 0 < r.ttl(key) <= 120
+    later = dedupe.store_first(r, key, 120, "<xml>two</xml>", prefetch="no-such-mark")
+    assert later == dedupe.First("<xml>one</xml>", mine=False, mark=None)
+    assert r.get(key) == dedupe.DONE + "<xml>one</xml>"
+    # run_once (a retry claimed first) sees the same answer.
+    assert dedupe.run_once(r, key, 120, lambda _m: "<xml>three</xml>") == "<xml>one</xml>"
+
+
+def test_store_first_waits_for_a_claimed_try_of_the_same_message(
+    r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A retry that claimed the message (run_once) and is still in its handler: store_first must
+    # not overwrite the claim, and answers the claimed try's reply once it is stored.
+    key = f"{dedupe.PREFIX}m:claimed-{uuid.uuid4().hex}"
+    r.set(key, dedupe.PENDING, ex=60)
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        r.set(key, dedupe.DONE + "<xml>claimed</xml>", ex=60)
+
+    monkeypatch.setattr(dedupe, "_pause", pause)
+    found = dedupe.store_first(r, key, 60, "<xml>mine</xml>")
+    assert found == dedupe.First("<xml>claimed</xml>", mine=False, mark=None)
+    assert len(pauses) == 1
+
+
+def test_store_first_answers_when_redis_is_down(app: Flask) -> None:
+    down = redis.Redis(host="127.0.0.1", port=1, decode_responses=True, socket_connect_timeout=0.5)
+    found = dedupe.store_first(down, f"{dedupe.PREFIX}m:down", 60, "<xml>still</xml>", prefetch="mark")
+    assert found == dedupe.First("<xml>still</xml>", mine=True, mark=None)
+    assert dedupe.can_store_first(down)  # a failure, not an unsupported server

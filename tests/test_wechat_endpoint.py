@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import fakeredis
 import pytest
 import redis
 import requests
@@ -27,7 +28,8 @@ from wechat_posts import (
 
 import wechat_handlers
 from app.extensions import db
-from app.wechat import dedupe
+from app.services import users
+from app.wechat import dedupe, views
 from models import User
 from wechat_handlers import registry
 
@@ -372,19 +374,97 @@ def test_body_at_the_limit_is_accepted(app_factory: Callable[..., Flask]) -> Non
 # --- retries and dedupe -----------------------------------------------------------------------
 
 
+@pytest.fixture
+def later(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """later(s): from now on the endpoint's clock, which tells retries from first tries, is s ahead."""
+
+    def move(seconds: float) -> None:
+        monkeypatch.setattr(views, "_now", lambda: time.time() + seconds)
+
+    return move
+
+
+@pytest.mark.parametrize("content", ["帮助", "进度"])  # a read-only handler's message, answered first
 def test_sequential_retries_get_the_first_reply_and_run_the_handler_once(
-    client: FlaskClient, app: Flask, dispatched: list[Any]
+    client: FlaskClient, app: Flask, dispatched: list[Any], later: Callable[[float], None], content: str
 ) -> None:
     wx = WeChat.for_app(app)
-    xml = text_message("o-retry", "帮助", msg_id=880001)
+    xml = text_message("o-retry", content, msg_id=880001)
+    post(client, wx, event_message("o-retry", "subscribe"))
+    dispatched.clear()
     replies = []
-    for _ in range(3):  # WeChat's three tries: same message, fresh signature each time
+    for delay in (0, 5, 10):  # WeChat's three tries, 5 s apart: same message, fresh signature each
+        later(delay)
         status, reply = post(client, wx, xml)
         assert status == 200
         replies.append(reply)
     assert len(dispatched) == 1
     assert replies[0] is not None
     assert replies[1] == replies[0] and replies[2] == replies[0]
+
+
+def test_copies_of_a_read_only_message_answer_what_the_first_answered(
+    client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Copies sooner than WeChat's 5 s (a replay, an impatient proxy) are not told from first tries:
+    # a read-only handler computes an answer for each, and each gets the first one.
+    answers = iter(["第一次", "第二次", "第三次"])
+
+    def changing(message: Any, ctx: registry.Context) -> registry.Reply:
+        return next(answers)
+
+    monkeypatch.setitem(registry.HANDLERS, ("text", None, None), changing)
+    monkeypatch.setattr(registry, "READ_ONLY", registry.READ_ONLY | {changing})
+    wx = WeChat.for_app(app)
+    xml = text_message("o-copies", "随便说点", msg_id=880002)
+    contents = []
+    for _ in range(3):
+        reply = post(client, wx, xml)[1]
+        assert reply is not None
+        contents.append(reply["Content"])
+    assert contents == ["第一次"] * 3
+
+
+def test_a_read_only_answer_records_an_unknown_sender_once(client: FlaskClient, app: Flask) -> None:
+    wx = WeChat.for_app(app)
+    xml = text_message("o-stranger", "帮助", msg_id=880003)
+    replies = [post(client, wx, xml)[1] for _ in range(2)]
+    assert replies[0] is not None and replies[1] == replies[0]
+    assert user_count(app) == 1
+    assert app.extensions["redis"].get(users.follower_mark("o-stranger")) == "1"
+
+
+def test_progress_of_an_unknown_sender_is_claimed_first_and_creates_them(
+    client: FlaskClient, app: Flask, dispatched: list[Any], later: Callable[[float], None]
+) -> None:
+    wx = WeChat.for_app(app)
+    xml = text_message("o-stranger-2", "进度", msg_id=880004)
+    reply = post(client, wx, xml)[1]
+    assert reply is not None and reply["Content"].startswith("当前进度：实名绑定")
+    assert user_count(app) == 1
+    # The answer computed before the claim was dropped for the write; the claimed run counted.
+    assert len(dispatched) == 2
+    later(5)
+    assert post(client, wx, xml)[1] == reply
+    assert len(dispatched) == 2
+
+
+def test_a_redis_without_set_nx_get_claims_read_only_messages_first(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, dispatched: list[Any], later: Callable[[float], None]
+) -> None:
+    # Redis before 7.0 refuses SET with both NX and GET (fakeredis plays 6.2 here).
+    old = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(6, 2)), decode_responses=True)
+    monkeypatch.setitem(app.extensions, "redis", old)
+    client, wx = app.test_client(), WeChat.for_app(app)
+    first = post(client, wx, text_message("o-old-redis", "帮助", msg_id=880005))[1]
+    assert first is not None and not dedupe.can_store_first(old)
+    assert len(dispatched) == 2  # found out on the first message: answered, refused, claimed
+    xml = text_message("o-old-redis", "绑定", msg_id=880006)
+    reply = post(client, wx, xml)[1]
+    assert reply is not None and len(dispatched) == 3
+    later(5)
+    assert post(client, wx, xml)[1] == reply
+    assert len(dispatched) == 3
 
 
 def test_event_retries_are_deduplicated_by_sender_time_and_event(

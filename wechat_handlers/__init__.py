@@ -6,6 +6,18 @@ Importing the package registers every handler (a duplicate key raises here, at i
 from __future__ import annotations
 
 from wechat_handlers import events, fallback, image, menu, text
-from wechat_handlers.registry import HANDLERS, Context, Reply, dispatch
+from wechat_handlers.registry import HANDLERS, Context, NeedsClaim, Reply, dispatch, is_read_only
 
-__all__ = ["HANDLERS", "Context", "Reply", "dispatch", "events", "fallback", "image", "menu", "text"]
+__all__ = [
+    "HANDLERS",
+    "Context",
+    "NeedsClaim",
+    "Reply",
+    "dispatch",
+    "events",
+    "fallback",
+    "image",
+    "is_read_only",
+    "menu",
+    "text",
+]

@@ -44,19 +44,19 @@ def handle_unsubscribe(message: BaseMessage, ctx: Context) -> Reply:
     return None
 
 
-@register("event", "view")
+@register("event", "view", read_only=True)
 def handle_view(message: BaseMessage, ctx: Context) -> Reply:
     # A menu link was opened; the page itself is the answer.
     return None
 
 
-@register("event", "location")
+@register("event", "location", read_only=True)
 def handle_location(message: BaseMessage, ctx: Context) -> Reply:
     # Reported location (if the account asks for it): not used.
     return None
 
 
-@register("event")
+@register("event", read_only=True)
 def handle_unknown_event(message: BaseMessage, ctx: Context) -> Reply:
     # Template-send reports, subscription-notice events, ...: acknowledged, nothing to say.
     return None

@@ -8,6 +8,6 @@ from wechat_handlers import texts
 from wechat_handlers.registry import Context, Reply, register
 
 
-@register(None)
+@register(None, read_only=True)
 def handle_other(message: BaseMessage, ctx: Context) -> Reply:
     return texts.OTHER_MESSAGE

@@ -15,6 +15,12 @@ import, so two modules can never silently fight over a message.
 
 A handler reads the message's fields, calls one service and returns the reply: a text, a wechatpy
 reply object, or None for an empty reply ("handled, nothing to say").
+
+`read_only=True` declares that a handler changes nothing: it only reads, and the only write it may
+ask for — that the sender exists as a user (`Context.ensure_follower`) — does not change its reply.
+The endpoint answers such messages before claiming them for dedupe (app/wechat/dedupe.py,
+`store_first`): one Redis round trip per message instead of two. In that mode the Context defers
+`ensure_follower` to after the claim and raises `NeedsClaim` where a read would have to write.
 """
 
 from __future__ import annotations
@@ -37,19 +43,35 @@ Key: TypeAlias = tuple[str | None, str | None, str | None]
 Reply: TypeAlias = str | BaseReply | None
 
 
-@dataclass(frozen=True, slots=True)
+class NeedsClaim(Exception):
+    """A read-only handler, answering before the claim, met a case that must write: claim first."""
+
+
+@dataclass(slots=True)
 class Context:
     """What a handler may use besides the message: the unit of work's session, Redis, the settings,
-    and whether the sender's follower mark was already seen (read with the dedupe claim)."""
+    and whether the sender's follower mark was already seen (read with the dedupe claim).
+
+    `before_claim`: a read-only handler answering before the message is claimed (see the module
+    docstring). Writes are not allowed then: `ensure_follower` is only noted in `follower_wanted`,
+    for the endpoint to do once the message is its own, and `progress` of an unknown sender raises
+    NeedsClaim.
+    """
 
     session: Session
     cache: Redis
     settings: Settings
     known_follower: bool = False
+    before_claim: bool = False
+    follower_wanted: bool = False
 
     def ensure_follower(self, openid: str) -> None:
-        if not self.known_follower:
-            users.ensure_follower(self.session, self.cache, openid)
+        if self.known_follower:
+            return
+        if self.before_claim:
+            self.follower_wanted = True
+            return
+        users.ensure_follower(self.session, self.cache, openid)
 
     def progress(self, openid: str) -> Progress:
         """Where the sender stands: one query for a known follower, else make them one first."""
@@ -57,6 +79,8 @@ class Context:
         found = progress.of_follower(self.session, openid, now)
         if found is not None:
             return found
+        if self.before_claim:
+            raise NeedsClaim("progress of a sender who is not a known follower")
         return progress.of(self.session, users.get_or_create(self.session, openid).id, now)
 
     @property
@@ -68,6 +92,9 @@ Handler: TypeAlias = Callable[[BaseMessage, Context], Reply]
 
 DEFAULT: Key = (None, None, None)
 HANDLERS: dict[Key, Handler] = {}
+# By handler, not by key: a handler put in HANDLERS some other way (a test's stand-in) is not
+# read-only unless it says so.
+READ_ONLY: set[Handler] = set()
 
 
 class DuplicateHandlerError(RuntimeError):
@@ -75,7 +102,7 @@ class DuplicateHandlerError(RuntimeError):
 
 
 def register(
-    msg_type: str | None, event: str | None = None, *keys: str | None
+    msg_type: str | None, event: str | None = None, *keys: str | None, read_only: bool = False
 ) -> Callable[[Handler], Handler]:
     """Register the decorated handler for (msg_type, event, key) — one entry per key given."""
     entries: list[Key] = [(msg_type, event, key) for key in (keys or (None,))]
@@ -87,6 +114,8 @@ def register(
                     f"{entry} is already handled by {HANDLERS[entry].__module__}.{HANDLERS[entry].__name__}"
                 )
             HANDLERS[entry] = handler
+        if read_only:
+            READ_ONLY.add(handler)
         return handler
 
     return decorate
@@ -127,6 +156,11 @@ def find(key: Key) -> Handler:
 
 def dispatch(message: BaseMessage, context: Context) -> Reply:
     return find(key_of(message))(message, context)
+
+
+def is_read_only(message: BaseMessage) -> bool:
+    """Whether the handler this message goes to was registered read_only."""
+    return find(key_of(message)) in READ_ONLY
 
 
 def _text(value: Any) -> str | None:

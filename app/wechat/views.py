@@ -36,6 +36,7 @@ from app.wechat.security import (
     valid_signature,
 )
 from config import EncryptMode, Settings
+from wechat_handlers.registry import raw_fields
 
 log = logging.getLogger(__name__)
 
@@ -155,13 +156,24 @@ def receive() -> Response:
         return _refuse(400, "malformed XML")
 
     cache = redis_client()
-    reply = dedupe.run_once(
-        cache,
-        dedupe.key_for(message),
-        endpoint.dedupe_ttl_seconds,
-        lambda mark: _handle(message, endpoint, cache, known_follower=bool(mark)),
-        prefetch=users.follower_mark(message.source),
-    )
+    key = dedupe.key_for(message)
+    mark = users.follower_mark(message.source)
+    reply = None
+    if (
+        key is not None
+        and wechat_handlers.is_read_only(message)
+        and not _may_be_retry(message)
+        and dedupe.can_store_first(cache)
+    ):
+        reply = _answer_first(message, endpoint, cache, key, mark)
+    if reply is None:
+        reply = dedupe.run_once(
+            cache,
+            key,
+            endpoint.dedupe_ttl_seconds,
+            lambda seen: _handle(message, endpoint, cache, known_follower=bool(seen)),
+            prefetch=mark,
+        )
     if not reply:
         return Response(EMPTY_REPLY, mimetype="text/plain")
     if encrypted:
@@ -200,15 +212,62 @@ def _decrypt(endpoint: Endpoint, encrypt: str) -> str | None:
     return plaintext
 
 
-def _handle(message: BaseMessage, endpoint: Endpoint, cache: Redis, *, known_follower: bool) -> str:
-    """Run the handler and render its reply as plaintext XML ("" for none). Never raises."""
-    session = db.session()
+# WeChat tries a message again 5 s after a try it got no answer to. A post of a message that old
+# may be such a retry, with its first try still running: it is claimed first, so that a read-only
+# handler too runs once. One second of margin for the two clocks.
+RETRY_SUSPECT_AFTER_SECONDS = 4
+_now = time.time  # tests move the clock
+
+
+def _may_be_retry(message: BaseMessage) -> bool:
     try:
-        ctx = wechat_handlers.Context(session, cache, endpoint.settings, known_follower)
+        created = int(raw_fields(message)["CreateTime"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    return _now() - created >= RETRY_SUSPECT_AFTER_SECONDS
+
+
+def _answer_first(message: BaseMessage, endpoint: Endpoint, cache: Redis, key: str, mark: str) -> str | None:
+    """The reply of a read-only handler, computed before the message is claimed and stored in the
+    round trip that dedupes it (dedupe.store_first); None when it has to be claimed first after all.
+    """
+    session = db.session()
+    ctx = wechat_handlers.Context(session, cache, endpoint.settings, before_claim=True)
+    try:
+        reply = _run(message, ctx)
+    except wechat_handlers.NeedsClaim:
+        return None
+    first = dedupe.store_first(cache, key, endpoint.dedupe_ttl_seconds, reply, prefetch=mark)
+    if first is None:
+        return None
+    if first.mine and ctx.follower_wanted and not first.mark:
+        # The write the handler asked for, now that this request is the message's first answer.
+        try:
+            users.ensure_follower(session, cache, message.source)
+        except Exception:
+            session.rollback()
+            log.exception("wechat: could not record the sender", extra={"openid": message.source[:8]})
+    return first.reply
+
+
+def _handle(message: BaseMessage, endpoint: Endpoint, cache: Redis, *, known_follower: bool) -> str:
+    """Run the handler of a claimed message. Never raises."""
+    ctx = wechat_handlers.Context(db.session(), cache, endpoint.settings, known_follower)
+    return _run(message, ctx)
+
+
+def _run(message: BaseMessage, ctx: wechat_handlers.Context) -> str:
+    """Run the handler and render its reply as plaintext XML ("" for none).
+
+    Raises only NeedsClaim (a read-only handler answering before the claim met a write).
+    """
+    try:
         result = wechat_handlers.dispatch(message, ctx)
         return create_reply(result, message, render=True) if result else ""
+    except wechat_handlers.NeedsClaim:
+        raise
     except Exception:
-        session.rollback()
+        ctx.session.rollback()
         log.exception(
             "wechat handler failed",
             extra={"msg_type": type(message).__name__, "openid": (message.source or "")[:8]},
