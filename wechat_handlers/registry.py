@@ -49,8 +49,8 @@ class NeedsClaim(Exception):
 
 @dataclass(slots=True)
 class Context:
-    """What a handler may use besides the message: the unit of work's session, Redis, the settings,
-    and whether the sender's follower mark was already seen (read with the dedupe claim).
+    """What a handler may use besides the message: the unit of work's session (`session`), Redis,
+    the settings, and whether the sender's follower mark was already seen (read with the claim).
 
     `before_claim`: a read-only handler answering before the message is claimed (see the module
     docstring). Writes are not allowed then: `ensure_follower` is only noted in `follower_wanted`,
@@ -58,12 +58,26 @@ class Context:
     NeedsClaim.
     """
 
-    session: Session
+    open_session: Callable[[], Session]  # the unit of work's; most messages need none
     cache: Redis
     settings: Settings
     known_follower: bool = False
     before_claim: bool = False
     follower_wanted: bool = False
+    _session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The unit of work's session, opened on first use: opening and closing one cost a tenth
+        of a keyword reply's CPU (0.04 of 0.44 ms)."""
+        if self._session is None:
+            self._session = self.open_session()
+        return self._session
+
+    def rollback(self) -> None:
+        """Undo what a failed handler left in the session, if it opened one."""
+        if self._session is not None:
+            self._session.rollback()
 
     def ensure_follower(self, openid: str) -> None:
         if self.known_follower:

@@ -231,8 +231,7 @@ def _answer_first(message: BaseMessage, endpoint: Endpoint, cache: Redis, key: s
     """The reply of a read-only handler, computed before the message is claimed and stored in the
     round trip that dedupes it (dedupe.store_first); None when it has to be claimed first after all.
     """
-    session = db.session()
-    ctx = wechat_handlers.Context(session, cache, endpoint.settings, before_claim=True)
+    ctx = wechat_handlers.Context(db.session, cache, endpoint.settings, before_claim=True)
     try:
         reply = _run(message, ctx)
     except wechat_handlers.NeedsClaim:
@@ -243,16 +242,16 @@ def _answer_first(message: BaseMessage, endpoint: Endpoint, cache: Redis, key: s
     if first.mine and ctx.follower_wanted and not first.mark:
         # The write the handler asked for, now that this request is the message's first answer.
         try:
-            users.ensure_follower(session, cache, message.source)
+            users.ensure_follower(ctx.session, cache, message.source)
         except Exception:
-            session.rollback()
+            ctx.rollback()
             log.exception("wechat: could not record the sender", extra={"openid": message.source[:8]})
     return first.reply
 
 
 def _handle(message: BaseMessage, endpoint: Endpoint, cache: Redis, *, known_follower: bool) -> str:
     """Run the handler of a claimed message. Never raises."""
-    ctx = wechat_handlers.Context(db.session(), cache, endpoint.settings, known_follower)
+    ctx = wechat_handlers.Context(db.session, cache, endpoint.settings, known_follower)
     return _run(message, ctx)
 
 
@@ -267,7 +266,7 @@ def _run(message: BaseMessage, ctx: wechat_handlers.Context) -> str:
     except wechat_handlers.NeedsClaim:
         raise
     except Exception:
-        ctx.session.rollback()
+        ctx.rollback()
         log.exception(
             "wechat handler failed",
             extra={"msg_type": type(message).__name__, "openid": (message.source or "")[:8]},
