@@ -4,9 +4,10 @@
 
 What it does, in one run (see bench/README.md for the prerequisites and how to read the output):
 1. creates the `bench` PostgreSQL database if missing and migrates it;
-2. starts the three apps — the real one (wsgi:app with gunicorn.conf.py, 2 workers,
-   APP_ENV=production, PostgreSQL, Redis), WeRoBot with its default settings, and the floor (bare
-   Flask + wechatpy) — under gunicorn on 127.0.0.1 and waits until each answers a signed probe;
+2. starts the apps — the real one (wsgi:app with gunicorn.conf.py, 2 workers,
+   APP_ENV=production, PostgreSQL, Redis), WeRoBot with its default settings, the floor (bare
+   Flask + wechatpy), and the floor plus one Redis round trip (a bound, not a target) — under
+   gunicorn on 127.0.0.1 and waits until each answers a signed probe;
 3. runs wrk: a short warm-up per app, then the max-throughput runs in rounds (the apps take turns
    within each round, so a drifting virtual machine treats them alike; medians count), then a
    fixed-rate run per app;
@@ -546,7 +547,7 @@ def measure_all(
     """Warm every app up, then the peak runs in rounds, one app after the other in each round, then
     the fixed-rate runs. All apps are up the whole time (idle ones cost nothing): on a virtual
     machine whose speed drifts by tens of percent over minutes, interleaving puts each round's
-    runs of the three apps on the same machine, and the ratios come from the same rounds."""
+    runs of all the apps on the same machine, and the ratios come from the same rounds."""
     common = wrk_settings(args, token, openids, workdir)
 
     def attempt(m: Measured, step: Any, *extra: Any) -> None:
@@ -569,7 +570,7 @@ def measure_all(
         add_notes(m, args)
 
 
-# --- the three apps -----------------------------------------------------------------------------
+# --- the apps ---------------------------------------------------------------------------------
 
 
 # Settings production insists on that a text message never uses: placeholders that lead nowhere
@@ -678,6 +679,14 @@ def ref_apps(args: argparse.Namespace, token: str) -> list[App]:
         # The working directory is a fresh temporary one: WeRoBot's session file goes there.
         App("werobot", "WeRoBot 1.13 default", [*base, "werobot_app:app"], env, server),
         App("floor", "floor (Flask + wechatpy)", [*base, "floor_app:app"], env, server),
+        # Not a target: the ceiling for anything that dedupes through Redis (refs/floor_redis_app.py).
+        App(
+            "floor_redis",
+            "floor + one Redis round trip",
+            [*base, "floor_redis_app:app"],
+            {**env, "BENCH_REDIS_URL": args.redis_url},
+            server,
+        ),
     ]
 
 
@@ -887,12 +896,12 @@ def report(
             status = 2
         return "PASS" if ok else "FAIL"
 
-    def ratio(ref_key: str) -> float | None:
+    def ratio(ref_key: str, of: Measured | None = real) -> float | None:
         """The median of the rounds' ratios: each round's runs shared the same machine."""
         ref = by_key.get(ref_key)
-        if real is None or ref is None or real.failed or ref.failed:
+        if of is None or ref is None or of.failed or ref.failed:
             return None
-        ratios = sorted(a.rps / b.rps for a, b in zip(real.peaks, ref.peaks, strict=True))
+        ratios = sorted(a.rps / b.rps for a, b in zip(of.peaks, ref.peaks, strict=True))
         return ratios[(len(ratios) - 1) // 2]
 
     vs_werobot, vs_floor = ratio("werobot"), ratio("floor")
@@ -923,6 +932,17 @@ def report(
     else:
         target = f"real p99 < {TARGET_P99_AT_RATE_MS:g} ms at {args.rate:g} req/s"
         lines.append(f"| {target} | not measured | {verdict(False)} |")
+    bound, werobot_vs_floor = ratio("floor", by_key.get("floor_redis")), ratio("floor", by_key.get("werobot"))
+    if bound is not None and werobot_vs_floor is not None:
+        needed = TARGET_VS_WEROBOT * werobot_vs_floor
+        lines += [
+            "",
+            f"Bound: the floor plus one Redis round trip ran at {bound:.2f}× the floor; "
+            f"{TARGET_VS_WEROBOT:g}× WeRoBot is {needed:.2f}× the floor on this machine"
+            + (
+                " — out of reach for any endpoint that dedupes through Redis here." if needed > bound else "."
+            ),
+        ]
     lines.append("")
     return "\n".join(lines), status
 
