@@ -12,6 +12,7 @@ import os
 from flask import Flask, Response, abort, request
 from wechatpy import create_reply, parse_message
 from wechatpy.exceptions import InvalidSignatureException
+from wechatpy.messages import BaseMessage
 from wechatpy.utils import check_signature
 
 TOKEN = os.environ["WECHAT_TOKEN"]
@@ -19,8 +20,8 @@ TOKEN = os.environ["WECHAT_TOKEN"]
 app = Flask(__name__)
 
 
-@app.post("/wechat")
-def wechat() -> Response:
+def signed_reply() -> tuple[BaseMessage, str]:
+    """Check the signature (403 if wrong), parse the message and render the reply."""
     try:
         check_signature(
             TOKEN,
@@ -32,4 +33,9 @@ def wechat() -> Response:
         abort(403)
     message = parse_message(request.get_data())
     reply = create_reply(f"收到：{getattr(message, 'content', '')}", message)
-    return Response(reply.render(), content_type="application/xml")
+    return message, reply.render()
+
+
+@app.post("/wechat")
+def wechat() -> Response:
+    return Response(signed_reply()[1], content_type="application/xml")

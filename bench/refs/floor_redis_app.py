@@ -12,12 +12,9 @@ from __future__ import annotations
 import os
 
 import redis
-from flask import Flask, Response, abort, request
-from wechatpy import create_reply, parse_message
-from wechatpy.exceptions import InvalidSignatureException
-from wechatpy.utils import check_signature
+from flask import Flask, Response
+from floor_app import signed_reply
 
-TOKEN = os.environ["WECHAT_TOKEN"]
 r = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"], decode_responses=True)
 
 app = Flask(__name__)
@@ -25,16 +22,6 @@ app = Flask(__name__)
 
 @app.post("/wechat")
 def wechat() -> Response:
-    try:
-        check_signature(
-            TOKEN,
-            request.args.get("signature", ""),
-            request.args.get("timestamp", ""),
-            request.args.get("nonce", ""),
-        )
-    except InvalidSignatureException:
-        abort(403)
-    message = parse_message(request.get_data())
-    reply = create_reply(f"收到：{getattr(message, 'content', '')}", message).render()
+    message, reply = signed_reply()
     earlier = r.set(f"bench:floor-redis:{message.id}", reply, nx=True, get=True, ex=60)
     return Response(earlier or reply, content_type="application/xml")
