@@ -80,14 +80,10 @@ def run_once(
     pool = r.connection_pool
     conn = _own_connection(pool)
     try:
-        commands: list[tuple[Any, ...]] = [("SET", key, PENDING, "NX", "EX", ttl_seconds)]
-        if prefetch is not None:
-            commands.append(("GET", prefetch))
-        conn.send_packed_command(conn.pack_commands(commands))
-        first = conn.read_response()
-        mark = conn.read_response() if prefetch is not None else None
+        first, mark = _round_trip(conn, ("SET", key, PENDING, "NX", "EX", ttl_seconds), prefetch)
+        if isinstance(first, ResponseError):
+            raise first
     except RedisError:
-        conn.disconnect()  # answers may be left unread on it; the next use reconnects
         # Answering matters more than deduplicating: a retry may run the handler again.
         log.exception("dedupe unavailable, handling without it")
         return produce(None)
@@ -123,27 +119,17 @@ def store_first(
     """
     pool = r.connection_pool
     conn = _own_connection(pool)
-    commands: list[tuple[Any, ...]] = [("SET", key, DONE + reply, "NX", "GET", "EX", ttl_seconds)]
-    if prefetch is not None:
-        commands.append(("GET", prefetch))
-    unsupported = False
+    store = ("SET", key, DONE + reply, "NX", "GET", "EX", ttl_seconds)
     try:
-        conn.send_packed_command(conn.pack_commands(commands))
-        try:
-            earlier = conn.read_response()
-        except ResponseError as exc:
-            # Only an old server's "syntax error" means unsupported (OOM, say, is a failure). The
-            # error answer has been read: the connection stays in step for the next one.
-            if "syntax" not in str(exc).lower():
-                raise
-            earlier, unsupported = None, True
-        mark = conn.read_response() if prefetch is not None else None
+        earlier, mark = _round_trip(conn, store, prefetch)
+        # Only an old server's "syntax error" means unsupported (OOM, say, is a failure).
+        if isinstance(earlier, ResponseError) and "syntax" not in str(earlier).lower():
+            raise earlier
     except RedisError:
-        conn.disconnect()
         # As in run_once: answering matters more than deduplicating.
         log.exception("dedupe unavailable, answering without it")
         return First(reply, mine=True, mark=None)
-    if unsupported:
+    if isinstance(earlier, ResponseError):
         _set_get_support[pool] = False
         log.info("dedupe: SET NX GET unsupported, read-only messages are claimed first")
         return None
@@ -152,6 +138,27 @@ def store_first(
     if isinstance(earlier, str) and earlier.startswith(DONE):
         return First(earlier[len(DONE) :], mine=False, mark=mark)
     return First(_wait_for_reply(r, key), mine=False, mark=mark)
+
+
+def _round_trip(conn: Connection, command: tuple[Any, ...], prefetch: str | None) -> tuple[Any, Any]:
+    """Send `command`, and GET `prefetch` when given, in one write; their answers.
+
+    An error answer to `command` is returned, not raised, once the GET's answer is read too: the
+    connection stays in step. Any other RedisError propagates, the connection disconnected (answers
+    may be left unread on it; the next use reconnects).
+    """
+    commands = [command] if prefetch is None else [command, ("GET", prefetch)]
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        try:
+            first = conn.read_response()
+        except ResponseError as exc:
+            first = exc
+        mark = conn.read_response() if prefetch is not None else None
+    except RedisError:
+        conn.disconnect()
+        raise
+    return first, mark
 
 
 # Per connection pool: False once the server refused SET NX GET.
