@@ -1,7 +1,7 @@
 """The checks on a normalised photo. Each returns a Check whose Chinese message tells the student what to do.
 
-Numbers come from the batch's PhotoSpec; methods and the reasons behind the thresholds are in
-../shared/PHOTO-NOTES.md. Colour distances are CIELAB ΔE76 (cv2 on float RGB gives true L*a*b*).
+Numbers come from the batch's PhotoSpec; the reasons behind the default thresholds and the methods
+are in docs/photo-checks.md. Colour distances are CIELAB ΔE76 (cv2 on float RGB gives true L*a*b*).
 """
 
 from __future__ import annotations

@@ -144,7 +144,8 @@ def load_rgb(data: bytes, *, min_size: tuple[int, int] | None = None) -> tuple[I
 
     With ``min_size`` (upright width, height) a JPEG is decoded through Pillow's draft mode: the DCT
     scales it by 1/2, 1/4 or 1/8 while decoding, so a 12 MP photo is never decoded in full when a
-    quarter of it is enough (~4× faster, PHOTO-NOTES.md). Call ``inspect`` first.
+    quarter of it is enough (a 12 MP auto-crop took 154–174 ms this way, 245–305 ms with a full
+    decode). Call ``inspect`` first.
     """
     img = _open(data)
     full_w = img.size[0]

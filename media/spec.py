@@ -62,7 +62,7 @@ class PhotoSpec(BaseModel):
     max_clipped: float = Field(default=0.02, ge=0, le=1)
     max_face_lr_diff: float = Field(default=12.0, gt=0)
     # Sharpness: Laplacian variance of the face scaled to 200 px wide, and the Crété-Roffet blur score
-    # (0 sharp … 1 blurred); the variance alone varies 10× between people (PHOTO-NOTES.md).
+    # (0 sharp … 1 blurred); the variance alone varies 10× between people (docs/photo-checks.md).
     min_sharpness: float = Field(default=10.0, ge=0)
     max_blur: float = Field(default=0.65, gt=0, le=1)
     # The national standard asks for JPEG quality ≥ 60; auto-fix never encodes below this.
