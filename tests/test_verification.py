@@ -25,14 +25,14 @@ import pytest
 import requests
 from settings_support import production_settings
 
-from app.services.verification import (
+from app.integrations.identity import (
     REASONS,
     HttpVerifier,
-    SandboxRosterVerifier,
     UnavailableKind,
     VerificationOutcome,
     VerificationUnavailableError,
 )
+from app.sandbox.roster_verifier import SandboxRosterVerifier
 from config import SettingsError, load_settings
 
 KEY_ID = "key-2026"
@@ -419,10 +419,10 @@ def test_the_app_builds_the_configured_http_verifier(app_factory: Any, provider:
         VERIFY_HTTP_SECRET=SECRET,
         VERIFY_TIMEOUT_SECONDS=1.5,
     )
-    from app.verification_setup import verifier
+    from app.integrations import identity_verifier
 
     with app.app_context():
-        built = verifier()
+        built = identity_verifier()
         assert isinstance(built, HttpVerifier)
         assert built.timeout == (1.5, 1.5)
         assert isinstance(built.session, requests.Session)
