@@ -1,4 +1,5 @@
-"""The WeChat Pay adapter (app/pay/client.py) against the sandbox over real HTTP, and its settings."""
+"""The WeChat Pay adapter (app/integrations/wechat_pay.py) against the sandbox over real HTTP, and its
+settings."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The HTTP identity-verification provider against a real local HTTP server, and its settings.
 
 The server below (the standard library's threading HTTP server on 127.0.0.1, port 0) is an
-independent implementation of the contract in app/services/verification.py: it checks each
+independent implementation of the contract in app/integrations/identity.py: it checks each
 request's signature with its own code, not the module's, and answers as the test tells it.
 """
 

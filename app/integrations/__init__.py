@@ -4,7 +4,8 @@ accessors below (each needs an app context). docs/integrations.md is the newcome
 - `redis_client()`: Redis (memory:// is an in-process fakeredis, the embedded mode);
 - `pii_keyring()`: the keys that encrypt and index personal data;
 - `wechat_client()` / `wechat_oauth()`: the WeChat server API and web OAuth2 (wechat.py);
-- `pay_client()`: WeChat Pay API v3 (wechat_pay*.py), built on first use;
+- `pay_client()`: WeChat Pay API v3 (wechat_pay*.py), built on first use; `pay_notification_handler()`
+  what a verified notification is handed to (the factory passes a service function);
 - `identity_verifier()`: the population-register check (identity.py);
 - `photo_storage()`: where photo files live (storage.py over media/storage.py), built on first use.
 
@@ -37,6 +38,7 @@ __all__ = [
     "identity_verifier",
     "init_app",
     "pay_client",
+    "pay_notification_handler",
     "photo_storage",
     "pii_keyring",
     "redis_client",
@@ -155,6 +157,12 @@ def pay_client() -> PayClient:
                     raise PayNotConfiguredError("WeChat Pay is not configured (WECHAT_PAY_*, docs/pay.md)")
                 client = app.extensions["pay_client"] = PayClient(config)
     return client
+
+
+def pay_notification_handler() -> Callable[[PaymentNotification], None]:
+    """What a verified WeChat Pay notification is handed to (tests may replace it)."""
+    handler: Callable[[PaymentNotification], None] = current_app.extensions["pay_notification_handler"]
+    return handler
 
 
 def photo_storage() -> Storage:

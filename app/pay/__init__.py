@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from app.integrations import pay_client
+from app.integrations import pay_client, pay_notification_handler
 from app.integrations.wechat_pay import PayNotConfiguredError
 from app.integrations.wechat_pay_notifications import (
     NotificationInvalid,
@@ -60,7 +60,7 @@ def notify() -> Response | tuple[Response, int]:
             len(body),
         )
         return _fail(exc.status, "验签或解密失败" if exc.status in (401, 500) else "通知格式有误")
-    handler = current_app.extensions["pay_notification_handler"]
+    handler = pay_notification_handler()
     try:
         handler(notification)
     except NotificationRejected as exc:
