@@ -62,6 +62,7 @@ def _sandbox_stand_ins(app: Flask, settings: Settings) -> StandIns:
     """The emulator's stand-ins for outside services. This factory is the only importer of the sandbox
     outside it: the integrations never know whether they talk to WeChat or to the emulator."""
     from app.integrations import StandIns, pay_client
+    from app.integrations.wechat_pay_config import FallbackKeys
     from app.sandbox.pay.keys import keys_for
     from app.sandbox.pay.merchant import Merchant, register_merchant
     from app.sandbox.roster import RedisRoster
@@ -80,9 +81,20 @@ def _sandbox_stand_ins(app: Flask, settings: Settings) -> StandIns:
             public_key_mode=config.public_key_mode,
         )
 
+    def pay_keys() -> FallbackKeys:
+        keys = keys_for(settings.MEDIA_ROOT)
+        return FallbackKeys(
+            mchid=keys.mchid,
+            apiv3_key=keys.apiv3_key,
+            merchant_private_pem=keys.merchant_private_pem,
+            merchant_serial=keys.merchant_serial,
+            public_key_id=keys.public_key_id,
+            public_key_pem=keys.platform_public_pem,
+        )
+
     register_merchant(app, merchant)
     return StandIns(
-        pay_keys=lambda: keys_for(settings.MEDIA_ROOT),
+        pay_keys=pay_keys,
         identity_verifier=lambda redis: SandboxRosterVerifier(RedisRoster(redis)),
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -43,21 +43,16 @@ class PayConfig:
         return key
 
 
-class FallbackKeys(Protocol):
-    """Merchant keys to use when no merchant is configured (the sandbox's test keys)."""
+@dataclass(frozen=True)
+class FallbackKeys:
+    """Merchant keys for every WECHAT_PAY_* setting left empty (the sandbox's test merchant)."""
 
-    @property
-    def mchid(self) -> str: ...
-    @property
-    def apiv3_key(self) -> str: ...
-    @property
-    def merchant_private_pem(self) -> str: ...
-    @property
-    def merchant_serial(self) -> str: ...
-    @property
-    def public_key_id(self) -> str: ...
-    @property
-    def platform_public_pem(self) -> str: ...
+    mchid: str
+    apiv3_key: str
+    merchant_private_pem: str
+    merchant_serial: str
+    public_key_id: str  # the WeChat Pay public key the answers are checked with
+    public_key_pem: str
 
 
 def pem(text: str, kind: str) -> bytes:
@@ -114,7 +109,7 @@ def load_pay_config(
             values["merchant_serial"] = keys.merchant_serial
         if not values["cert_dir"] and not values["public_key_id"]:
             values["public_key_id"] = keys.public_key_id
-            values["public_key_pem"] = keys.platform_public_pem
+            values["public_key_pem"] = keys.public_key_pem
     config = PayConfig(**values)
     _check_keys(config)
     return config
