@@ -131,7 +131,7 @@ class Settings(BaseSettings):
 
     # Identity verification (人口库核验), run by the worker after payment. "sandbox": the emulator's
     # roster (SANDBOX=1 only; the default there); "http": a provider reached at VERIFY_HTTP_URL with
-    # HMAC-signed JSON (the contract is in app/services/verification.py; the default otherwise).
+    # HMAC-signed JSON (the contract is in app/integrations/identity.py; the default otherwise).
     VERIFY_PROVIDER: str = Field(default="", pattern="^(|sandbox|http)$")
     VERIFY_HTTP_URL: str = ""
     VERIFY_HTTP_KEY_ID: str = ""

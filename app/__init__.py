@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from app.integrations import StandIns
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -25,7 +28,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from app.logging import configure_logging
 
     configure_logging(app)
-    _init_extensions(app)
+    _init_extensions(app, settings)
     _register_blueprints(app, settings)
 
     from app.errors import register_error_handlers
@@ -38,22 +41,62 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     return app
 
 
-def _init_extensions(app: Flask) -> None:
-    from app.extensions import csrf, db, init_pii, init_redis, migrate
-    from app.pay import apply as pay_apply
-    from app.pay.client import init_pay_client
-    from app.verification_setup import init_verifier
-    from app.wechat_client import init_wechat_client
+def _init_extensions(app: Flask, settings: Settings) -> None:
+    from app import integrations
+    from app.extensions import csrf, db, migrate
+    from app.integrations.wechat_pay_notifications import PaymentNotification
+    from app.services.pay_notifications import apply_notification
 
     db.init_app(app)
     migrate.init_app(app, db)
     csrf.init_app(app)
-    init_redis(app)
-    init_pii(app)
-    init_wechat_client(app)
-    init_verifier(app)
-    init_pay_client(app)
-    pay_apply.register(app)
+    stand_ins = _sandbox_stand_ins(app, settings) if settings.SANDBOX else None
+
+    def handle_notification(notification: PaymentNotification) -> None:
+        apply_notification(db.session(), notification)
+
+    integrations.init_app(app, settings, pay_notification_handler=handle_notification, stand_ins=stand_ins)
+
+
+def _sandbox_stand_ins(app: Flask, settings: Settings) -> StandIns:
+    """The emulator's stand-ins for outside services. This factory is the only importer of the sandbox
+    outside it: the integrations never know whether they talk to WeChat or to the emulator."""
+    from app.integrations import StandIns, pay_client
+    from app.integrations.wechat_pay_config import FallbackKeys
+    from app.sandbox.pay.keys import keys_for
+    from app.sandbox.pay.merchant import Merchant, register_merchant
+    from app.sandbox.roster import RedisRoster
+    from app.sandbox.roster_verifier import SandboxRosterVerifier
+
+    def merchant() -> Merchant:
+        # WeChat Pay knows a merchant from its registration; the emulator's merchant is whoever the
+        # pay integration is configured as (with the sandbox's keys when none are set).
+        config = pay_client().config
+        return Merchant(
+            mchid=config.mchid,
+            appid=config.appid,
+            serial=config.merchant_serial,
+            public_key=config.private_key().public_key(),
+            apiv3_key=config.apiv3_key,
+            public_key_mode=config.public_key_mode,
+        )
+
+    def pay_keys() -> FallbackKeys:
+        keys = keys_for(settings.MEDIA_ROOT)
+        return FallbackKeys(
+            mchid=keys.mchid,
+            apiv3_key=keys.apiv3_key,
+            merchant_private_pem=keys.merchant_private_pem,
+            merchant_serial=keys.merchant_serial,
+            public_key_id=keys.public_key_id,
+            public_key_pem=keys.platform_public_pem,
+        )
+
+    register_merchant(app, merchant)
+    return StandIns(
+        pay_keys=pay_keys,
+        identity_verifier=lambda redis: SandboxRosterVerifier(RedisRoster(redis)),
+    )
 
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:

@@ -9,7 +9,8 @@ import click
 from flask.cli import AppGroup
 
 from app.extensions import db
-from app.pay.client import PayError, pay_client
+from app.integrations import pay_client
+from app.integrations.wechat_pay import PayError
 from app.services import payments
 
 pay_cli = AppGroup("pay", help="WeChat Pay: reconciliation and manual refunds.")

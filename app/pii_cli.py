@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import pii_keyring
 from app.services import identities
 
 pii_cli = AppGroup("pii", help="Personal data at rest.")

@@ -12,9 +12,9 @@ from flask.cli import AppGroup
 from wechatpy.exceptions import WeChatClientException
 
 from app.extensions import db
+from app.integrations import wechat_client
 from app.services import school_import, school_qrcodes, schools
 from app.services.localtime import BEIJING
-from app.wechat_client import wechat_client
 
 schools_cli = AppGroup("schools", help="Schools and batches: CSV import, per-school QR codes.")
 

@@ -9,7 +9,8 @@ import sys
 import click
 from flask.cli import AppGroup
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.services import staff as staff_service
 from app.services.errors import ServiceError
 from models import StaffRole

@@ -10,8 +10,8 @@ from flask.cli import AppGroup
 from wechatpy.exceptions import WeChatClientException
 
 from app.extensions import db
+from app.integrations import wechat_client
 from app.services import menus, operators
-from app.wechat_client import wechat_client
 
 wechat_cli = AppGroup("wechat", help="The WeChat account: menus and operators.")
 

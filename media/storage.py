@@ -15,10 +15,8 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 KEY_PATTERN = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}$")
 
@@ -201,30 +199,3 @@ class S3Storage:
 def _missing(exc: Any) -> bool:
     code = str(exc.response.get("Error", {}).get("Code", ""))
     return code in ("404", "NoSuchKey", "NotFound")
-
-
-def from_config(config: Mapping[str, Any]) -> Storage:
-    """The backend the settings name (MEDIA_URL, MEDIA_ROOT, MEDIA_S3_*)."""
-    url = str(config.get("MEDIA_URL") or "")
-    if not url:
-        return LocalStorage(config["MEDIA_ROOT"])
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc:
-        raise ValueError(f"MEDIA_URL must be empty or s3://bucket/prefix, not {url!r}")
-    return S3Storage(
-        parts.netloc,
-        parts.path,
-        endpoint_url=config.get("MEDIA_S3_ENDPOINT_URL") or None,
-        region=config.get("MEDIA_S3_REGION") or None,
-        access_key_id=config.get("MEDIA_S3_ACCESS_KEY_ID") or None,
-        secret_access_key=config.get("MEDIA_S3_SECRET_ACCESS_KEY") or None,
-    )
-
-
-def for_app(app: Any) -> Storage:
-    """The application's backend, made once and kept in ``app.extensions`` (boto3 clients are costly)."""
-    storage: Storage | None = app.extensions.get("media_storage")
-    if storage is None:
-        storage = from_config(app.config)
-        app.extensions["media_storage"] = storage
-    return storage

@@ -24,7 +24,8 @@ from sqlalchemy import create_engine, text
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from models import Base
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"

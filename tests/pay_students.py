@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import pii_keyring
 from app.services import enrollments, identities
 from app.services.identities import IdentityInput
 from app.services.payments import PaidNotice

@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Flask
 
-from app.pay.client import pay_client
-from app.pay.notifications import NotificationRejected, PaymentNotification
-from app.sandbox import pay as sandbox_pay
+from app.integrations import pay_client
+from app.integrations.wechat_pay_notifications import NotificationRejected, PaymentNotification
+from app.sandbox.pay import keys as sandbox_pay_keys
+from app.sandbox.pay import notifications as sandbox_notify
 
 
 @dataclass
@@ -51,13 +52,13 @@ def expires(minutes: float = 3) -> datetime:
 
 def platform_key(app: Flask) -> rsa.RSAPrivateKey:
     with app.app_context():
-        return sandbox_pay._keys().platform_key()
+        return sandbox_pay_keys.app_keys().platform_key()
 
 
 def serial(app: Flask) -> str:
     with app.app_context():
         cfg = pay_client().config
-        keys = sandbox_pay._keys()
+        keys = sandbox_pay_keys.app_keys()
         return cfg.public_key_id or keys.platform_cert_serial
 
 
@@ -86,7 +87,7 @@ def resource_for(app: Flask, **changes: Any) -> dict[str, Any]:
 def envelope_bytes(app: Flask, resource: dict[str, Any], apiv3_key: str | None = None, **env: Any) -> bytes:
     with app.app_context():
         key = apiv3_key or pay_client().config.apiv3_key
-    envelope = sandbox_pay.build_notification(
+    envelope = sandbox_notify.build_notification(
         key,
         env.get("event_type", "TRANSACTION.SUCCESS"),
         env.get("original_type", "transaction"),

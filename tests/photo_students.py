@@ -22,7 +22,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from app.demo import load_demo_data
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import pii_keyring
 from app.services import enrollments, identities, users
 from app.services.identities import IdentityInput
 from models import Batch, School

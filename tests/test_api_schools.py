@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import pii_keyring
 from app.services import enrollments, identities, schools
 from app.services.identities import IdentityInput
 from app.services.schools import BatchData

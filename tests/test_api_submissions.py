@@ -17,9 +17,10 @@ from flask import Flask
 from PIL import Image
 from sqlalchemy import func, select
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.jobs.worker import run_due
-from app.sandbox import pay as sandbox_pay
+from app.sandbox.pay import notifications as sandbox_notify
 from models import Batch, PaymentOrder, Photo, Submission, SubmissionStatus, utcnow
 from tests.photo_students import Student, enrolled_student, open_batch_id, prepare
 
@@ -77,7 +78,7 @@ def _sandbox(base: str, path: str, body: dict[str, Any]) -> requests.Response:
 
 def _deliver(app: Flask) -> list[dict[str, Any]]:
     with app.app_context():
-        return sandbox_pay.deliver_due_notifications(redis_client())
+        return sandbox_notify.deliver_due_notifications(redis_client())
 
 
 def _count(app: Flask, model: Any) -> int:

@@ -12,7 +12,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.auth.session import api_login_required, current_user, safe_next
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.sandbox import state
 from models import User
 

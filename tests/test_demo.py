@@ -69,7 +69,7 @@ def test_each_school_has_an_open_and_a_closed_batch_with_its_manual_spec(
 def test_in_the_sandbox_demo_load_queues_the_menu_push_the_worker_runs(
     app: Flask, runner: FlaskCliRunner
 ) -> None:
-    from app.extensions import redis_client
+    from app.integrations import redis_client
     from app.jobs.worker import run_due
     from app.sandbox import state
 

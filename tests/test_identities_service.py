@@ -11,7 +11,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import pii_keyring
 from app.services import enrollments, identities
 from app.services.id_documents import FieldError
 from app.services.identities import IdentityInput

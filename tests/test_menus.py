@@ -13,7 +13,8 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.sandbox import state, store
 from app.services import menus
 from models import User

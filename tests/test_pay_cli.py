@@ -10,7 +10,7 @@ from sqlalchemy import select
 from test_payments_sync import _app, _faults, _order, _ordered, _pay, _submission
 
 from app.extensions import db
-from app.pay.client import pay_client
+from app.integrations import pay_client
 from app.services import payments, submissions
 from models import OrderStatus, OutboxItem, PaymentOrder, Refund, Submission, SubmissionStatus, utcnow
 

@@ -1,4 +1,5 @@
-"""The WeChat Pay adapter (app/pay/client.py) against the sandbox over real HTTP, and its settings."""
+"""The WeChat Pay adapter (app/integrations/wechat_pay.py) against the sandbox over real HTTP, and its
+settings."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from settings_support import production_settings
 
 from app import create_app
-from app.extensions import redis_client
-from app.pay.client import PayClient, PayError, PayResponseUnverified, pay_client
-from app.sandbox import pay as sandbox_pay
+from app.integrations import pay_client, redis_client
+from app.integrations.wechat_pay import PayClient, PayError, PayResponseUnverified
 from app.sandbox import state
+from app.sandbox.pay import faults as sandbox_faults
+from app.sandbox.pay import keys as sandbox_pay_keys
+from app.sandbox.pay import notifications as sandbox_notify
+from app.services.localtime import BEIJING
 from config import SettingsError, load_settings
 from tests.pay_support import expires, pay_app
 
@@ -129,7 +133,7 @@ def test_sandbox_keys_are_generated_once_outside_the_repository(app_factory: Any
         and config.public_key_id
         and config.public_key_id.startswith("PUB_KEY_ID_")
     )
-    assert sandbox_pay.sandbox_keys(folder) is sandbox_pay.sandbox_keys(folder)
+    assert sandbox_pay_keys.sandbox_keys(folder) is sandbox_pay_keys.sandbox_keys(folder)
 
 
 # -- operations --------------------------------------------------------------------------------------
@@ -286,7 +290,7 @@ def test_trade_bill_rows_for_a_day(app_factory: Any) -> None:
     with app.app_context():
         client = pay_client()
         client.refund("BILL000002", "RF-BILL2", 200, 200, "退款")
-        today = datetime.now(sandbox_pay.BEIJING).date()
+        today = datetime.now(BEIJING).date()
         rows = client.trade_bill(today)
         assert client.trade_bill(today - timedelta(days=3)) == []
     paid = sorted((r.out_trade_no, r.trade_state, r.settlement_fen, r.refund_fen) for r in rows)
@@ -310,13 +314,13 @@ def test_wrongly_signed_answers_are_refused(app_factory: Any) -> None:
     with app.app_context():
         client = pay_client()
         client.create_jsapi("SIGNED0001", "核验费", 200, "oPayer", expires())
-        sandbox_pay.set_faults(redis_client(), wrong_key=True)
+        sandbox_faults.set_faults(redis_client(), wrong_key=True)
         with pytest.raises(PayResponseUnverified) as refused:
             client.query("SIGNED0001")
         assert refused.value.code == "RESPONSE_SIGNATURE_INVALID" and not refused.value.retryable
         with pytest.raises(PayResponseUnverified):
             client.create_native("SIGNED0002", "核验费", 200, expires())
-        sandbox_pay.set_faults(redis_client(), wrong_key=None)
+        sandbox_faults.set_faults(redis_client(), wrong_key=None)
         assert client.query("SIGNED0001").trade_state == "NOTPAY"
 
 
@@ -324,7 +328,7 @@ def test_server_errors_are_retryable(app_factory: Any) -> None:
     app, _ = pay_app(app_factory)
     with app.app_context():
         client = pay_client()
-        sandbox_pay.set_faults(redis_client(), fail_500=1)
+        sandbox_faults.set_faults(redis_client(), fail_500=1)
         with pytest.raises(PayError) as failed:
             client.create_native("RETRY00001", "核验费", 200, expires())
         assert (failed.value.code, failed.value.status, failed.value.retryable) == ("SYSTEM_ERROR", 500, True)
@@ -379,11 +383,11 @@ def test_platform_certificate_mode(app_factory: Any, tmp_path: Path, live_server
         )  # downloads the certificate first
         assert [p.suffix for p in cert_dir.iterdir()] == [".pem"]
         assert client.query("CERTMODE01").trade_state == "NOTPAY"
-        keys = sandbox_pay._keys()
+        keys = sandbox_pay_keys.app_keys()
         assert client.platform_key(keys.platform_cert_serial) is not None
         assert client.platform_key("ABCDEF") is None and client.platform_key("PUB_KEY_ID_X") is None
     _pay(app, "CERTMODE01")
     with app.app_context():
-        [delivery] = sandbox_pay.deliver_due_notifications(redis_client())
+        [delivery] = sandbox_notify.deliver_due_notifications(redis_client())
     assert delivery["status"] == 204
     assert recorder.calls[0].out_trade_no == "CERTMODE01"

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app.extensions import redis_client
-from app.pay.client import pay_client
-from app.pay.notifications import NotificationRejected
-from app.sandbox import pay as sandbox_pay
+from app.integrations import pay_client, redis_client
+from app.integrations.wechat_pay_notifications import NotificationRejected
+from app.sandbox.pay import faults as sandbox_faults
+from app.sandbox.pay import notifications as sandbox_notify
+from app.sandbox.pay import orders as sandbox_orders
 from tests.pay_support import (
     envelope_bytes,
     expires,
@@ -51,7 +52,7 @@ def test_real_sandbox_payment_reaches_the_hook(app_factory: Any, live_server: An
     client = app.test_client()
     assert client.post("/_sandbox/pay/PAYNOTE001", json={"action": "pay"}).status_code == 200
     with app.app_context():
-        [delivery] = sandbox_pay.deliver_due_notifications(redis_client())
+        [delivery] = sandbox_notify.deliver_due_notifications(redis_client())
     assert delivery["status"] == 204 and delivery["final"] == "acknowledged"
     [note] = recorder.calls
     assert (note.out_trade_no, note.amount_total, note.payer_openid) == ("PAYNOTE001", 200, "oPayer")
@@ -87,7 +88,7 @@ def test_sandbox_wrong_key_fault_is_refused(app_factory: Any, live_server: Any) 
     app, recorder = pay_app(app_factory)
     with app.app_context():
         pay_client().create_native("WRONGKEY01", "核验费", 200, expires())
-        sandbox_pay.set_faults(redis_client(), wrong_key=True)
+        sandbox_faults.set_faults(redis_client(), wrong_key=True)
     assert (
         app.test_client()
         .post("/_sandbox/pay/scan", json={"code_url": _code_url(app), "openid": "oX"})
@@ -95,7 +96,7 @@ def test_sandbox_wrong_key_fault_is_refused(app_factory: Any, live_server: Any) 
         == 200
     )
     with app.app_context():
-        [delivery] = sandbox_pay.deliver_due_notifications(redis_client())
+        [delivery] = sandbox_notify.deliver_due_notifications(redis_client())
     assert delivery["status"] == 401 and "next_at" in delivery
     assert recorder.calls == []
 
@@ -103,7 +104,7 @@ def test_sandbox_wrong_key_fault_is_refused(app_factory: Any, live_server: Any) 
 def _code_url(app: Any) -> str:
     with app.app_context():
         order = json.loads(
-            redis_client().get(sandbox_pay._order_key(pay_client().config.mchid, "WRONGKEY01"))
+            redis_client().get(sandbox_orders.order_key(pay_client().config.mchid, "WRONGKEY01"))
         )
     return f"weixin://wxpay/bizpayurl?pr={order['code_token']}"
 
@@ -246,9 +247,9 @@ def test_refund_notification_is_typed(app_factory: Any, live_server: Any) -> Non
         client.create_jsapi("REFNOTE001", "核验费", 200, "oPayer", expires())
     app.test_client().post("/_sandbox/pay/REFNOTE001", json={"action": "pay"})
     with app.app_context():
-        sandbox_pay.deliver_due_notifications(redis_client())
+        sandbox_notify.deliver_due_notifications(redis_client())
         client.refund("REFNOTE001", "RF-REFNOTE001", 200, 200, "核验服务不可用，自动退款")
-        [delivery] = sandbox_pay.deliver_due_notifications(redis_client())
+        [delivery] = sandbox_notify.deliver_due_notifications(redis_client())
     assert delivery["event_type"] == "REFUND.SUCCESS" and delivery["status"] == 204
     note = recorder.calls[-1]
     assert note.is_refund and note.event_type == "REFUND.SUCCESS"

@@ -1,5 +1,5 @@
-"""/pay/notify with the real handler (app/pay/apply.py → payments.apply_payment), over HTTP: signed,
-encrypted notifications built the way WeChat Pay builds them (tests/pay_support.py)."""
+"""/pay/notify with the real handler (app/services/pay_notifications.py → payments.apply_payment), over
+HTTP: signed, encrypted notifications built the way WeChat Pay builds them (tests/pay_support.py)."""
 
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ from flask.testing import FlaskClient
 from pay_students import student
 from sqlalchemy import select
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import pay_client, redis_client
 from app.jobs.worker import run_due
-from app.pay.client import pay_client
-from app.sandbox import pay as sandbox_pay
+from app.sandbox.pay import notifications as sandbox_notify
 from app.services import submissions
 from models import (
     OrderStatus,
@@ -41,7 +41,7 @@ def _paid_on_the_sheet(app: Flask, client: FlaskClient) -> int:
     paid = client.post(f"/_sandbox/pay/{out_trade_no}", json={"action": "pay", "openid": "o-payer"})
     assert paid.status_code == 200, paid.get_json()
     with app.app_context():
-        deliveries = sandbox_pay.deliver_due_notifications(redis_client())
+        deliveries = sandbox_notify.deliver_due_notifications(redis_client())
     assert deliveries and all(d.get("status") == 204 for d in deliveries), deliveries
     return submission_id
 
@@ -83,7 +83,7 @@ def test_a_provider_outage_ends_in_a_refund_at_wechat_pay(app_factory: Any) -> N
         run_due(app)
     assert _status(app, submission_id) == SubmissionStatus.REFUNDED
     with app.app_context():
-        sandbox_pay.deliver_due_notifications(redis_client())  # REFUND.SUCCESS
+        sandbox_notify.deliver_due_notifications(redis_client())  # REFUND.SUCCESS
         refund = db.session.scalars(select(Refund)).one()
         assert refund.status == RefundStatus.SUCCEEDED and refund.refund_id
         assert db.session.scalars(select(PaymentOrder.status)).one() == OrderStatus.REFUNDED

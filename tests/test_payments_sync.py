@@ -12,12 +12,14 @@ from flask import Flask
 from pay_students import student
 from sqlalchemy import func, select
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import pay_client, redis_client
 from app.jobs import periodic
 from app.jobs.worker import run_due
-from app.pay.client import pay_client
-from app.sandbox import pay as sandbox_pay
 from app.sandbox import store
+from app.sandbox.pay import faults as sandbox_faults
+from app.sandbox.pay import notifications as sandbox_notify
+from app.sandbox.pay import orders as sandbox_orders
 from app.services import payments, submissions
 from models import (
     OrderStatus,
@@ -59,7 +61,7 @@ def _pay(app: Flask, out_trade_no: str, openid: str = "o-sync") -> None:
 
 def _faults(app: Flask, **faults: Any) -> None:
     with app.app_context():
-        sandbox_pay.set_faults(redis_client(), **faults)
+        sandbox_faults.set_faults(redis_client(), **faults)
 
 
 def _drain(app: Flask) -> None:
@@ -129,7 +131,7 @@ def test_a_payment_whose_notification_is_late_is_completed_by_the_query_exactly_
     # The late notification arrives: acknowledged, nothing applied twice.
     with app.app_context():
         r = redis_client()
-        delivered = sandbox_pay.deliver_due_notifications(r, store.now(r) + 3601)
+        delivered = sandbox_notify.deliver_due_notifications(r, store.now(r) + 3601)
     assert [d["status"] for d in delivered] == [204]
     assert _verify_jobs(app, submission_id) == 1
     with app.app_context():
@@ -215,7 +217,7 @@ def test_expired_orders_are_closed_here_and_at_wechat_pay(app_factory: Any) -> N
     assert _order(app, out_trade_no).status == OrderStatus.CLOSED
     _drain(app)
     with app.app_context():
-        there = sandbox_pay.get_order(redis_client(), pay_client().config.mchid, out_trade_no)
+        there = sandbox_orders.get_order(redis_client(), pay_client().config.mchid, out_trade_no)
     assert there is not None and there["trade_state"] == "CLOSED" and there["closed_by"] == "merchant"
     assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
 

@@ -12,7 +12,8 @@ from photo_students import fixture, no_face_480x640, prepare
 from sqlalchemy import func, select
 from wechat_posts import WeChat, image_message
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.jobs.photos import check_chat_image
 from app.jobs.worker import run_due, wait_for_idle
 from app.sandbox import messenger, state, store

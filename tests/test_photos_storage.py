@@ -14,6 +14,7 @@ from flask import Flask
 from photo_students import enrolled_student, no_face_480x640
 
 from app.extensions import db
+from app.integrations.storage import build_photo_storage
 from media import storage as media_storage
 from media.storage import InvalidKeyError, LocalStorage, MediaNotFoundError, S3Storage, StorageError
 from models import Photo
@@ -145,9 +146,9 @@ def _keys_as_settings() -> dict[str, str]:
 
 
 def test_from_config_picks_the_backend(tmp_path: Path, s3_endpoint: str) -> None:
-    local = media_storage.from_config({"MEDIA_URL": "", "MEDIA_ROOT": tmp_path})
+    local = build_photo_storage({"MEDIA_URL": "", "MEDIA_ROOT": tmp_path})
     assert isinstance(local, LocalStorage) and local.root == tmp_path.resolve()
-    s3 = media_storage.from_config(
+    s3 = build_photo_storage(
         {
             "MEDIA_URL": f"s3://{BUCKET}/deep/prefix",
             "MEDIA_ROOT": tmp_path,
@@ -159,7 +160,7 @@ def test_from_config_picks_the_backend(tmp_path: Path, s3_endpoint: str) -> None
     )
     assert isinstance(s3, S3Storage) and s3.bucket == BUCKET and s3.prefix == "deep/prefix"
     with pytest.raises(ValueError):
-        media_storage.from_config({"MEDIA_URL": "ftp://x", "MEDIA_ROOT": tmp_path})
+        build_photo_storage({"MEDIA_URL": "ftp://x", "MEDIA_ROOT": tmp_path})
 
 
 def test_uploads_go_to_s3_when_configured(app_factory: Any, live_server: Any, s3_endpoint: str) -> None:

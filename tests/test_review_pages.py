@@ -12,10 +12,10 @@ from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import select
 
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import photo_storage, pii_keyring
 from app.services import schools
 from app.services import staff as staff_service
-from media import storage as media_storage
 from models import Batch, Identity, OutboxItem, Photo, School, StaffRole, Submission, SubmissionStatus, User
 
 PASSWORD = "review pages password"
@@ -69,7 +69,7 @@ def make_desk(app: Flask) -> Desk:
 def make_waiting(app: Flask, batch_id: int, openid: str, created_at: datetime, *, name: str = "张三") -> int:
     """A paid, verified attempt waiting for review, with real photo files and an encrypted identity."""
     with app.app_context():
-        storage = media_storage.for_app(app)
+        storage = photo_storage()
         keyring = pii_keyring()
         user = User(openid=openid)
         db.session.add(user)

@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.jobs import JOBS, load_jobs
 from app.jobs.worker import run_due
 from app.sandbox import state, store

@@ -11,7 +11,7 @@ import qrcode
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.extensions import redis_client
+from app.integrations import redis_client
 from app.sandbox import state, store
 
 API = "/_sandbox/api"

@@ -18,7 +18,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.replies import ArticlesReply, TextReply
 from wechatpy.utils import check_signature
 
-from app.extensions import redis_client
+from app.integrations import redis_client
 from app.sandbox import messenger, state
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from wechatpayv3.utils import build_authorization
 
-from app.extensions import redis_client
-from app.pay.client import pay_client
-from app.sandbox import pay as sandbox_pay
+from app.integrations import pay_client, redis_client
+from app.sandbox.pay import keys as sandbox_pay_keys
+from app.sandbox.pay import notifications as sandbox_notify
 from tests.pay_support import expires, pay_app
 
 
@@ -57,7 +57,7 @@ def test_answers_are_signed_with_the_platform_key(app_factory: Any, live_server:
     assert response.status_code == 200 and response.json()["prepay_id"].startswith("wx")
     h = response.headers
     with app.app_context():
-        keys = sandbox_pay._keys()
+        keys = sandbox_pay_keys.app_keys()
     assert h["Wechatpay-Serial"] == keys.public_key_id
     assert h["Wechatpay-Signature-Type"] == "WECHATPAY2-SHA256-RSA2048" and h["Request-ID"]
     message = f"{h['Wechatpay-Timestamp']}\n{h['Wechatpay-Nonce']}\n".encode() + response.content + b"\n"
@@ -112,7 +112,7 @@ def test_pay_sheet_actions(app_factory: Any) -> None:
     assert cancel.status_code == 200 and cancel.get_json()["trade_state"] == "NOTPAY"
     with app.app_context():
         assert pay_client().query("SHEET00001").trade_state == "NOTPAY"
-        assert redis_client().zcard(sandbox_pay.DUE) == 0  # cancelling notifies nobody
+        assert redis_client().zcard(sandbox_notify.DUE) == 0  # cancelling notifies nobody
     other = web.post("/_sandbox/pay/SHEET00001", json={"action": "pay", "openid": "oSomeoneElse"})
     assert other.status_code == 403 and other.get_json()["code"] == "PAYER_MISMATCH"
     web.set_cookie("sandbox_phone_user", "oPayer", path="/_sandbox")
@@ -123,7 +123,7 @@ def test_pay_sheet_actions(app_factory: Any) -> None:
     assert web.post("/_sandbox/pay/SHEET00001", json={"action": "steal"}).status_code == 400
     assert web.post("/_sandbox/pay/NOSUCH0001", json={"action": "pay", "openid": "o"}).status_code == 404
     with app.app_context():
-        assert redis_client().zcard(sandbox_pay.DUE) == 1  # exactly one notification for one payment
+        assert redis_client().zcard(sandbox_notify.DUE) == 1  # exactly one notification for one payment
 
 
 def test_scanning_a_native_code_pays_as_that_user(app_factory: Any) -> None:
@@ -158,17 +158,17 @@ def test_retry_schedule_until_acknowledged(app_factory: Any) -> None:
     app.test_client().post("/_sandbox/pay/RETRY00001", json={"action": "pay"})
     with app.app_context():
         r = redis_client()
-        [(_nid, t0)] = r.zrange(sandbox_pay.DUE, 0, -1, withscores=True)
-        first = sandbox_pay.deliver_due_notifications(r, t0)
+        [(_nid, t0)] = r.zrange(sandbox_notify.DUE, 0, -1, withscores=True)
+        first = sandbox_notify.deliver_due_notifications(r, t0)
         assert [d["status"] for d in first] == [500] and first[0]["next_at"] == t0 + 15
-        assert sandbox_pay.deliver_due_notifications(r, t0 + 14.9) == []
-        second = sandbox_pay.deliver_due_notifications(r, t0 + 15)
+        assert sandbox_notify.deliver_due_notifications(r, t0 + 14.9) == []
+        second = sandbox_notify.deliver_due_notifications(r, t0 + 15)
         assert [d["status"] for d in second] == [500] and second[0]["next_at"] == t0 + 30
-        assert sandbox_pay.deliver_due_notifications(r, t0 + 29) == []
-        third = sandbox_pay.deliver_due_notifications(r, t0 + 30)
+        assert sandbox_notify.deliver_due_notifications(r, t0 + 29) == []
+        third = sandbox_notify.deliver_due_notifications(r, t0 + 30)
         assert [(d["status"], d.get("final")) for d in third] == [(204, "acknowledged")]
-        assert sandbox_pay.deliver_due_notifications(r, t0 + 10**6) == []
-        assert [d["scheduled_at"] - t0 for d in sandbox_pay.deliveries(r)] == [0, 15, 30]
+        assert sandbox_notify.deliver_due_notifications(r, t0 + 10**6) == []
+        assert [d["scheduled_at"] - t0 for d in sandbox_notify.deliveries(r)] == [0, 15, 30]
     assert len(recorder.calls) == 3 and len({n.id for n in recorder.calls}) == 1
 
 
@@ -180,16 +180,16 @@ def test_full_schedule_then_give_up(app_factory: Any) -> None:
     app.test_client().post("/_sandbox/pay/GIVEUP0001", json={"action": "pay"})
     with app.app_context():
         r = redis_client()
-        [(_, now)] = r.zrange(sandbox_pay.DUE, 0, -1, withscores=True)
+        [(_, now)] = r.zrange(sandbox_notify.DUE, 0, -1, withscores=True)
         t0, attempts = now, []
         while True:
-            [delivery] = sandbox_pay.deliver_due_notifications(r, now)
+            [delivery] = sandbox_notify.deliver_due_notifications(r, now)
             attempts.append(delivery["scheduled_at"] - t0)
             if "next_at" not in delivery:
                 break
             now = delivery["next_at"]
         assert delivery["final"] == "gave_up"
-        assert r.zcard(sandbox_pay.DUE) == 0
+        assert r.zcard(sandbox_notify.DUE) == 0
     offsets = [0]
     for delay in (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600):
         offsets.append(offsets[-1] + delay)
@@ -227,10 +227,10 @@ def test_drop_and_delay_faults(app_factory: Any) -> None:
     web.post("/_sandbox/pay/DELAY00001", json={"action": "pay"})
     with app.app_context():
         r = redis_client()
-        assert sandbox_pay.deliver_due_notifications(r, time.time()) == []
-        assert [d.get("dropped") for d in sandbox_pay.deliveries(r)] == [True]
-        [(_, due)] = r.zrange(sandbox_pay.DUE, 0, -1, withscores=True)
-        assert [d["status"] for d in sandbox_pay.deliver_due_notifications(r, due)] == [204]
+        assert sandbox_notify.deliver_due_notifications(r, time.time()) == []
+        assert [d.get("dropped") for d in sandbox_notify.deliveries(r)] == [True]
+        [(_, due)] = r.zrange(sandbox_notify.DUE, 0, -1, withscores=True)
+        assert [d["status"] for d in sandbox_notify.deliver_due_notifications(r, due)] == [204]
         # The dropped payment is still paid: only a query finds out.
         assert pay_client().query("DROP000001").trade_state == "SUCCESS"
     assert [n.out_trade_no for n in recorder.calls] == ["DELAY00001"]
@@ -259,7 +259,7 @@ def test_certificates_endpoint_serves_the_encrypted_certificate(app_factory: Any
     [entry] = response.json()["data"]
     with app.app_context():
         apiv3_key = pay_client().config.apiv3_key
-        keys = sandbox_pay._keys()
+        keys = sandbox_pay_keys.app_keys()
     from wechatpayv3.utils import aes_decrypt
 
     box = entry["encrypt_certificate"]

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from app.extensions import redis_client
+from app.integrations import redis_client
 from app.sandbox import messenger, phone, state, store
 
 XSS = "<img src=x onerror=alert(1)></script><script>alert(2)</script>"

@@ -9,16 +9,15 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.extensions import redis_client
-from app.sandbox import roster
-from app.services.verification import (
+from app.integrations import identity_verifier, redis_client
+from app.integrations.identity import (
     REASONS,
-    SandboxRosterVerifier,
     UnavailableKind,
     VerificationOutcome,
     VerificationUnavailableError,
 )
-from app.verification_setup import verifier
+from app.sandbox import roster
+from app.sandbox.roster_verifier import SandboxRosterVerifier
 
 NUMBER = "11010519491231002X"  # GB 11643's own example, valid check digit
 OTHER_NUMBER = "110105194912310037"
@@ -33,7 +32,7 @@ def _add(client: FlaskClient, number: str = NUMBER, name: str = NAME, result: st
 
 def _verify(app: Flask, number: str = NUMBER, name: str = NAME) -> Any:
     with app.app_context():
-        return verifier().verify("resident_id", number, name)
+        return identity_verifier().verify("resident_id", number, name)
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -218,9 +217,9 @@ def test_deleting_the_entry_makes_the_identity_match_again(app: Flask, client: F
 def test_each_check_is_recorded_masked_for_the_phone_page(app: Flask, client: FlaskClient) -> None:
     entry_id = _add(client, result="timeout")["entry"]["entry_id"]
     with app.app_context():
-        result = verifier().verify("resident_id", OTHER_NUMBER, "张三", request_id="sub-7-try-1")
+        result = identity_verifier().verify("resident_id", OTHER_NUMBER, "张三", request_id="sub-7-try-1")
         with pytest.raises(VerificationUnavailableError):
-            verifier().verify("resident_id", NUMBER, NAME)
+            identity_verifier().verify("resident_id", NUMBER, NAME)
     listed = client.get("/_sandbox/roster")
     checks = listed.get_json()["checks"]
     assert [(c["answer"], c["entry_id"]) for c in checks] == [("timeout", entry_id), ("match", None)]

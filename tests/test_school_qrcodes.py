@@ -17,7 +17,8 @@ from flask.testing import FlaskCliRunner
 from PIL import Image
 from sqlalchemy import select
 
-from app.extensions import db, pii_keyring, redis_client
+from app.extensions import db
+from app.integrations import pii_keyring, redis_client
 from app.sandbox import state
 from app.services import identities, school_qrcodes, schools
 from app.services.identities import IdentityInput

@@ -13,7 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.review import bp as review_bp
 from app.review.auth import (
     BAD_CREDENTIALS,

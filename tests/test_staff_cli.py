@@ -10,7 +10,8 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.services import schools
 from app.services import staff as staff_service
 from models import AuditEntry, Staff

@@ -10,7 +10,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import photo_storage, pii_keyring
 from app.services import receipts
 from media import storage as media_storage
 from models import Batch, Enrollment, Identity, Photo, School, Submission, SubmissionStatus, User
@@ -72,9 +73,7 @@ def make_student(
         locked_at=NOW,
     )
     data = photo_bytes if photo_bytes is not None else b"\xff\xd8\xff\xe0 jpeg of " + openid.encode()
-    from flask import current_app
-
-    key = media_storage.for_app(current_app).put(data, "image/jpeg")
+    key = photo_storage().put(data, "image/jpeg")
     photo = Photo(
         user_id=user.id,
         batch_id=batch_id,

@@ -11,7 +11,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.services import users
 from models import User
 

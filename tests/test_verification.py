@@ -1,7 +1,7 @@
 """The HTTP identity-verification provider against a real local HTTP server, and its settings.
 
 The server below (the standard library's threading HTTP server on 127.0.0.1, port 0) is an
-independent implementation of the contract in app/services/verification.py: it checks each
+independent implementation of the contract in app/integrations/identity.py: it checks each
 request's signature with its own code, not the module's, and answers as the test tells it.
 """
 
@@ -25,14 +25,14 @@ import pytest
 import requests
 from settings_support import production_settings
 
-from app.services.verification import (
+from app.integrations.identity import (
     REASONS,
     HttpVerifier,
-    SandboxRosterVerifier,
     UnavailableKind,
     VerificationOutcome,
     VerificationUnavailableError,
 )
+from app.sandbox.roster_verifier import SandboxRosterVerifier
 from config import SettingsError, load_settings
 
 KEY_ID = "key-2026"
@@ -419,10 +419,10 @@ def test_the_app_builds_the_configured_http_verifier(app_factory: Any, provider:
         VERIFY_HTTP_SECRET=SECRET,
         VERIFY_TIMEOUT_SECONDS=1.5,
     )
-    from app.verification_setup import verifier
+    from app.integrations import identity_verifier
 
     with app.app_context():
-        built = verifier()
+        built = identity_verifier()
         assert isinstance(built, HttpVerifier)
         assert built.timeout == (1.5, 1.5)
         assert isinstance(built.session, requests.Session)

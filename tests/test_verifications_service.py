@@ -10,10 +10,10 @@ from flask.testing import FlaskClient
 from pay_students import paid_notice, student
 from sqlalchemy import select
 
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import identity_verifier, pii_keyring
+from app.integrations.identity import VerificationUnavailableError
 from app.services import payments, submissions, verifications
-from app.services.verification import VerificationUnavailableError
-from app.verification_setup import verifier
 from models import Identity, OutboxItem, Refund, Submission, SubmissionStatus, utcnow
 
 
@@ -33,7 +33,12 @@ def _roster(client: FlaskClient, result: str, name: str = "张三") -> None:
 
 def _run(app: Flask, submission_id: int, max_attempts: int = 3) -> str:
     return verifications.run(
-        db.session, pii_keyring(), verifier(), submission_id, max_attempts=max_attempts, base_url="https://x"
+        db.session,
+        pii_keyring(),
+        identity_verifier(),
+        submission_id,
+        max_attempts=max_attempts,
+        base_url="https://x",
     )
 
 

@@ -14,11 +14,12 @@ from flask import Flask
 from sqlalchemy import select
 from wechatpy.exceptions import WeChatClientException
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client, wechat_client
+from app.integrations.wechat import ApiClient, host_routes
 from app.jobs.worker import run_due
 from app.sandbox import state, store
 from app.services import outbox
-from app.wechat_client import ApiClient, host_routes, wechat_client
 from models import OutboxItem, OutboxStatus
 
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 from flask import Flask
 
-from app.extensions import redis_client
+from app.integrations import redis_client
 from app.wechat import dedupe
 
 

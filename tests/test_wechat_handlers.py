@@ -194,7 +194,8 @@ def test_progress_keywords_tell_the_current_step(app: Flask, say: Any, keyword: 
 def test_progress_follows_the_student_through_binding(app: Flask, say: Any) -> None:
     from datetime import date
 
-    from app.extensions import db, pii_keyring
+    from app.extensions import db
+    from app.integrations import pii_keyring
     from app.services import identities
 
     say(text_message("o-bound", "你好"))

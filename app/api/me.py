@@ -29,7 +29,8 @@ from app.api.schemas import (
     SchoolOut,
 )
 from app.auth.session import api_login_required, current_user
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import pii_keyring
 from app.services import enrollments, identities, progress
 from app.services.id_documents import DOCUMENT_LABELS, FieldError, normalise_name, parse_document
 from app.services.identities import IdentityError, IdentityInput, IdentityTakenError

@@ -26,10 +26,11 @@ from app.api.schemas import ApiError
 from app.auth.session import api_login_required, current_user
 from app.errors import error_response
 from app.extensions import db
+from app.integrations import photo_storage
 from app.review.auth import current_staff, visible_school_ids
 from app.services import photos
 from app.services.photos import FileKind, PhotoError, PhotoLinkExpiredError, PhotoTooLargeError
-from media import storage as media_storage
+from media.storage import MediaNotFoundError, Storage
 from models import Batch, Photo
 
 UPLOAD_ENDPOINT = "api.upload_photo"
@@ -78,8 +79,8 @@ def _user_id() -> int:
     return user.id
 
 
-def _storage() -> media_storage.Storage:
-    return media_storage.for_app(current_app)
+def _storage() -> Storage:
+    return photo_storage()
 
 
 def file_url(photo_id: int, kind: FileKind, user_id: int) -> str:
@@ -204,7 +205,7 @@ def serve_file(token: str) -> Response | tuple[Response | str, int]:
         return error_response(403, "没有权限查看这张照片。")
     try:
         data, mimetype = photos.open_file(db.session, _storage(), link)
-    except (PhotoError, media_storage.MediaNotFoundError):
+    except (PhotoError, MediaNotFoundError):
         return error_response(404, "照片不存在或链接已失效。")
     response = Response(data, mimetype=mimetype)
     # Personal data: the browser may keep it for the link's life, shared caches never.

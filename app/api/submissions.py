@@ -24,7 +24,8 @@ from app.api.schemas import ApiError
 from app.auth.session import api_login_required, current_user
 from app.errors import error_response
 from app.extensions import db
-from app.pay.client import PayNotConfiguredError, pay_client
+from app.integrations import pay_client
+from app.integrations.wechat_pay import PayNotConfiguredError
 from app.services import checkout, submissions
 from app.services.checkout import Checkout, CheckoutUnavailableError
 from app.services.submissions import SubmissionError, SubmissionInFlightError

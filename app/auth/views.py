@@ -22,9 +22,9 @@ from wechatpy.exceptions import WeChatOAuthException
 
 from app.auth import bp
 from app.auth.session import DEFAULT_NEXT, current_user, safe_next, sign_in, sign_out
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client, wechat_oauth
 from app.services import signins
-from app.wechat_client import wechat_oauth
 
 log = logging.getLogger(__name__)
 

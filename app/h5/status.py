@@ -15,8 +15,9 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from app.auth.session import current_user, login_required
-from app.extensions import db, pii_keyring
+from app.extensions import db
 from app.h5 import bp
+from app.integrations import pii_keyring
 from app.services import progress, receipts
 from app.services.localtime import BEIJING
 from models.submission import SubmissionStatus

@@ -16,8 +16,9 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
+from app.integrations import pay_client
+from app.integrations.wechat_pay import PayError
 from app.jobs import PermanentJobError, job
-from app.pay.client import PayError, pay_client
 from app.services import payments
 from models import OrderStatus, PaymentOrder, utcnow
 

@@ -16,12 +16,11 @@ from flask import current_app
 from wechatpy.exceptions import WeChatClientException
 
 from app.extensions import db
+from app.integrations import photo_storage, wechat_client
 from app.jobs import PermanentJobError, job
 from app.jobs.wechat import PERMANENT_ERRCODES
 from app.services import photos, users
 from app.services.photos import PhotoError, PhotoIdentityRequiredError, PhotoUnreadableError
-from app.wechat_client import wechat_client
-from media import storage as media_storage
 from models import Photo, utcnow
 from wechat_handlers import texts
 
@@ -79,7 +78,7 @@ def check_chat_image(payload: dict[str, Any]) -> None:
             data = _download(str(media_id), max_bytes)
             photo = photos.upload(
                 session,
-                media_storage.for_app(current_app),
+                photo_storage(),
                 user.id,
                 data,
                 f"{media_id}.jpg",

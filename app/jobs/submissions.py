@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import current_app
 
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import identity_verifier, pii_keyring
 from app.jobs import PermanentJobError, job
 from app.services import verifications
-from app.verification_setup import verifier
 
 
 @job("submissions.verify")
@@ -22,7 +22,7 @@ def verify(payload: dict[str, Any]) -> None:
     verifications.run(
         db.session,
         pii_keyring(),
-        verifier(),
+        identity_verifier(),
         submission_id,
         max_attempts=current_app.config["VERIFY_MAX_ATTEMPTS"],
         base_url=current_app.config["PUBLIC_BASE_URL"],
@@ -33,7 +33,8 @@ def verify(payload: dict[str, Any]) -> None:
 def refund(payload: dict[str, Any]) -> None:
     """Send a refund to WeChat Pay (idempotent there by out_refund_no); its notification, or this
     call's answer, completes it."""
-    from app.pay.client import PayError, pay_client
+    from app.integrations import pay_client
+    from app.integrations.wechat_pay import PayError
     from app.services import payments
     from models import Refund
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from wechatpy.exceptions import WeChatClientException
 
+from app.integrations import wechat_client
 from app.jobs import PermanentJobError, job
-from app.wechat_client import wechat_client
 
 # https://developers.weixin.qq.com/doc/offiaccount/en/Getting_Started/Global_Return_Code.html
 PERMANENT_ERRCODES = frozenset(

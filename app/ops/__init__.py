@@ -7,7 +7,8 @@ import logging
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)

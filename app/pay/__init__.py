@@ -1,9 +1,9 @@
-"""WeChat Pay: the API v3 client (`client.py`), notification checks (`notifications.py`) and
-`POST /pay/notify`, WeChat Pay's notify_url.
+"""`POST /pay/notify`, WeChat Pay's notify_url. The client and the notification checks are the pay
+integration's (app/integrations/wechat_pay*.py).
 
-The payments service registers what happens to a verified notification:
-`app.extensions["pay_notification_handler"] = callable(PaymentNotification) -> None`; return to
-acknowledge, raise `NotificationRejected` to have WeChat Pay send it again later.
+What a verified notification does is the handler the app factory gave the integration
+(app/services/pay_notifications.py): it returns to acknowledge, or raises `NotificationRejected` to
+have WeChat Pay send it again later.
 """
 
 from __future__ import annotations
@@ -11,10 +11,15 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from app.pay.client import PayNotConfiguredError, pay_client
-from app.pay.notifications import NotificationInvalid, NotificationRejected, verify_notification
+from app.integrations import pay_client, pay_notification_handler
+from app.integrations.wechat_pay import PayNotConfiguredError
+from app.integrations.wechat_pay_notifications import (
+    NotificationInvalid,
+    NotificationRejected,
+    verify_notification,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +60,7 @@ def notify() -> Response | tuple[Response, int]:
             len(body),
         )
         return _fail(exc.status, "验签或解密失败" if exc.status in (401, 500) else "通知格式有误")
-    handler = current_app.extensions["pay_notification_handler"]
+    handler = pay_notification_handler()
     try:
         handler(notification)
     except NotificationRejected as exc:

@@ -25,7 +25,8 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 
 from app.errors import MESSAGES, error_response
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.review import bp
 from app.services import staff as staff_service
 from app.services.localtime import BEIJING

@@ -17,17 +17,17 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from app.errors import error_response
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import photo_storage, pii_keyring
 from app.review import bp
 from app.review.auth import current_staff, staff_required
 from app.services import audit
 from app.services.localtime import BEIJING
-from media import storage as media_storage
 from models import Batch, Identity, Photo, School, StaffRole, Submission, SubmissionStatus
 
 CHUNK_ROWS = 200
@@ -86,7 +86,7 @@ def _rows(batch_id: int) -> Iterator[Any]:
 
 def _zip_stream(batch_id: int, school_name: str, batch_name: str) -> Iterator[bytes]:
     keyring = pii_keyring()
-    store = media_storage.for_app(current_app)
+    store = photo_storage()
     sink = _Sink()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:
         # The manifest first, row by row (sha256 = the content-addressed key's digest).

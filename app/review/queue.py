@@ -14,7 +14,8 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import pii_keyring
 from app.review import bp
 from app.review.auth import current_staff, safe_next, staff_required
 from app.services import identities, photos, reviews

@@ -2,7 +2,10 @@
 
 It plays WeChat's side, over HTTP, with WeChat's formats: the server API the service calls
 (`api.py`, state in `store.py`), OAuth2 (`oauth.py`), the messages WeChat posts to /wechat
-(`messenger.py`), and a phone page where a person plays a student (`phone.py`).
+(`messenger.py`), WeChat Pay (`pay/`), the population register the identity check reads (`roster.py`,
+`roster_verifier.py`), and a phone page where a person plays a student (`phone.py`).
+
+Only the app factory imports this package: it hands the stand-ins to app/integrations.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import qrcode
 from flask import Response, current_app, jsonify, request
 from redis import Redis
 
-from app.extensions import redis_client
+from app.integrations import redis_client
 from app.sandbox import bp, state, store
 
 ERRMSG: dict[int, str] = {

@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from redis import Redis
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.extensions import redis_client
+from app.integrations import redis_client
 from app.sandbox import bp, state, store
 from app.sandbox.api import ApiError, wechat_api, wechat_json
 

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 from flask import Response, current_app, jsonify, render_template, request
 from PIL import Image, UnidentifiedImageError
 
-from app.extensions import redis_client
+from app.integrations import redis_client
 from app.sandbox import bp, messenger, state
 
 COOKIE = "sandbox_phone_user"

@@ -1,7 +1,7 @@
 """The emulated population register (人口库) that the sandbox verification provider reads.
 
-An entry says what verifying an ID number answers (see `RosterResult` in
-app/services/verification.py); a number not on the roster matches, so the demo needs no set-up.
+An entry says what verifying an ID number answers (`RosterResult`; the verifier that reads it is
+app/sandbox/roster_verifier.py); a number not on the roster matches, so the demo needs no set-up.
 
 Storage, in Redis under `sandbox:roster`: a hash of entry id → JSON entry. The entry id is an HMAC
 of the normalised number under the roster's own random key (`sandbox:roster:key`), so one number
@@ -27,18 +27,41 @@ import re
 import secrets
 import time
 import unicodedata
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from flask import Response, jsonify, render_template, request
 from redis import Redis
 
-from app.extensions import redis_client
+from app.integrations import redis_client
 from app.sandbox import bp, state
+
+# The editor reads numbers as the service's forms do, so an entry matches what a student types; this
+# is the service's document parser, not the verifier the roster stands in for.
 from app.services.id_documents import DocumentType, FieldError, parse_document
 from app.services.pii import mask_id_number
-from app.services.verification import RosterEntry, RosterResult
+
+
+class RosterResult(StrEnum):
+    """What a roster entry makes the sandbox provider answer."""
+
+    MATCH = "match"  # the number is registered under this name (another name: mismatch)
+    MISMATCH = "mismatch"  # this name does not go with this number (another name: not on the roster)
+    NOT_FOUND = "not_found"  # the number is unknown, whatever the name
+    ERROR = "error"  # the provider fails (like a 5xx), whatever the name
+    TIMEOUT = "timeout"  # the provider does not answer in time, whatever the name
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    entry_id: str  # opaque; never the number
+    number_masked: str
+    name: str
+    result: RosterResult
+    updated_at: float
+
 
 ROSTER = state.PREFIX + "roster"
 ROSTER_KEY = state.PREFIX + "roster:key"
@@ -66,7 +89,7 @@ def normalise_name(raw: str) -> str:
 
 
 class RedisRoster:
-    """The roster's storage; implements app.services.verification.Roster."""
+    """The roster's storage, in Redis."""
 
     def __init__(self, r: Redis) -> None:
         self.r = r

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.pay.client import PayClient, PayError
+from app.integrations.wechat_pay import PayClient, PayError
 from app.services import payments, submissions
 from app.services.errors import ServiceError
 from models.submission import OrderStatus, PaymentOrder, Submission, SubmissionStatus

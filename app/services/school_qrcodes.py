@@ -34,7 +34,7 @@ class QRCodeError(Exception):
 
 
 class QRCodeApi(Protocol):
-    """What we need of the WeChat client (app.wechat_client.ApiClient)."""
+    """What we need of the WeChat client (app.integrations.wechat.ApiClient)."""
 
     @property
     def qrcode(self) -> Any: ...

@@ -14,9 +14,9 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.integrations.identity import IdentityVerifier, VerificationUnavailableError
 from app.services import outbox, payments
 from app.services.pii import Keyring
-from app.services.verification import IdentityVerifier, VerificationUnavailableError
 from models import Enrollment, Identity, OrderStatus, Submission, SubmissionStatus, User, utcnow
 
 log = logging.getLogger(__name__)

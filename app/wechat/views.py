@@ -25,7 +25,8 @@ from wechatpy.replies import create_reply
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import wechat_handlers
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.services import users
 from app.wechat import bp, dedupe
 from app.wechat.security import (

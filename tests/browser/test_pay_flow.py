@@ -24,9 +24,10 @@ from photo_students import FIXTURES, NUMBERS, prepare
 from playwright.sync_api import Frame, Page, expect
 from sqlalchemy import select
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.jobs.worker import run_due
-from app.sandbox import pay as sandbox_pay
+from app.sandbox.pay import notifications as sandbox_notify
 from models import PaymentOrder, Submission, SubmissionStatus, utcnow
 
 PHONE_PHOTO = FIXTURES / "phone_4000x3000.jpg"
@@ -39,7 +40,7 @@ def _drive(app: Flask, done: Callable[[], bool], deadline_s: float = 30) -> None
     while not done():
         assert time.monotonic() < deadline, "the flow did not finish in time"
         with app.app_context():
-            sandbox_pay.deliver_due_notifications(redis_client())
+            sandbox_notify.deliver_due_notifications(redis_client())
         run_due(app)
 
 
@@ -92,7 +93,7 @@ def _pay_on_the_sheet(app: Flask, phone: Page, frame: Frame, shot: str) -> int:
     sheet.get_by_role("button", name="确认支付").click()
     expect(sheet).to_be_hidden()
     with app.app_context():
-        delivered = sandbox_pay.deliver_due_notifications(redis_client())
+        delivered = sandbox_notify.deliver_due_notifications(redis_client())
     assert [d.get("status") for d in delivered] == [204], delivered
     # Paid, not verified yet (the worker has not run): 核验中… with the seed's refresh button.
     verifying = frame.locator("#verifying")

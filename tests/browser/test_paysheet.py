@@ -6,9 +6,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from app.extensions import redis_client
-from app.pay.client import pay_client
-from app.sandbox import pay as sandbox_pay
+from app.integrations import pay_client, redis_client
+from app.sandbox.pay import notifications as sandbox_notify
 from tests.pay_support import expires
 
 
@@ -34,7 +33,7 @@ def test_pay_through_the_bridge(app: Any, phone: Any, live_server: Any) -> None:
     phone.wait_for_function("window.payResult === 'get_brand_wcpay_request:ok'")
     with app.app_context():
         assert pay_client().query("BROWSER001").trade_state == "SUCCESS"
-        assert redis_client().zcard(sandbox_pay.DUE) == 1
+        assert redis_client().zcard(sandbox_notify.DUE) == 1
 
 
 def test_cancel_leaves_the_order_unpaid(app: Any, phone: Any, live_server: Any) -> None:

@@ -15,7 +15,8 @@ from flask import Flask
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from app.extensions import db, redis_client
+from app.extensions import db
+from app.integrations import redis_client
 from app.jobs.worker import run_due
 from app.sandbox import messenger, state, store
 from app.sandbox import phone as phone_view

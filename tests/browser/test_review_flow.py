@@ -23,7 +23,7 @@ import numpy as np
 from flask import Flask
 from playwright.sync_api import FrameLocator, Locator, Page, expect
 
-from app.extensions import redis_client
+from app.integrations import redis_client
 from app.jobs.worker import run_due
 from app.sandbox import phone as phone_view
 from app.sandbox import state

@@ -11,8 +11,8 @@ from typing import Any
 from flask import Flask
 from playwright.sync_api import expect
 
-from app.services.verification import VerificationOutcome
-from app.verification_setup import verifier
+from app.integrations import identity_verifier
+from app.integrations.identity import VerificationOutcome
 
 NUMBER = "11010519491231002X"
 XSS_NAME = "<img src=x onerror=alert(1)>"
@@ -44,7 +44,9 @@ def test_a_person_adds_and_deletes_roster_entries(app: Flask, live_server: Any, 
     expect(phone.get_by_label("证件号码")).to_have_value("")
     assert NUMBER not in phone.content()
     with app.app_context():
-        assert verifier().verify("resident_id", NUMBER, "张三").outcome is VerificationOutcome.NOT_FOUND
+        assert (
+            identity_verifier().verify("resident_id", NUMBER, "张三").outcome is VerificationOutcome.NOT_FOUND
+        )
 
     # A name is shown as text, never as markup.
     phone.get_by_label("证件号码").fill("110105194912310037")
@@ -58,7 +60,7 @@ def test_a_person_adds_and_deletes_roster_entries(app: Flask, live_server: Any, 
     expect(rows).to_have_count(1)
     expect(rows.first).not_to_contain_text("张三")
     with app.app_context():
-        assert verifier().verify("resident_id", NUMBER, "张三").outcome is VerificationOutcome.MATCH
+        assert identity_verifier().verify("resident_id", NUMBER, "张三").outcome is VerificationOutcome.MATCH
     phone.get_by_role("button", name="删除 1101**********0037").click()
     expect(rows).to_have_count(0)
     expect(phone.locator("#roster-empty")).to_be_visible()

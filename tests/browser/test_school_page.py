@@ -12,7 +12,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from app.demo import load_demo_data
-from app.extensions import db, pii_keyring
+from app.extensions import db
+from app.integrations import pii_keyring
 from app.services import enrollments, identities
 from app.services.identities import IdentityInput
 from models import Batch, School, User

@@ -7,11 +7,9 @@ Anything that says nothing about the identity (timeout, connection error, 5xx, 4
 unsigned answer, our own misconfiguration) raises `VerificationUnavailableError`, which is always
 retryable: an outage must never reach a student as a mismatch.
 
-Two implementations:
-
-- `SandboxRosterVerifier` (SANDBOX=1): answers from the emulator's roster (app/sandbox/roster.py),
-  which people and tests edit. A number not on the roster matches, so the demo works untouched.
-- `HttpVerifier`: a provider (or our adapter in front of one) reached over HTTPS.
+`HttpVerifier` (below) asks a provider (or our adapter in front of one) over HTTPS. With SANDBOX=1
+the app factory installs the emulator's roster verifier instead (app/sandbox/roster_verifier.py);
+it implements the same protocol with `result_for`, `log_outcome` and `unavailable` from here.
 
 HTTP contract (what a provider adapter implements)
 --------------------------------------------------
@@ -52,7 +50,6 @@ import json
 import logging
 import secrets
 import time
-import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -135,11 +132,15 @@ class IdentityVerifier(Protocol):
         ...
 
 
-def _result(provider: str, outcome: VerificationOutcome, reference: str, **extra: Any) -> VerificationResult:
+def result_for(
+    provider: str, outcome: VerificationOutcome, reference: str, **extra: Any
+) -> VerificationResult:
+    """A result with the student's wording for `outcome` (every verifier answers in the same words)."""
     return VerificationResult(outcome, REASONS[outcome], reference, provider, **extra)
 
 
-def _log_outcome(provider: str, doc_type: str, id_number: str, name: str, result: VerificationResult) -> None:
+def log_outcome(provider: str, doc_type: str, id_number: str, name: str, result: VerificationResult) -> None:
+    """The one log line of an answer: masked number and name only."""
     log.info(
         "identity verification provider=%s doc_type=%s number=%s name=%s outcome=%s reference=%s",
         provider,
@@ -151,9 +152,10 @@ def _log_outcome(provider: str, doc_type: str, id_number: str, name: str, result
     )
 
 
-def _unavailable(
+def unavailable(
     provider: str, kind: UnavailableKind, detail: str, id_number: str
 ) -> VerificationUnavailableError:
+    """Log an outage (a configuration error as an error) and return the exception to raise."""
     configuration = kind is UnavailableKind.CONFIGURATION
     log.log(
         logging.ERROR if configuration else logging.WARNING,
@@ -165,88 +167,6 @@ def _unavailable(
         " (configuration error: check the VERIFY_HTTP_* settings)" if configuration else "",
     )
     return VerificationUnavailableError(kind, detail, provider=provider)
-
-
-# --- the sandbox roster ------------------------------------------------------------------------
-
-
-class RosterResult(StrEnum):
-    """What a roster entry makes the sandbox provider answer."""
-
-    MATCH = "match"  # the number is registered under this name (another name: mismatch)
-    MISMATCH = "mismatch"  # this name does not go with this number (another name: not on the roster)
-    NOT_FOUND = "not_found"  # the number is unknown, whatever the name
-    ERROR = "error"  # the provider fails (like a 5xx), whatever the name
-    TIMEOUT = "timeout"  # the provider does not answer in time, whatever the name
-
-
-@dataclass(frozen=True)
-class RosterEntry:
-    entry_id: str  # opaque; never the number
-    number_masked: str
-    name: str
-    result: RosterResult
-    updated_at: float
-
-
-class Roster(Protocol):
-    """The roster's storage (app/sandbox/roster.py keeps it in Redis)."""
-
-    def find(self, id_number: str) -> RosterEntry | None: ...
-
-    def record_check(self, check: dict[str, Any]) -> None: ...
-
-
-def name_key(name: str) -> str:
-    """Compare names the way the service stores them: NFKC, one middle dot, no case, no extra spaces."""
-    folded = unicodedata.normalize("NFKC", name).strip()
-    folded = "".join("·" if ch in "·•・‧∙⋅．.ᐧ" else ch for ch in folded)
-    return " ".join(folded.split()).upper()
-
-
-class SandboxRosterVerifier:
-    """The emulator's 人口库: answers from the roster; a number not on it matches."""
-
-    name = "sandbox"
-
-    def __init__(self, roster: Roster) -> None:
-        self.roster = roster
-
-    def verify(
-        self, doc_type: str, id_number: str, name: str, *, request_id: str | None = None
-    ) -> VerificationResult:
-        reference = f"sandbox-{request_id or uuid.uuid4().hex}"
-        entry = self.roster.find(id_number)
-        same_name = entry is not None and name_key(entry.name) == name_key(name)
-        answer: VerificationOutcome | UnavailableKind
-        if entry is None:
-            answer = VerificationOutcome.MATCH
-        elif entry.result is RosterResult.ERROR:
-            answer = UnavailableKind.SERVER_ERROR
-        elif entry.result is RosterResult.TIMEOUT:
-            # A real timeout would keep the worker waiting VERIFY_TIMEOUT_SECONDS; the answer is the same.
-            answer = UnavailableKind.TIMEOUT
-        elif entry.result is RosterResult.NOT_FOUND:
-            answer = VerificationOutcome.NOT_FOUND
-        elif entry.result is RosterResult.MATCH:
-            answer = VerificationOutcome.MATCH if same_name else VerificationOutcome.MISMATCH
-        else:
-            answer = VerificationOutcome.MISMATCH if same_name else VerificationOutcome.MATCH
-        self.roster.record_check(
-            {
-                "at": time.time(),
-                "reference": reference,
-                "doc_type": doc_type,
-                "number_masked": mask_id_number(id_number),
-                "entry_id": entry.entry_id if entry else None,
-                "answer": answer.value,
-            }
-        )
-        if isinstance(answer, UnavailableKind):
-            raise _unavailable(self.name, answer, f"roster entry says {answer.value}", id_number)
-        result = _result(self.name, answer, reference)
-        _log_outcome(self.name, doc_type, id_number, name, result)
-        return result
 
 
 # --- the HTTP provider -------------------------------------------------------------------------
@@ -303,7 +223,7 @@ class HttpVerifier:
         self, doc_type: str, id_number: str, name: str, *, request_id: str | None = None
     ) -> VerificationResult:
         if not self.url or not self.secret:
-            raise _unavailable(
+            raise unavailable(
                 self.name, UnavailableKind.CONFIGURATION, "VERIFY_HTTP_URL/SECRET not set", id_number
             )
         request_id = request_id or uuid.uuid4().hex
@@ -331,7 +251,7 @@ class HttpVerifier:
         started = time.monotonic()
         status, response_headers, content = self._post(body, headers, id_number)
         result = self._interpret(status, response_headers, content, request_id, id_number)
-        _log_outcome(self.name, doc_type, id_number, name, result)
+        log_outcome(self.name, doc_type, id_number, name, result)
         log.debug("identity verification took %.0f ms", (time.monotonic() - started) * 1000)
         return result
 
@@ -352,7 +272,7 @@ class HttpVerifier:
                 for chunk in response.iter_content(8192):
                     content += chunk
                     if len(content) > MAX_RESPONSE_BYTES:
-                        raise _unavailable(
+                        raise unavailable(
                             self.name, UnavailableKind.BAD_RESPONSE, "response too large", id_number
                         )
                 return response.status_code, response.headers, bytes(content)
@@ -365,7 +285,7 @@ class HttpVerifier:
             detail = type(exc).__name__
         except requests.RequestException as exc:
             kind, detail = UnavailableKind.CONNECTION, type(exc).__name__
-        raise _unavailable(self.name, kind, detail, id_number)
+        raise unavailable(self.name, kind, detail, id_number)
 
     def _interpret(
         self,
@@ -376,7 +296,7 @@ class HttpVerifier:
         id_number: str,
     ) -> VerificationResult:
         def fail(kind: UnavailableKind, detail: str) -> VerificationUnavailableError:
-            return _unavailable(self.name, kind, detail, id_number)
+            return unavailable(self.name, kind, detail, id_number)
 
         if status == 429:
             raise fail(UnavailableKind.RATE_LIMITED, "HTTP 429")
@@ -408,7 +328,7 @@ class HttpVerifier:
             raise fail(UnavailableKind.BAD_RESPONSE, "unknown result") from None
         reference = answer.get("reference")
         reason = answer.get("reason")
-        return _result(
+        return result_for(
             self.name,
             outcome,
             reference if isinstance(reference, str) and reference else request_id,

@@ -1,4 +1,4 @@
-"""The outbound WeChat API client (wechatpy), pointed at WECHAT_API_BASE.
+"""The outbound WeChat API client (wechatpy), pointed at WECHAT_API_BASE, and its OAuth2 helper.
 
 Three things wechatpy does not do on its own:
 
@@ -21,10 +21,10 @@ https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Get_access_to
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import requests
-from flask import Flask, current_app
 from redis import Redis
 from redis.exceptions import LockError
 from requests.adapters import HTTPAdapter
@@ -190,28 +190,10 @@ class ApiClient(WeChatClient):  # type: ignore[misc]
         return content
 
 
-def init_wechat_client(app: Flask) -> None:
-    """Build the app's client (no network: the first call fetches the token)."""
-    config = app.config
-    app.extensions["wechat_client"] = ApiClient(
-        config["WECHAT_APPID"],
-        config["WECHAT_SECRET"],
-        redis=app.extensions["redis"],
-        api_base=config["WECHAT_API_BASE"],
-        timeout=config["WECHAT_HTTP_TIMEOUT_SECONDS"],
-    )
-
-
-def wechat_client() -> ApiClient:
-    client: ApiClient = current_app.extensions["wechat_client"]
-    return client
-
-
-def wechat_oauth(redirect_uri: str, state: str = "") -> WeChatOAuth:
+def build_oauth(config: Mapping[str, Any], redirect_uri: str, state: str = "") -> WeChatOAuth:
     """An OAuth2 (网页授权, snsapi_base) helper against WECHAT_OAUTH_BASE / WECHAT_API_BASE.
     https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
     """
-    config = current_app.config
     oauth = WeChatOAuth(config["WECHAT_APPID"], config["WECHAT_SECRET"], redirect_uri, "snsapi_base", state)
     oauth.API_BASE_URL = config["WECHAT_API_BASE"] + "/"
     oauth.OAUTH_BASE_URL = config["WECHAT_OAUTH_BASE"] + "/connect/"

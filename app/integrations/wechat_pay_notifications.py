@@ -32,7 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from app.pay.client import PayConfig, parse_time
+from app.integrations.wechat_pay import parse_time
+from app.integrations.wechat_pay_config import PayConfig
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ API reference: https://pay.weixin.qq.com/doc/v3/merchant/4012791856 (JSAPI 下�
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import json
@@ -32,17 +31,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import requests
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
-from flask import Flask, current_app
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from app.integrations.wechat_pay_bills import BillRow, parse_trade_bill
+from app.integrations.wechat_pay_config import PayConfig, pem
 from app.services.localtime import BEIJING
-from config import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -74,35 +71,6 @@ class PayResponseUnverified(PayError):
 
 class PayNotConfiguredError(RuntimeError):
     """No merchant credentials and no sandbox: WeChat Pay cannot be used."""
-
-
-@dataclass(frozen=True)
-class PayConfig:
-    """The resolved merchant settings: key material loaded, sandbox defaults filled in."""
-
-    mchid: str
-    appid: str
-    merchant_serial: str
-    private_key_pem: str
-    apiv3_key: str
-    public_key_id: str | None
-    public_key_pem: str | None
-    cert_dir: str | None
-    api_base: str
-    notify_url: str
-    timeout: float
-    max_notify_age: int
-    max_notify_bytes: int
-    merchant_name: str
-
-    @property
-    def public_key_mode(self) -> bool:
-        return self.public_key_id is not None
-
-    def private_key(self) -> RSAPrivateKey:
-        key = serialization.load_pem_private_key(self.private_key_pem.encode(), password=None)
-        assert isinstance(key, RSAPrivateKey)
-        return key
 
 
 @dataclass(frozen=True)
@@ -177,29 +145,6 @@ class RefundState:
         )
 
 
-@dataclass(frozen=True)
-class BillRow:
-    """One line of the trade bill (交易账单, bill_type=ALL). Amounts in fen."""
-
-    trade_time: datetime
-    appid: str
-    mchid: str
-    transaction_id: str
-    out_trade_no: str
-    openid: str
-    trade_type: str
-    trade_state: str  # SUCCESS or REFUND (a refund line)
-    currency: str
-    settlement_fen: int  # 应结订单金额
-    refund_id: str
-    out_refund_no: str
-    refund_fen: int
-    refund_status: str
-    description: str
-    fee_fen_text: str  # 手续费 as printed (fractions of a fen are possible there)
-    order_fen: int  # 订单金额
-
-
 def parse_time(value: str | None) -> datetime | None:
     """WeChat Pay's RFC 3339 times ("2018-06-08T10:34:56+08:00") as aware datetimes."""
     return datetime.fromisoformat(value) if value else None
@@ -210,14 +155,6 @@ def format_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("time_expire must be timezone-aware")
     return moment.astimezone(BEIJING).isoformat(timespec="seconds")
-
-
-def yuan_to_fen(text: str) -> int:
-    """Bills print yuan with two decimals ("0.02"); money stays exact as integer fen."""
-    fen = Decimal(text.strip() or "0") * 100
-    if fen != fen.to_integral_value():
-        raise ValueError(f"not a whole number of fen: {text!r}")
-    return int(fen)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -435,7 +372,7 @@ class PayClient:
         if self.config.public_key_id is not None:
             if serial != self.config.public_key_id:
                 return None
-            key = serialization.load_pem_public_key(_pem(self.config.public_key_pem or "", "PUBLIC KEY"))
+            key = serialization.load_pem_public_key(pem(self.config.public_key_pem or "", "PUBLIC KEY"))
             assert isinstance(key, RSAPublicKey)
             return key
         try:
@@ -493,198 +430,3 @@ def _without_gateway(build: Callable[[], Any], api_base: str) -> Any:
 
 
 _GATEWAY_LOCK = threading.Lock()
-
-
-def _pem(text: str, kind: str) -> bytes:
-    text = text.strip()
-    if not text.startswith("-----BEGIN"):
-        text = f"-----BEGIN {kind}-----\n{text}\n-----END {kind}-----"
-    return text.encode()
-
-
-# -- the trade bill (交易账单) -----------------------------------------------------------------------
-BILL_COLUMNS = (
-    "交易时间",
-    "公众账号ID",
-    "商户号",
-    "特约商户号",
-    "设备号",
-    "微信订单号",
-    "商户订单号",
-    "用户标识",
-    "交易类型",
-    "交易状态",
-    "付款银行",
-    "货币种类",
-    "应结订单金额",
-    "代金券金额",
-    "微信退款单号",
-    "商户退款单号",
-    "退款金额",
-    "充值券退款金额",
-    "退款类型",
-    "退款状态",
-    "商品名称",
-    "商户数据包",
-    "手续费",
-    "费率",
-    "订单金额",
-    "申请退款金额",
-    "费率备注",
-)
-
-
-def parse_trade_bill(text: str) -> list[BillRow]:
-    """Rows of a bill_type=ALL trade bill. Every value is prefixed with "`"; totals follow the rows.
-
-    https://pay.weixin.qq.com/doc/v3/merchant/4012085994 (交易账单格式)
-    """
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        return []
-    header = next(csv.reader([lines[0]]))
-    index = {name.strip(): i for i, name in enumerate(header)}
-    missing = [
-        c for c in ("交易时间", "微信订单号", "商户订单号", "交易状态", "应结订单金额") if c not in index
-    ]
-    if missing:
-        raise ValueError(f"not a trade bill: missing columns {missing}")
-    rows: list[BillRow] = []
-    for line in lines[1:]:
-        if line.startswith("总交易单数"):
-            break  # the totals section
-        values = [v.strip().lstrip("`") for v in next(csv.reader([line]))]
-
-        def col(name: str, values: list[str] = values) -> str:
-            i = index.get(name)
-            return values[i] if i is not None and i < len(values) else ""
-
-        rows.append(
-            BillRow(
-                trade_time=datetime.strptime(col("交易时间"), "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING),
-                appid=col("公众账号ID"),
-                mchid=col("商户号"),
-                transaction_id=col("微信订单号"),
-                out_trade_no=col("商户订单号"),
-                openid=col("用户标识"),
-                trade_type=col("交易类型"),
-                trade_state=col("交易状态"),
-                currency=col("货币种类"),
-                settlement_fen=yuan_to_fen(col("应结订单金额")),
-                refund_id=col("微信退款单号"),
-                out_refund_no=col("商户退款单号"),
-                refund_fen=yuan_to_fen(col("退款金额")),
-                refund_status=col("退款状态"),
-                description=col("商品名称"),
-                fee_fen_text=col("手续费"),
-                order_fen=yuan_to_fen(col("订单金额")),
-            )
-        )
-    return rows
-
-
-# -- configuration -----------------------------------------------------------------------------------
-def _read(path: str, what: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SettingsError(f"invalid settings: {what}: cannot read {path!r} ({exc.strerror})") from None
-
-
-def load_pay_config(settings: Settings, sandbox_dir: Path | None = None) -> PayConfig | None:
-    """Resolve the WECHAT_PAY_* settings; None when there is neither a merchant nor the sandbox.
-
-    With SANDBOX=1, every empty merchant setting is filled from the emulator's test keys (generated
-    once under `sandbox_dir`), and the WeChat Pay public key is the emulator's.
-    """
-    values: dict[str, Any] = {
-        "mchid": settings.WECHAT_PAY_MCHID,
-        "appid": settings.WECHAT_PAY_APPID,
-        "merchant_serial": settings.WECHAT_PAY_MERCHANT_SERIAL.upper(),
-        "private_key_pem": "",
-        "apiv3_key": settings.WECHAT_PAY_APIV3_KEY,
-        "public_key_id": settings.WECHAT_PAY_PUBLIC_KEY_ID or None,
-        "public_key_pem": None,
-        "cert_dir": settings.WECHAT_PAY_CERT_DIR or None,
-        "api_base": settings.WECHAT_PAY_API_BASE,
-        "notify_url": settings.WECHAT_PAY_NOTIFY_URL,
-        "timeout": settings.WECHAT_PAY_TIMEOUT_SECONDS,
-        "max_notify_age": settings.WECHAT_PAY_MAX_NOTIFY_AGE_SECONDS,
-        "max_notify_bytes": settings.WECHAT_PAY_MAX_NOTIFY_BYTES,
-        "merchant_name": settings.WECHAT_PAY_MERCHANT_NAME,
-    }
-    if settings.WECHAT_PAY_PRIVATE_KEY_PATH:
-        values["private_key_pem"] = _read(settings.WECHAT_PAY_PRIVATE_KEY_PATH, "WECHAT_PAY_PRIVATE_KEY_PATH")
-    if settings.WECHAT_PAY_PUBLIC_KEY_PATH:
-        values["public_key_pem"] = _read(settings.WECHAT_PAY_PUBLIC_KEY_PATH, "WECHAT_PAY_PUBLIC_KEY_PATH")
-    if not settings.pay_configured:
-        if not settings.SANDBOX:
-            return None
-        from app.sandbox.pay import sandbox_keys
-
-        keys = sandbox_keys(sandbox_dir or settings.MEDIA_ROOT.parent / "sandbox-pay")
-        values["mchid"] = values["mchid"] or keys.mchid
-        values["apiv3_key"] = values["apiv3_key"] or keys.apiv3_key
-        if not values["private_key_pem"]:
-            values["private_key_pem"] = keys.merchant_private_pem
-            values["merchant_serial"] = keys.merchant_serial
-        if not values["cert_dir"] and not values["public_key_id"]:
-            values["public_key_id"] = keys.public_key_id
-            values["public_key_pem"] = keys.platform_public_pem
-    config = PayConfig(**values)
-    _check_keys(config)
-    return config
-
-
-def _check_keys(config: PayConfig) -> None:
-    try:
-        config.private_key()
-    except (ValueError, TypeError, AssertionError):
-        raise SettingsError(
-            "invalid settings: WECHAT_PAY_PRIVATE_KEY_PATH: not a PEM RSA private key (apiclient_key.pem)"
-        ) from None
-    if config.public_key_pem is not None:
-        try:
-            serialization.load_pem_public_key(_pem(config.public_key_pem, "PUBLIC KEY"))
-        except ValueError:
-            raise SettingsError(
-                "invalid settings: WECHAT_PAY_PUBLIC_KEY_PATH: not a PEM public key (pub_key.pem)"
-            ) from None
-    if not config.merchant_serial:
-        raise SettingsError("invalid settings: WECHAT_PAY_MERCHANT_SERIAL is empty")
-
-
-def init_pay_client(app: Flask) -> None:
-    """Check the merchant settings now (production refuses to start without them, see config.py);
-    build the client on first use. The sandbox's keys are generated on first use too."""
-    settings: Settings = app.config["SETTINGS"]
-    app.extensions["pay_client"] = None
-    if settings.pay_configured:
-        app.extensions["pay_client"] = PayClient(load_pay_config(settings))  # type: ignore[arg-type]
-    app.extensions.setdefault("pay_notification_handler", log_notification)
-    app.extensions["pay_client_lock"] = threading.Lock()
-
-
-def pay_client() -> PayClient:
-    """The app's WeChat Pay client (needs an app context)."""
-    app = current_app
-    client: PayClient | None = app.extensions.get("pay_client")
-    if client is None:
-        with app.extensions["pay_client_lock"]:
-            client = app.extensions.get("pay_client")
-            if client is None:
-                config = load_pay_config(app.config["SETTINGS"])
-                if config is None:
-                    raise PayNotConfiguredError("WeChat Pay is not configured (WECHAT_PAY_*, docs/pay.md)")
-                client = app.extensions["pay_client"] = PayClient(config)
-    return client
-
-
-def log_notification(notification: Any) -> None:
-    """The default notification handler until the payments service registers its own."""
-    log.info(
-        "pay notification %s %s for %s (no handler registered)",
-        notification.id,
-        notification.event_type,
-        notification.out_trade_no,
-    )

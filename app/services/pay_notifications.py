@@ -1,7 +1,8 @@
 """What a verified WeChat Pay notification does: the payments service applies it.
 
-Registered as app.extensions["pay_notification_handler"]; the view (app/pay/__init__.py) has
-already checked the signature, the timestamp, the merchant and the app, and decrypted the resource.
+The app factory hands `apply_notification` (bound to the request's session) to the pay integration;
+POST /pay/notify (app/pay/) has already checked the signature, the timestamp, the merchant and the
+app, and decrypted the resource.
 Unknown orders are refused so WeChat Pay retries: a notification can overtake the commit that
 created its order.
 """
@@ -10,22 +11,21 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from sqlalchemy.orm import Session
 
-from app.extensions import db
-from app.pay.notifications import NotificationRejected, PaymentNotification
+from app.integrations.wechat_pay_notifications import NotificationRejected, PaymentNotification
 from app.services import payments
 
 log = logging.getLogger(__name__)
 
 
-def handle_notification(notification: PaymentNotification) -> None:
+def apply_notification(session: Session, notification: PaymentNotification) -> None:
     try:
         if notification.is_refund:
             if not notification.out_refund_no or not notification.refund_status:
                 raise NotificationRejected("refund notification without out_refund_no", 400)
             payments.apply_refund(
-                db.session,
+                session,
                 notification.out_refund_no,
                 notification.refund_id,
                 notification.refund_status,
@@ -38,7 +38,7 @@ def handle_notification(notification: PaymentNotification) -> None:
         if notification.amount_total is None or not notification.currency or not notification.transaction_id:
             raise NotificationRejected("payment notification without amount or transaction id", 400)
         payments.apply_payment(
-            db.session,
+            session,
             payments.PaidNotice(
                 out_trade_no=notification.out_trade_no,
                 transaction_id=notification.transaction_id,
@@ -51,14 +51,10 @@ def handle_notification(notification: PaymentNotification) -> None:
             ),
         )
     except payments.UnknownOrderError:
-        db.session.rollback()
+        session.rollback()
         raise NotificationRejected("unknown order, try again later", 500) from None
     except payments.PaymentRejectedError as exc:
-        db.session.rollback()
+        session.rollback()
         # Retrying cannot fix a wrong amount, but acknowledging would hide it: refuse, and the
         # recorded event and the error log take it to a person.
         raise NotificationRejected(exc.message, 400) from None
-
-
-def register(app: Flask) -> None:
-    app.extensions["pay_notification_handler"] = handle_notification
