@@ -19,6 +19,7 @@ from app.pay.client import pay_client
 from app.sandbox import pay as sandbox_pay
 from app.sandbox import store
 from app.services import payments, submissions
+from app.services.job_kinds import JobKind
 from models import (
     OrderStatus,
     OutboxItem,
@@ -190,7 +191,7 @@ def test_a_wechat_pay_outage_is_retried_later_and_never_stops_the_worker(app_fac
     _faults(app, fail_500=5)
     run_due(app)  # must not raise
     with app.app_context():
-        item = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == payments.SYNC_JOB)).one()
+        item = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == JobKind.SYNC_ORDER)).one()
         assert (
             item.status == OutboxStatus.PENDING
             and item.attempts == 1
@@ -280,7 +281,7 @@ def test_a_refund_stuck_in_processing_is_completed_by_a_query(app_factory: Any) 
         done = payments.request_refund(db.session, out_trade_no, "测试退款", "staff:test")
         db.session.remove()
     with app.app_context():
-        for item in db.session.scalars(select(OutboxItem).where(OutboxItem.kind != payments.REFUND_JOB)):
+        for item in db.session.scalars(select(OutboxItem).where(OutboxItem.kind != JobKind.REFUND)):
             item.status = OutboxStatus.DONE  # only the refund matters here
         db.session.commit()
     _drain(app)

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.jobs import PermanentJobError, job
 from app.pay.client import PayError, pay_client
 from app.services import payments
+from app.services.job_kinds import JobKind
 from models import OrderStatus, PaymentOrder, utcnow
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def _pay_error(exc: PayError) -> Exception:
     return PermanentJobError(f"WeChat Pay refused: {exc.code} {exc.message}")
 
 
-@job(payments.SYNC_JOB)
+@job(JobKind.SYNC_ORDER)
 def sync_order(payload: dict[str, Any]) -> None:
     """查询订单 for one order and apply the answer (SUCCESS → the same path as a notification)."""
     out_trade_no = _out_trade_no(payload)
@@ -56,7 +57,7 @@ def sync_order(payload: dict[str, Any]) -> None:
     log.info("order queried", extra={"out_trade_no": out_trade_no, "outcome": outcome})
 
 
-@job(payments.CLOSE_JOB)
+@job(JobKind.CLOSE_ORDER)
 def close_order(payload: dict[str, Any]) -> None:
     """关闭订单 at WeChat Pay for an order closed here. ORDERPAID: it was paid at the last second,
     so the payment is fetched and applied instead."""
@@ -78,7 +79,7 @@ def close_order(payload: dict[str, Any]) -> None:
     log.info("order closed at WeChat Pay", extra={"out_trade_no": out_trade_no})
 
 
-@job(payments.SYNC_REFUND_JOB)
+@job(JobKind.SYNC_REFUND)
 def sync_refund(payload: dict[str, Any]) -> None:
     """查询单笔退款 for a refund whose notification is late; apply the answer."""
     try:

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.jobs import PermanentJobError, job
 from app.jobs.wechat import PERMANENT_ERRCODES
 from app.services import photos, users
+from app.services.job_kinds import JobKind
 from app.services.photos import PhotoError, PhotoIdentityRequiredError, PhotoUnreadableError
 from app.wechat_client import wechat_client
 from media import storage as media_storage
@@ -58,7 +59,7 @@ def verdict_text(base_url: str, photo: Photo) -> str:
     return texts.photo_failed(base_url, failures)
 
 
-@job(photos.CHAT_JOB)
+@job(JobKind.CHECK_CHAT_IMAGE)
 def check_chat_image(payload: dict[str, Any]) -> None:
     """{"openid", "media_id", "pic_url", "msg_id"}: check the picture and queue the verdict."""
     openid, media_id, msg_id = payload.get("openid"), payload.get("media_id"), payload.get("msg_id")

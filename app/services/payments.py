@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.services import enrollments, identities, outbox
 from app.services.errors import ServiceError
+from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
 from models import Enrollment, Identity, User, utcnow
 from models.submission import (
@@ -35,9 +36,6 @@ from models.submission import (
 )
 
 log = logging.getLogger(__name__)
-
-VERIFY_JOB = "submissions.verify"
-REFUND_JOB = "payments.refund"
 
 
 @dataclass(frozen=True)
@@ -131,7 +129,12 @@ def apply_payment(session: Session, notice: PaidNotice) -> str:
         # From here on the identity and the school link are what was paid for (seed 002: no changes).
         identities.lock(session, submission.user_id)
         enrollments.lock(session, submission.user_id)
-        outbox.enqueue(session, VERIFY_JOB, {"submission_id": submission.id}, key=f"verify:{submission.id}")
+        outbox.enqueue(
+            session,
+            JobKind.VERIFY_SUBMISSION,
+            {"submission_id": submission.id},
+            key=f"verify:{submission.id}",
+        )
         _record(session, notice, "applied")
         return "applied"
     # Paid twice (a second order of an attempt already paid) or for an attempt already replaced:
@@ -154,7 +157,7 @@ def new_refund(session: Session, order: PaymentOrder, reason: str, requested_by:
     )
     session.add(refund)
     session.flush()
-    outbox.enqueue(session, REFUND_JOB, {"refund_id": refund.id}, key=f"refund:{refund.id}")
+    outbox.enqueue(session, JobKind.REFUND, {"refund_id": refund.id}, key=f"refund:{refund.id}")
     return refund
 
 
@@ -244,10 +247,6 @@ class PayQueryClient(Protocol):
     def query_refund(self, out_refund_no: str) -> Any: ...
 
 
-SYNC_JOB = "payments.sync_order"
-CLOSE_JOB = "payments.close_order"
-SYNC_REFUND_JOB = "payments.sync_refund"
-NOTICE_JOB = "wechat.send_text"
 # WeChat Pay's trade states that end an unpaid order (查询订单: trade_state).
 # https://pay.weixin.qq.com/doc/v3/merchant/4012791858
 ENDED_UNPAID = frozenset({"CLOSED", "REVOKED", "PAYERROR"})
@@ -335,7 +334,7 @@ def sync_order(session: Session, client: PayQueryClient, out_trade_no: str) -> s
     return "refund" if state.trade_state == "REFUND" else "pending"
 
 
-def _enqueue_once(session: Session, kind: str, payload: dict[str, Any], key: str) -> bool:
+def _enqueue_once(session: Session, kind: JobKind, payload: dict[str, Any], key: str) -> bool:
     """Queue a job under an idempotency key and commit; False when it was already queued (also by
     another worker at the same moment: the unique key decides)."""
     try:
@@ -372,10 +371,10 @@ def queue_order_queries(
     for out_trade_no, created_at in open_orders:
         period = int((now - _aware(created_at)).total_seconds() // after_seconds)
         key = f"pay-query:{out_trade_no}:{period}"
-        queued += _enqueue_once(session, SYNC_JOB, {"out_trade_no": out_trade_no}, key)
+        queued += _enqueue_once(session, JobKind.SYNC_ORDER, {"out_trade_no": out_trade_no}, key)
     for out_trade_no in expired:
         key = f"pay-query:{out_trade_no}:expired"
-        queued += _enqueue_once(session, SYNC_JOB, {"out_trade_no": out_trade_no}, key)
+        queued += _enqueue_once(session, JobKind.SYNC_ORDER, {"out_trade_no": out_trade_no}, key)
     return queued
 
 
@@ -399,7 +398,9 @@ def close_expired_orders(session: Session, now: datetime) -> list[str]:
             continue
         out_trade_no = session.scalar(select(PaymentOrder.out_trade_no).where(PaymentOrder.id == order_id))
         assert out_trade_no is not None
-        outbox.enqueue(session, CLOSE_JOB, {"out_trade_no": out_trade_no}, key=f"pay-close:{out_trade_no}")
+        outbox.enqueue(
+            session, JobKind.CLOSE_ORDER, {"out_trade_no": out_trade_no}, key=f"pay-close:{out_trade_no}"
+        )
         session.commit()
         closed.append(out_trade_no)
     return closed
@@ -461,7 +462,7 @@ def queue_refund_queries(session: Session, now: datetime, after: timedelta) -> i
     for refund_id, created_at in stuck:
         period = int((now - _aware(created_at)).total_seconds() // after.total_seconds())
         queued += _enqueue_once(
-            session, SYNC_REFUND_JOB, {"refund_id": refund_id}, f"refund-query:{refund_id}:{period}"
+            session, JobKind.SYNC_REFUND, {"refund_id": refund_id}, f"refund-query:{refund_id}:{period}"
         )
     return queued
 
@@ -530,7 +531,7 @@ def request_refund(session: Session, out_trade_no: str, reason: str, requested_b
     if openid:
         outbox.enqueue(
             session,
-            NOTICE_JOB,
+            JobKind.SEND_TEXT,
             {
                 "openid": openid,
                 "text": MANUAL_REFUND_TEXT.format(yuan=f"{order.amount_fen / 100:.2f}", reason=reason[:80]),

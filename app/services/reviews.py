@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.services import audit, outbox
 from app.services.errors import ServiceError
+from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
 from models import Batch, School, Staff, StaffRole, User
 from models.submission import STATUS_LABELS, Submission, SubmissionStatus
@@ -553,7 +554,7 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
     if push.template_id:
         outbox.enqueue(
             session,
-            "wechat.send_template",
+            JobKind.SEND_TEMPLATE,
             {
                 "openid": openid,
                 "template_id": push.template_id,
@@ -565,7 +566,7 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
         )
     else:
         text = result_text(status, school_name, batch_name, found.status_reason, at, url)
-        outbox.enqueue(session, "wechat.send_text", {"openid": openid, "text": text}, key=key)
+        outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text}, key=key)
 
 
 def _audit(session: Session, staff: Staff, action: str, submission_id: int, **detail: Any) -> None:

@@ -15,13 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.services import outbox, payments
+from app.services.job_kinds import JobKind
 from app.services.pii import Keyring
 from app.services.verification import IdentityVerifier, VerificationUnavailableError
 from models import Enrollment, Identity, OrderStatus, Submission, SubmissionStatus, User, utcnow
 
 log = logging.getLogger(__name__)
 
-NOTICE_JOB = "wechat.send_text"
 PASSED_TEXT = (
     "身份核验通过，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
     "也可以在「我的」页面查看。"
@@ -119,7 +119,7 @@ def _tell(session: Session, openid: str, submission_id: int, text: str) -> None:
     # The student paid seconds ago, well inside the 48 h custom-message window.
     outbox.enqueue(
         session,
-        NOTICE_JOB,
+        JobKind.SEND_TEXT,
         {"openid": openid, "text": text},
         key=f"notice:{submission_id}:{text[:20]}",
     )
