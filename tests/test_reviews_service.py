@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.services import reviews
+from app.services import reviews, wording
 from app.services.reviews import ResultPush
 from models import (
     AuditEntry,
@@ -390,7 +390,7 @@ def test_return_and_refuse_need_a_reason(world: World, decision: str) -> None:
     assert item.idempotency_key == f"decision:{sid}"
     assert item.kind == "wechat.send_template"
     data = item.payload["data"]
-    assert data["phrase1"]["value"] == reviews.RESULT_PHRASE[reviews.DECISIONS[decision]]
+    assert data["phrase1"]["value"] == wording.RESULT_PHRASE[reviews.DECISIONS[decision]]
     assert len(data["thing3"]["value"]) <= 20 and data["thing3"]["value"].endswith("…")
     assert item.payload["url"] == "http://example.test/h5/status"
 
@@ -421,11 +421,11 @@ def test_batch_approve_is_all_or_nothing_and_pushes_each_once(world: World) -> N
 
 
 def test_clip_and_template_values_fit_wechats_limits() -> None:
-    data = reviews.result_template_data(
+    data = wording.result_template_data(
         SubmissionStatus.REFUSED, "新疆维吾尔自治区高等教育自学考试委员会办公室", "字" * 200, utcnow()
     )
     assert len(data["phrase1"]["value"]) <= 5
     assert len(data["thing2"]["value"]) == 20 and len(data["thing3"]["value"]) == 20
-    approved = reviews.result_template_data(SubmissionStatus.APPROVED, "湖南师范大学", None, T0)
+    approved = wording.result_template_data(SubmissionStatus.APPROVED, "湖南师范大学", None, T0)
     assert approved["time4"]["value"] == "2026年11月01日 16:00"
     assert len(approved["thing3"]["value"]) <= 20

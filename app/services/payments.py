@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.services import enrollments, identities, outbox
+from app.services import enrollments, identities, outbox, wording
 from app.services.errors import ServiceError
 from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
@@ -498,11 +498,6 @@ class RefundRequested:
     submission_id: int
 
 
-MANUAL_REFUND_TEXT = (
-    "你的本次核验费 {yuan} 元已由管理员办理退款（{reason}），将原路退回，请留意微信支付通知。"
-)
-
-
 def request_refund(session: Session, out_trade_no: str, reason: str, requested_by: str) -> RefundRequested:
     """An admin's full refund of a paid order: the Refund row and its outbox job in one commit;
     the attempt becomes 已退款 (out of the review queue) and the student is told."""
@@ -534,7 +529,7 @@ def request_refund(session: Session, out_trade_no: str, reason: str, requested_b
             JobKind.SEND_TEXT,
             {
                 "openid": openid,
-                "text": MANUAL_REFUND_TEXT.format(yuan=f"{order.amount_fen / 100:.2f}", reason=reason[:80]),
+                "text": wording.manual_refund(f"{order.amount_fen / 100:.2f}", reason[:80]),
             },
             key=f"notice:refund:{refund.id}",
         )

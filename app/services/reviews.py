@@ -19,10 +19,9 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, false, or_, select, true, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
-from app.services import audit, outbox
+from app.services import audit, outbox, wording
 from app.services.errors import ServiceError
 from app.services.job_kinds import JobKind
-from app.services.localtime import BEIJING
 from models import Batch, School, Staff, StaffRole, User
 from models.submission import STATUS_LABELS, Submission, SubmissionStatus
 
@@ -45,8 +44,6 @@ DECISIONS: dict[str, SubmissionStatus] = {
     "refuse": SubmissionStatus.REFUSED,
 }
 DECIDED = frozenset(DECISIONS.values())
-
-# China has had no daylight saving since 1991: a fixed offset needs no tz database.
 
 
 class ReviewError(ServiceError):
@@ -483,57 +480,6 @@ def _decide_one(
 
 # --- the push --------------------------------------------------------------------------------
 
-RESULT_PHRASE = {
-    SubmissionStatus.APPROVED: "审核通过",
-    SubmissionStatus.RETURNED: "审核驳回",
-    SubmissionStatus.REFUSED: "审核不通过",
-}
-NEXT_STEP = {
-    SubmissionStatus.APPROVED: "照片已确认，可在「审核结果」页面打印回执单，无需再操作。",
-    SubmissionStatus.RETURNED: "请按原因修改照片，在批次截止前重新提交（需重新缴费核验）。",
-    SubmissionStatus.REFUSED: "这是最终结果，不能再次提交。",
-}
-# https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Template_Message_Interface.html
-# (类目模板 value limits: thing ≤ 20 characters, phrase ≤ 5, time ≤ 30)
-THING_LIMIT = 20
-PHRASE_LIMIT = 5
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def result_template_data(
-    status: SubmissionStatus, school: str, reason: str | None, at: datetime
-) -> dict[str, Any]:
-    """The 审核结果通知 fields: result, school, reason (or the next step), time."""
-    note = reason if status != SubmissionStatus.APPROVED and reason else NEXT_STEP[status]
-    return {
-        "phrase1": {"value": clip(RESULT_PHRASE[status], PHRASE_LIMIT)},
-        "thing2": {"value": clip(school, THING_LIMIT)},
-        "thing3": {"value": clip(note, THING_LIMIT)},
-        "time4": {"value": at.astimezone(BEIJING).strftime("%Y年%m月%d日 %H:%M")},
-    }
-
-
-def result_text(
-    status: SubmissionStatus, school: str, batch: str, reason: str | None, at: datetime, url: str
-) -> str:
-    """The custom-message fallback: the same facts, unclipped, with the link."""
-    lines = [
-        f"【审核结果通知】{RESULT_PHRASE[status]}",
-        f"学校：{school}",
-        f"批次：{batch}",
-    ]
-    if reason and status != SubmissionStatus.APPROVED:
-        lines.append(f"原因：{reason}")
-    lines += [
-        f"下一步：{NEXT_STEP[status]}",
-        f"时间：{at.astimezone(BEIJING).strftime('%Y-%m-%d %H:%M')}",
-        f"查看详情：{url}",
-    ]
-    return "\n".join(lines)
-
 
 def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None:
     row = session.execute(
@@ -558,14 +504,14 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
             {
                 "openid": openid,
                 "template_id": push.template_id,
-                "data": result_template_data(status, school_name, found.status_reason, at),
+                "data": wording.result_template_data(status, school_name, found.status_reason, at),
                 "url": url,
                 "client_msg_id": f"decision-{found.id}",
             },
             key=key,
         )
     else:
-        text = result_text(status, school_name, batch_name, found.status_reason, at, url)
+        text = wording.result_text(status, school_name, batch_name, found.status_reason, at, url)
         outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text}, key=key)
 
 
