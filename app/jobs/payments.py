@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.jobs import PermanentJobError, job
 from app.pay.client import PayError, pay_client
-from app.services import payments
+from app.services import payment_sync, payments
 from app.services.job_kinds import JobKind
 from models import OrderStatus, PaymentOrder, utcnow
 
@@ -47,7 +47,7 @@ def sync_order(payload: dict[str, Any]) -> None:
     """查询订单 for one order and apply the answer (SUCCESS → the same path as a notification)."""
     out_trade_no = _out_trade_no(payload)
     try:
-        outcome = payments.sync_order(db.session, pay_client(), out_trade_no)
+        outcome = payment_sync.sync_order(db.session, pay_client(), out_trade_no)
     except PayError as exc:
         db.session.rollback()
         raise _pay_error(exc) from exc
@@ -87,7 +87,7 @@ def sync_refund(payload: dict[str, Any]) -> None:
     except (KeyError, TypeError, ValueError):
         raise PermanentJobError("payload lacks refund_id") from None
     try:
-        payments.sync_refund(db.session, pay_client(), refund_id)
+        payment_sync.sync_refund(db.session, pay_client(), refund_id)
     except PayError as exc:
         db.session.rollback()
         raise _pay_error(exc) from exc
@@ -97,20 +97,20 @@ def sync_refund(payload: dict[str, Any]) -> None:
 
 # -- periodic tasks (listed in app/jobs/periodic.py) -----------------------------------------------
 def queue_order_queries() -> None:
-    payments.queue_order_queries(
+    payment_sync.queue_order_queries(
         db.session, utcnow(), current_app.config["PAY_QUERY_AFTER_SECONDS"], EXPIRED_QUERY_WINDOW
     )
 
 
 def close_expired_orders() -> None:
-    payments.close_expired_orders(db.session, utcnow())
+    payment_sync.close_expired_orders(db.session, utcnow())
 
 
 def cancel_unpaid_submissions() -> None:
     hours: float = current_app.config["SUBMISSION_UNPAID_CANCEL_HOURS"]
-    payments.cancel_unpaid(db.session, utcnow(), timedelta(hours=hours))
+    payment_sync.cancel_unpaid(db.session, utcnow(), timedelta(hours=hours))
 
 
 def queue_refund_queries() -> None:
     seconds: int = current_app.config["PAY_REFUND_QUERY_AFTER_SECONDS"]
-    payments.queue_refund_queries(db.session, utcnow(), timedelta(seconds=seconds))
+    payment_sync.queue_refund_queries(db.session, utcnow(), timedelta(seconds=seconds))
