@@ -27,16 +27,8 @@ from app.services.payments import (
     apply_payment,
     apply_refund,
 )
-from models import utcnow
-from models.submission import (
-    OrderStatus,
-    PaymentEvent,
-    PaymentOrder,
-    Refund,
-    RefundStatus,
-    Submission,
-    SubmissionStatus,
-)
+from models import OrderStatus, PaymentEvent, PaymentOrder, Refund, RefundStatus, utcnow
+from models.submission import Submission, SubmissionStatus
 
 log = logging.getLogger(__name__)
 

@@ -258,7 +258,9 @@ def request_refund(session: Session, out_trade_no: str, reason: str, requested_b
             JobKind.SEND_TEXT,
             {
                 "openid": openid,
-                "text": wording.manual_refund(f"{order.amount_fen / 100:.2f}", reason[:80]),
+                "text": wording.MANUAL_REFUND.format(
+                    yuan=f"{order.amount_fen / 100:.2f}", reason=reason[:80]
+                ),
             },
             key=f"notice:refund:{refund.id}",
         )

@@ -66,12 +66,17 @@ def run(
     if result.matched:
         submission.status = SubmissionStatus.PENDING_REVIEW
         days = f"{submission.batch.review_days_min}–{submission.batch.review_days_max}"
-        _tell(session, user.openid, submission.id, wording.verify_passed(days))
+        _tell(session, user.openid, submission.id, wording.VERIFY_PASSED.format(days=days))
     else:
         submission.status = SubmissionStatus.VERIFY_FAILED
         submission.status_reason = result.reason
         _unlock(session, submission)
-        _tell(session, user.openid, submission.id, wording.verify_failed(base_url, result.reason))
+        _tell(
+            session,
+            user.openid,
+            submission.id,
+            wording.VERIFY_FAILED.format(reason=result.reason, url=wording.bind_url(base_url)),
+        )
     session.commit()
     log.info("identity verified", extra={"submission_id": submission.id, "outcome": result.outcome.value})
     return result.outcome.value
@@ -85,7 +90,12 @@ def _refund(session: Session, submission: Submission, openid: str) -> None:
     _unlock(session, submission)
     if order is not None:
         payments.new_refund(session, order, "身份核验服务不可用", "system")
-        _tell(session, openid, submission.id, wording.verify_refunded(f"{order.amount_fen / 100:.2f}"))
+        _tell(
+            session,
+            openid,
+            submission.id,
+            wording.VERIFY_REFUNDED.format(yuan=f"{order.amount_fen / 100:.2f}"),
+        )
     session.commit()
     log.warning("verification gave up, attempt refunded", extra={"submission_id": submission.id})
 

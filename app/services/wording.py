@@ -183,32 +183,17 @@ OTHER_MESSAGE = "抱歉，暂时无法处理这类消息。请发送文字，或
 MEDIA_EXPIRED = "图片已过期或无法下载"
 
 
-# -- identity check after payment (人口库核验) ------------------------------------------------------
+# -- identity check after payment (人口库核验), refunds: str.format templates ------------------------
 
-
-def verify_passed(days: str) -> str:
-    return (
-        f"身份核验通过，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
-        "也可以在「我的」页面查看。"
-    )
-
-
-def verify_failed(base_url: str, reason: str) -> str:
-    return f"身份核验未通过：{reason}\n修改后请重新上传并缴费核验：{bind_url(base_url)}"
-
-
-def verify_refunded(yuan: str) -> str:
-    return (
-        f"抱歉，身份核验服务暂时不可用，本次核验费 {yuan} 元已原路退回，请稍后重新提交。"
-        "给你带来不便，敬请谅解。"
-    )
-
-
-# -- refunds ------------------------------------------------------------------------------------
-
-
-def manual_refund(yuan: str, reason: str) -> str:
-    return f"你的本次核验费 {yuan} 元已由管理员办理退款（{reason}），将原路退回，请留意微信支付通知。"
+VERIFY_PASSED = (
+    "身份核验通过，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
+    "也可以在「我的」页面查看。"
+)
+VERIFY_FAILED = "身份核验未通过：{reason}\n修改后请重新上传并缴费核验：{url}"
+VERIFY_REFUNDED = (
+    "抱歉，身份核验服务暂时不可用，本次核验费 {yuan} 元已原路退回，请稍后重新提交。给你带来不便，敬请谅解。"
+)
+MANUAL_REFUND = "你的本次核验费 {yuan} 元已由管理员办理退款（{reason}），将原路退回，请留意微信支付通知。"
 
 
 # -- the review result push -----------------------------------------------------------------------
