@@ -19,6 +19,7 @@ from flask.cli import AppGroup
 
 from app.extensions import db
 from app.services import outbox, schools, staff
+from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
 from app.services.schools import BatchData
 from media.spec import PhotoSpec
@@ -153,7 +154,7 @@ def load() -> None:
     staff.ensure(db.session, "admin", password, StaffRole.ADMIN)
     if current_app.config["SANDBOX"]:
         # The sandbox (and its menus) lives in the server's memory: push once the server runs.
-        outbox.enqueue(db.session, "wechat.push_menu", {})
+        outbox.enqueue(db.session, JobKind.PUSH_MENU, {})
         db.session.commit()
     base: str = current_app.config["PUBLIC_BASE_URL"]
     served = {rule.rule for rule in current_app.url_map.iter_rules()}

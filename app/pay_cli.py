@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 from app.extensions import db
 from app.integrations import pay_client
 from app.integrations.wechat_pay import PayError
-from app.services import payments
+from app.services import payments, reconciliation
 
 pay_cli = AppGroup("pay", help="WeChat Pay: reconciliation and manual refunds.")
 
@@ -47,7 +47,7 @@ def reconcile_command(day: str) -> None:
         bill = pay_client().trade_bill(bill_day)
     except PayError as exc:
         raise click.ClickException(f"下载交易账单失败：{exc.code} {exc.message}") from None
-    differences = payments.reconcile(db.session, bill_day, bill)
+    differences = reconciliation.reconcile(db.session, bill_day, bill)
     paid = sum(1 for row in bill if row.trade_state == "SUCCESS")
     refunded = sum(1 for row in bill if row.trade_state == "REFUND")
     click.echo(f"{bill_day} 交易账单：支付 {paid} 笔，退款 {refunded} 笔")

@@ -11,7 +11,7 @@ from test_payments_sync import _app, _faults, _order, _ordered, _pay, _submissio
 
 from app.extensions import db
 from app.integrations import pay_client
-from app.services import payments, submissions
+from app.services import payment_sync, payments, submissions
 from models import OrderStatus, OutboxItem, PaymentOrder, Refund, Submission, SubmissionStatus, utcnow
 
 BEIJING = timezone(timedelta(hours=8))
@@ -25,7 +25,7 @@ def _paid(app: Flask, openid: str) -> tuple[int, str]:
     submission_id, out_trade_no = _ordered(app, openid)
     _pay(app, out_trade_no, openid)
     with app.app_context():
-        assert payments.sync_order(db.session, pay_client(), out_trade_no) == "paid"
+        assert payment_sync.sync_order(db.session, pay_client(), out_trade_no) == "paid"
         db.session.remove()
     return submission_id, out_trade_no
 
@@ -59,7 +59,7 @@ def test_a_matching_day_exits_zero(app_factory: Any) -> None:
         db.session.remove()
     _pay(app, again, "o-cli-1")
     with app.app_context():
-        assert payments.sync_order(db.session, pay_client(), again) == "paid"
+        assert payment_sync.sync_order(db.session, pay_client(), again) == "paid"
     result = _reconcile(app)
     assert result.exit_code == 0, result.output
     assert "支付 2 笔，退款 1 笔" in result.output and "无差异" in result.output

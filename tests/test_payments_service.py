@@ -12,7 +12,7 @@ from pay_students import paid_notice, student
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.services import enrollments, payments, submissions
+from app.services import enrollments, payment_sync, payments, submissions
 from models import (
     Identity,
     OrderStatus,
@@ -152,8 +152,8 @@ def test_expired_orders_close_and_a_late_payment_still_counts(ctx: Any) -> None:
     start = utcnow()
     attempt = submissions.create(db.session, user_id, photo_id, start)
     order = attempt.orders[0]
-    assert payments.expire_orders(db.session, start + timedelta(minutes=2)) == []
-    assert payments.expire_orders(db.session, start + timedelta(minutes=3)) == [order.out_trade_no]
+    assert payment_sync.expire_orders(db.session, start + timedelta(minutes=2)) == []
+    assert payment_sync.expire_orders(db.session, start + timedelta(minutes=3)) == [order.out_trade_no]
     db.session.expire_all()
     assert order.status == OrderStatus.CLOSED
     fresh = submissions.renew_order(db.session, attempt, start + timedelta(minutes=4), "native")

@@ -20,7 +20,8 @@ from app.sandbox import store
 from app.sandbox.pay import faults as sandbox_faults
 from app.sandbox.pay import notifications as sandbox_notify
 from app.sandbox.pay import orders as sandbox_orders
-from app.services import payments, submissions
+from app.services import payment_sync, payments, submissions
+from app.services.job_kinds import JobKind
 from models import (
     OrderStatus,
     OutboxItem,
@@ -104,7 +105,7 @@ def _verify_jobs(app: Flask, submission_id: int) -> int:
 
 def _queue_queries(app: Flask, seconds_later: float) -> int:
     with app.app_context():
-        queued = payments.queue_order_queries(
+        queued = payment_sync.queue_order_queries(
             db.session, utcnow() + timedelta(seconds=seconds_later), 30, timedelta(minutes=10)
         )
         db.session.remove()
@@ -170,9 +171,9 @@ def test_sync_order_reports_pending_and_closed(app_factory: Any) -> None:
     app = _app(app_factory)
     submission_id, out_trade_no = _ordered(app)
     with app.app_context():
-        assert payments.sync_order(db.session, pay_client(), out_trade_no) == "pending"
+        assert payment_sync.sync_order(db.session, pay_client(), out_trade_no) == "pending"
         pay_client().close(out_trade_no)
-        assert payments.sync_order(db.session, pay_client(), out_trade_no) == "closed"
+        assert payment_sync.sync_order(db.session, pay_client(), out_trade_no) == "closed"
         seen = db.session.scalars(
             select(PaymentEvent.trade_state).where(
                 PaymentEvent.out_trade_no == out_trade_no, PaymentEvent.source == "query"
@@ -192,7 +193,7 @@ def test_a_wechat_pay_outage_is_retried_later_and_never_stops_the_worker(app_fac
     _faults(app, fail_500=5)
     run_due(app)  # must not raise
     with app.app_context():
-        item = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == payments.SYNC_JOB)).one()
+        item = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == JobKind.SYNC_ORDER)).one()
         assert (
             item.status == OutboxStatus.PENDING
             and item.attempts == 1
@@ -210,10 +211,10 @@ def test_expired_orders_are_closed_here_and_at_wechat_pay(app_factory: Any) -> N
     submission_id, out_trade_no = _ordered(app)
     order = _order(app, out_trade_no)
     with app.app_context():
-        assert payments.close_expired_orders(db.session, order.expires_at - timedelta(seconds=1)) == []
+        assert payment_sync.close_expired_orders(db.session, order.expires_at - timedelta(seconds=1)) == []
         later = order.expires_at + timedelta(seconds=1)
-        assert payments.close_expired_orders(db.session, later) == [out_trade_no]
-        assert payments.close_expired_orders(db.session, later) == []  # a second worker: nothing
+        assert payment_sync.close_expired_orders(db.session, later) == [out_trade_no]
+        assert payment_sync.close_expired_orders(db.session, later) == []  # a second worker: nothing
     assert _order(app, out_trade_no).status == OrderStatus.CLOSED
     _drain(app)
     with app.app_context():
@@ -229,7 +230,7 @@ def test_a_payment_in_the_last_second_is_applied_instead_of_closed(app_factory: 
     _pay(app, out_trade_no)  # paid, and WeChat Pay's word has not come when the expiry job runs
     order = _order(app, out_trade_no)
     with app.app_context():
-        assert payments.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1)) == [
+        assert payment_sync.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1)) == [
             out_trade_no
         ]
     assert _order(app, out_trade_no).status == OrderStatus.CLOSED
@@ -245,14 +246,16 @@ def test_unpaid_attempts_are_cancelled_a_day_after_their_last_order_expired(app_
     submission_id, out_trade_no = _ordered(app)
     order = _order(app, out_trade_no)
     with app.app_context():
-        payments.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1))
+        payment_sync.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1))
         assert (
-            payments.cancel_unpaid(db.session, order.expires_at + timedelta(hours=23), timedelta(hours=24))
+            payment_sync.cancel_unpaid(
+                db.session, order.expires_at + timedelta(hours=23), timedelta(hours=24)
+            )
             == []
         )
         later = order.expires_at + timedelta(hours=24, seconds=1)
-        assert payments.cancel_unpaid(db.session, later, timedelta(hours=24)) == [submission_id]
-        assert payments.cancel_unpaid(db.session, later, timedelta(hours=24)) == []
+        assert payment_sync.cancel_unpaid(db.session, later, timedelta(hours=24)) == [submission_id]
+        assert payment_sync.cancel_unpaid(db.session, later, timedelta(hours=24)) == []
     attempt = _submission(app, submission_id)
     assert attempt.status == SubmissionStatus.CANCELLED
     assert attempt.status_reason and "24 小时未缴费" in attempt.status_reason
@@ -263,12 +266,12 @@ def test_an_attempt_with_a_fresh_order_is_not_cancelled(app_factory: Any) -> Non
     submission_id, out_trade_no = _ordered(app)
     order = _order(app, out_trade_no)
     with app.app_context():
-        payments.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1))
+        payment_sync.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1))
         attempt = db.session.get(Submission, submission_id)
         assert attempt is not None
         submissions.renew_order(db.session, attempt, order.expires_at + timedelta(hours=23), "native")
         later = order.expires_at + timedelta(hours=25)
-        assert payments.cancel_unpaid(db.session, later, timedelta(hours=24)) == []
+        assert payment_sync.cancel_unpaid(db.session, later, timedelta(hours=24)) == []
     assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
 
 
@@ -278,21 +281,21 @@ def test_a_refund_stuck_in_processing_is_completed_by_a_query(app_factory: Any) 
     submission_id, out_trade_no = _ordered(app)
     _pay(app, out_trade_no)
     with app.app_context():
-        assert payments.sync_order(db.session, pay_client(), out_trade_no) == "paid"
+        assert payment_sync.sync_order(db.session, pay_client(), out_trade_no) == "paid"
         done = payments.request_refund(db.session, out_trade_no, "测试退款", "staff:test")
         db.session.remove()
     with app.app_context():
-        for item in db.session.scalars(select(OutboxItem).where(OutboxItem.kind != payments.REFUND_JOB)):
+        for item in db.session.scalars(select(OutboxItem).where(OutboxItem.kind != JobKind.REFUND)):
             item.status = OutboxStatus.DONE  # only the refund matters here
         db.session.commit()
     _drain(app)
     with app.app_context():
         refund = db.session.get(Refund, done.refund_id)
         assert refund is not None and refund.status == RefundStatus.PROCESSING  # REFUND.SUCCESS was dropped
-        assert payments.queue_refund_queries(db.session, utcnow(), timedelta(minutes=10)) == 0
+        assert payment_sync.queue_refund_queries(db.session, utcnow(), timedelta(minutes=10)) == 0
         later = utcnow() + timedelta(minutes=11)
-        assert payments.queue_refund_queries(db.session, later, timedelta(minutes=10)) == 1
-        assert payments.queue_refund_queries(db.session, later, timedelta(minutes=10)) == 0
+        assert payment_sync.queue_refund_queries(db.session, later, timedelta(minutes=10)) == 1
+        assert payment_sync.queue_refund_queries(db.session, later, timedelta(minutes=10)) == 0
         db.session.remove()
     _drain(app)
     with app.app_context():

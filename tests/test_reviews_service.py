@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.services import reviews
+from app.services import reviews, wording
 from app.services.reviews import ResultPush
 from models import (
     AuditEntry,
@@ -390,7 +390,7 @@ def test_return_and_refuse_need_a_reason(world: World, decision: str) -> None:
     assert item.idempotency_key == f"decision:{sid}"
     assert item.kind == "wechat.send_template"
     data = item.payload["data"]
-    assert data["phrase1"]["value"] == reviews.RESULT_PHRASE[reviews.DECISIONS[decision]]
+    assert data["phrase1"]["value"] == wording.RESULT_PHRASE[reviews.DECISIONS[decision]]
     assert len(data["thing3"]["value"]) <= 20 and data["thing3"]["value"].endswith("…")
     assert item.payload["url"] == "http://example.test/h5/status"
 
@@ -402,14 +402,15 @@ def test_batch_approve_is_all_or_nothing_and_pushes_each_once(world: World) -> N
     b1 = make_submission(world.batch_b, "o-4")
     reviews.claim(db.session, staff(world.reviewer_a2), a3, T0)
     me = staff(world.reviewer_a)
+    for held in (a1, a2):  # a reviewer batch-approves only what they hold
+        reviews.claim(db.session, me, held, T0)
     with pytest.raises(reviews.ReviewNotFoundError):
         reviews.batch_approve(db.session, me, [a1, b1], T0, push=PUSH)
     with pytest.raises(reviews.ReviewClaimedError):
         reviews.batch_approve(db.session, me, [a1, a2, a3], T0, push=PUSH)
-    assert [status_of(s) for s in (a1, a2)] == [SubmissionStatus.PENDING_REVIEW] * 2
+    assert [status_of(s) for s in (a1, a2)] == [SubmissionStatus.IN_REVIEW] * 2
     with pytest.raises(reviews.ReviewError, match="最多"):
         reviews.batch_approve(db.session, me, [a1, a2], T0, push=PUSH, max_items=1)
-    reviews.claim(db.session, me, a2, T0)
     assert reviews.batch_approve(db.session, me, [a1, a2, a1], T0, push=PUSH) == [a1, a2]
     assert [status_of(s) for s in (a1, a2)] == [SubmissionStatus.APPROVED] * 2
     keys = db.session.scalars(select(OutboxItem.idempotency_key).order_by(OutboxItem.id)).all()
@@ -420,12 +421,44 @@ def test_batch_approve_is_all_or_nothing_and_pushes_each_once(world: World) -> N
     assert approvals == [a1, a2]
 
 
+def test_reviewers_batch_approve_only_what_they_hold_and_admins_also_unclaimed(world: World) -> None:
+    held = make_submission(world.batch_a, "o-held")
+    unclaimed = make_submission(world.batch_a, "o-unclaimed")
+    expired = make_submission(world.batch_a, "o-expired")
+    theirs = make_submission(world.batch_a, "o-theirs")
+    me, colleague = staff(world.reviewer_a), staff(world.reviewer_a2)
+    reviews.claim(db.session, me, held, T0)
+    reviews.claim(db.session, me, expired, T0 - timedelta(hours=1))
+    reviews.claim(db.session, colleague, theirs, T0)
+    for ids in ([held, unclaimed], [held, expired]):
+        with pytest.raises(reviews.ReviewNotHeldError, match="只能批量通过自己已领取的提交"):
+            reviews.batch_approve(db.session, me, ids, T0, push=PUSH)
+    assert status_of(held) == SubmissionStatus.IN_REVIEW  # nothing half-approved
+    with pytest.raises(reviews.ReviewClaimedError):
+        reviews.batch_approve(db.session, me, [theirs], T0, push=PUSH)
+    assert reviews.batch_approve(db.session, me, [held], T0, push=PUSH) == [held]
+
+    admin = staff(world.admin)
+    with pytest.raises(reviews.ReviewClaimedError):  # an admin does not take a live claim either
+        reviews.batch_approve(db.session, admin, [unclaimed, theirs], T0, push=PUSH)
+    assert reviews.batch_approve(db.session, admin, [unclaimed, expired], T0, push=PUSH) == [
+        unclaimed,
+        expired,
+    ]
+    assert [status_of(s) for s in (held, unclaimed, expired, theirs)] == [
+        SubmissionStatus.APPROVED,
+        SubmissionStatus.APPROVED,
+        SubmissionStatus.APPROVED,
+        SubmissionStatus.IN_REVIEW,
+    ]
+
+
 def test_clip_and_template_values_fit_wechats_limits() -> None:
-    data = reviews.result_template_data(
+    data = wording.result_template_data(
         SubmissionStatus.REFUSED, "新疆维吾尔自治区高等教育自学考试委员会办公室", "字" * 200, utcnow()
     )
     assert len(data["phrase1"]["value"]) <= 5
     assert len(data["thing2"]["value"]) == 20 and len(data["thing3"]["value"]) == 20
-    approved = reviews.result_template_data(SubmissionStatus.APPROVED, "湖南师范大学", None, T0)
+    approved = wording.result_template_data(SubmissionStatus.APPROVED, "湖南师范大学", None, T0)
     assert approved["time4"]["value"] == "2026年11月01日 16:00"
     assert len(approved["thing3"]["value"]) <= 20

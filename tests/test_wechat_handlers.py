@@ -20,8 +20,9 @@ from wechat_posts import (
 )
 
 from app.extensions import db
+from app.services import wording
 from models import User
-from wechat_handlers import registry, texts
+from wechat_handlers import registry
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_subscribe_through_a_scene_qr_code_records_the_scene(app: Flask, say: An
 def test_scan_by_a_follower_records_the_scene(app: Flask, say: Any) -> None:
     say(event_message("o-scan", "subscribe"))
     reply = say(event_message("o-scan", "SCAN", "school:10699", Ticket="gQH47joAAAAAAAAAASxodHRw"))
-    assert reply == texts.scene_recorded("school:10699")
+    assert reply == wording.scene_recorded("school:10699")
     found = user(app, "o-scan")
     assert found is not None and found.last_scene == "school:10699"
 
@@ -140,7 +141,7 @@ def test_menu_status_shows_the_current_step(app: Flask, say: Any) -> None:
 
 
 def test_menu_contact(say: Any) -> None:
-    assert say(event_message("o-menu", "CLICK", "CONTACT")) == texts.CONTACT
+    assert say(event_message("o-menu", "CLICK", "CONTACT")) == wording.CONTACT
 
 
 def test_menu_key_this_code_does_not_know_points_to_help(say: Any) -> None:
@@ -167,7 +168,7 @@ def test_today_stats_for_an_operator(app: Flask, say: Any) -> None:
 
 def test_today_stats_refused_to_a_non_operator(say: Any) -> None:
     say(event_message("o-student", "subscribe"))
-    assert say(event_message("o-student", "CLICK", "TODAY_STATS")) == texts.NOT_OPERATOR
+    assert say(event_message("o-student", "CLICK", "TODAY_STATS")) == wording.NOT_OPERATOR
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def test_progress_follows_the_student_through_binding(app: Flask, say: Any) -> N
 def test_unknown_text_points_to_help_and_registers_an_earlier_follower(app: Flask, say: Any) -> None:
     # Someone who followed before the service existed: we learn about them from their first message.
     assert user(app, "o-old-follower") is None
-    assert say(text_message("o-old-follower", "你好，请问怎么交照片")) == texts.UNKNOWN_TEXT
+    assert say(text_message("o-old-follower", "你好，请问怎么交照片")) == wording.UNKNOWN_TEXT
     found = user(app, "o-old-follower")
     assert found is not None and found.subscribed and found.subscribed_at is None
 
@@ -251,7 +252,7 @@ def test_image_is_acknowledged_with_the_upload_page(app: Flask, say: Any) -> Non
     ids=["voice", "location", "video", "shortvideo", "link", "unknown-type"],
 )
 def test_other_message_types_get_a_polite_default(say: Any, xml: str) -> None:
-    assert say(xml) == texts.OTHER_MESSAGE
+    assert say(xml) == wording.OTHER_MESSAGE
 
 
 @pytest.mark.parametrize(

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import schools, users
-from wechat_handlers import texts
+from app.services import schools, users, wording
 from wechat_handlers.registry import Context, Reply, raw_fields, register
 
 
 @register("event", "subscribe")
 def handle_subscribe(message: BaseMessage, ctx: Context) -> Reply:
     result = users.subscribe(ctx.session, message.source, cache=ctx.cache)
-    return texts.welcome(ctx.base_url) if result.is_new else texts.welcome_back(ctx.base_url)
+    return wording.welcome(ctx.base_url) if result.is_new else wording.welcome_back(ctx.base_url)
 
 
 @register("event", "subscribe_scan")
@@ -23,7 +22,7 @@ def handle_subscribe_with_scene(message: BaseMessage, ctx: Context) -> Reply:
     # WeChat sends EventKey "qrscene_<scene>"; wechatpy has already stripped the prefix.
     scene = _scene(message)
     result = users.subscribe(ctx.session, message.source, scene=scene or None, cache=ctx.cache)
-    greeting = texts.welcome(ctx.base_url) if result.is_new else texts.welcome_back(ctx.base_url)
+    greeting = wording.welcome(ctx.base_url) if result.is_new else wording.welcome_back(ctx.base_url)
     return f"{_scene_reply(scene, ctx)}\n\n{greeting}" if scene else greeting
 
 
@@ -66,7 +65,7 @@ def _scene_reply(scene: str, ctx: Context) -> str:
     # A school's QR code names the school; any other scene is only acknowledged.
     code = schools.scene_school_code(scene)
     school = schools.get_by_code(ctx.session, code) if code else None
-    return texts.school_scanned(ctx.base_url, school.name) if school else texts.scene_recorded(scene)
+    return wording.school_scanned(ctx.base_url, school.name) if school else wording.scene_recorded(scene)
 
 
 def _scene(message: BaseMessage) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from wechat_handlers import texts
+from app.services import wording
 from wechat_handlers.registry import Context, Reply, register
 
 
 @register(None, read_only=True)
 def handle_other(message: BaseMessage, ctx: Context) -> Reply:
-    return texts.OTHER_MESSAGE
+    return wording.OTHER_MESSAGE

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import photos
-from wechat_handlers import texts
+from app.services import photos, wording
 from wechat_handlers.registry import Context, Reply, register
 
 
@@ -21,8 +20,8 @@ def handle_image(message: BaseMessage, ctx: Context) -> Reply:
     ctx.ensure_follower(message.source)
     now = ctx.progress(message.source)
     if now.step in ("bind", "school"):
-        return texts.image_needs(ctx.base_url, now)
+        return wording.image_needs(ctx.base_url, now)
     # MsgId keys the job: a retried post (or a replay) queues nothing new.
     msg_id = str(message.id) if message.id else f"{message.source}:{message.create_time.timestamp():.0f}"
     photos.queue_chat_image(ctx.session, message.source, message.media_id, message.image, msg_id)
-    return texts.image_received(ctx.base_url)
+    return wording.image_received(ctx.base_url)

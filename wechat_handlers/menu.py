@@ -7,25 +7,24 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import users
-from wechat_handlers import texts
+from app.services import users, wording
 from wechat_handlers.registry import Context, Reply, register
 
 
 @register("event", "click", "HELP", read_only=True)
 def handle_help_click(message: BaseMessage, ctx: Context) -> Reply:
-    return texts.help_text(ctx.base_url)
+    return wording.help_text(ctx.base_url)
 
 
 @register("event", "click", "STATUS", read_only=True)
 def handle_status_click(message: BaseMessage, ctx: Context) -> Reply:
     # 审核结果: where the student stands now.
-    return texts.progress(ctx.base_url, ctx.progress(message.source))
+    return wording.progress(ctx.base_url, ctx.progress(message.source))
 
 
 @register("event", "click", "CONTACT", read_only=True)
 def handle_contact_click(message: BaseMessage, ctx: Context) -> Reply:
-    return texts.CONTACT
+    return wording.CONTACT
 
 
 @register("event", "click", "TODAY_STATS", read_only=True)
@@ -35,11 +34,11 @@ def handle_today_stats_click(message: BaseMessage, ctx: Context) -> Reply:
     try:
         stats = users.operator_today_stats(ctx.session, message.source)
     except users.UserNotOperatorError:
-        return texts.NOT_OPERATOR
-    return texts.today_stats(stats)
+        return wording.NOT_OPERATOR
+    return wording.today_stats(stats)
 
 
 @register("event", "click", read_only=True)
 def handle_unknown_click(message: BaseMessage, ctx: Context) -> Reply:
     # A key from a menu newer or older than this code: point to help rather than stay silent.
-    return texts.help_text(ctx.base_url)
+    return wording.help_text(ctx.base_url)

@@ -19,7 +19,8 @@ from app.extensions import db
 from app.integrations import pay_client
 from app.integrations.wechat_pay import PayError
 from app.jobs import PermanentJobError, job
-from app.services import payments
+from app.services import payment_sync, payments
+from app.services.job_kinds import JobKind
 from models import OrderStatus, PaymentOrder, utcnow
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,12 @@ def _pay_error(exc: PayError) -> Exception:
     return PermanentJobError(f"WeChat Pay refused: {exc.code} {exc.message}")
 
 
-@job(payments.SYNC_JOB)
+@job(JobKind.SYNC_ORDER)
 def sync_order(payload: dict[str, Any]) -> None:
     """查询订单 for one order and apply the answer (SUCCESS → the same path as a notification)."""
     out_trade_no = _out_trade_no(payload)
     try:
-        outcome = payments.sync_order(db.session, pay_client(), out_trade_no)
+        outcome = payment_sync.sync_order(db.session, pay_client(), out_trade_no)
     except PayError as exc:
         db.session.rollback()
         raise _pay_error(exc) from exc
@@ -57,7 +58,7 @@ def sync_order(payload: dict[str, Any]) -> None:
     log.info("order queried", extra={"out_trade_no": out_trade_no, "outcome": outcome})
 
 
-@job(payments.CLOSE_JOB)
+@job(JobKind.CLOSE_ORDER)
 def close_order(payload: dict[str, Any]) -> None:
     """关闭订单 at WeChat Pay for an order closed here. ORDERPAID: it was paid at the last second,
     so the payment is fetched and applied instead."""
@@ -79,7 +80,7 @@ def close_order(payload: dict[str, Any]) -> None:
     log.info("order closed at WeChat Pay", extra={"out_trade_no": out_trade_no})
 
 
-@job(payments.SYNC_REFUND_JOB)
+@job(JobKind.SYNC_REFUND)
 def sync_refund(payload: dict[str, Any]) -> None:
     """查询单笔退款 for a refund whose notification is late; apply the answer."""
     try:
@@ -87,7 +88,7 @@ def sync_refund(payload: dict[str, Any]) -> None:
     except (KeyError, TypeError, ValueError):
         raise PermanentJobError("payload lacks refund_id") from None
     try:
-        payments.sync_refund(db.session, pay_client(), refund_id)
+        payment_sync.sync_refund(db.session, pay_client(), refund_id)
     except PayError as exc:
         db.session.rollback()
         raise _pay_error(exc) from exc
@@ -97,20 +98,20 @@ def sync_refund(payload: dict[str, Any]) -> None:
 
 # -- periodic tasks (listed in app/jobs/periodic.py) -----------------------------------------------
 def queue_order_queries() -> None:
-    payments.queue_order_queries(
+    payment_sync.queue_order_queries(
         db.session, utcnow(), current_app.config["PAY_QUERY_AFTER_SECONDS"], EXPIRED_QUERY_WINDOW
     )
 
 
 def close_expired_orders() -> None:
-    payments.close_expired_orders(db.session, utcnow())
+    payment_sync.close_expired_orders(db.session, utcnow())
 
 
 def cancel_unpaid_submissions() -> None:
     hours: float = current_app.config["SUBMISSION_UNPAID_CANCEL_HOURS"]
-    payments.cancel_unpaid(db.session, utcnow(), timedelta(hours=hours))
+    payment_sync.cancel_unpaid(db.session, utcnow(), timedelta(hours=hours))
 
 
 def queue_refund_queries() -> None:
     seconds: int = current_app.config["PAY_REFUND_QUERY_AFTER_SECONDS"]
-    payments.queue_refund_queries(db.session, utcnow(), timedelta(seconds=seconds))
+    payment_sync.queue_refund_queries(db.session, utcnow(), timedelta(seconds=seconds))

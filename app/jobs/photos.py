@@ -19,14 +19,12 @@ from app.extensions import db
 from app.integrations import photo_storage, wechat_client
 from app.jobs import PermanentJobError, job
 from app.jobs.wechat import PERMANENT_ERRCODES
-from app.services import photos, users
+from app.services import photos, users, wording
+from app.services.job_kinds import JobKind
 from app.services.photos import PhotoError, PhotoIdentityRequiredError, PhotoUnreadableError
 from models import Photo, utcnow
-from wechat_handlers import texts
 
 log = logging.getLogger(__name__)
-
-MEDIA_EXPIRED = "图片已过期或无法下载"
 
 
 def _download(media_id: str, max_bytes: int) -> bytes:
@@ -35,18 +33,18 @@ def _download(media_id: str, max_bytes: int) -> bytes:
         response = wechat_client().media.download(media_id)
     except WeChatClientException as exc:
         if exc.errcode in PERMANENT_ERRCODES:
-            raise PhotoUnreadableError(MEDIA_EXPIRED) from exc
+            raise PhotoUnreadableError(wording.MEDIA_EXPIRED) from exc
         raise  # network, 5xx, busy: the worker retries
     if not isinstance(response, requests.Response):
         # A JSON answer without an error code (video media): not a picture.
-        raise PhotoUnreadableError(MEDIA_EXPIRED)
+        raise PhotoUnreadableError(wording.MEDIA_EXPIRED)
     # WeChat's own limit for images is 10 MB; read no more than ours plus one byte.
     return response.content[: max_bytes + 1]
 
 
 def verdict_text(base_url: str, photo: Photo) -> str:
     if photo.passed:
-        return texts.photo_passed(
+        return wording.photo_passed(
             base_url, photo.width, photo.height, photo.normalized_bytes, photo.normalized_format
         )
     failures = [
@@ -54,10 +52,10 @@ def verdict_text(base_url: str, photo: Photo) -> str:
         for c in photo.checks
         if not c["ok"] and c.get("blocking", True)
     ]
-    return texts.photo_failed(base_url, failures)
+    return wording.photo_failed(base_url, failures)
 
 
-@job(photos.CHAT_JOB)
+@job(JobKind.CHECK_CHAT_IMAGE)
 def check_chat_image(payload: dict[str, Any]) -> None:
     """{"openid", "media_id", "pic_url", "msg_id"}: check the picture and queue the verdict."""
     openid, media_id, msg_id = payload.get("openid"), payload.get("media_id"), payload.get("msg_id")
@@ -99,7 +97,7 @@ def check_chat_image(payload: dict[str, Any]) -> None:
 
 def _refusal(base_url: str, exc: PhotoError) -> str:
     if isinstance(exc, PhotoIdentityRequiredError):
-        return texts.photo_cannot_upload(base_url, exc.message, "/h5/bind")
+        return wording.photo_cannot_upload(base_url, exc.message, "/h5/bind")
     if exc.field == "_":
-        return texts.photo_cannot_upload(base_url, exc.message, "/h5/school")
-    return texts.photo_refused(base_url, exc.message)
+        return wording.photo_cannot_upload(base_url, exc.message, "/h5/school")
+    return wording.photo_refused(base_url, exc.message)

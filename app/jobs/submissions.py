@@ -10,9 +10,10 @@ from app.extensions import db
 from app.integrations import identity_verifier, pii_keyring
 from app.jobs import PermanentJobError, job
 from app.services import verifications
+from app.services.job_kinds import JobKind
 
 
-@job("submissions.verify")
+@job(JobKind.VERIFY_SUBMISSION)
 def verify(payload: dict[str, Any]) -> None:
     """人口库核验 for a paid attempt; an unanswered check raises and is retried with backoff."""
     try:
@@ -29,7 +30,7 @@ def verify(payload: dict[str, Any]) -> None:
     )
 
 
-@job("payments.refund")
+@job(JobKind.REFUND)
 def refund(payload: dict[str, Any]) -> None:
     """Send a refund to WeChat Pay (idempotent there by out_refund_no); its notification, or this
     call's answer, completes it."""

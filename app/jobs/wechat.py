@@ -15,6 +15,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from app.integrations import wechat_client
 from app.jobs import PermanentJobError, job
+from app.services.job_kinds import JobKind
 
 # https://developers.weixin.qq.com/doc/offiaccount/en/Getting_Started/Global_Return_Code.html
 PERMANENT_ERRCODES = frozenset(
@@ -54,7 +55,7 @@ def _require(payload: dict[str, Any], *names: str) -> None:
         raise PermanentJobError(f"payload lacks {', '.join(missing)}")
 
 
-@job("wechat.send_text")
+@job(JobKind.SEND_TEXT)
 def send_text(payload: dict[str, Any]) -> None:
     """Custom (客服) text message: {"openid", "text"}. Only within 48 h of the user's last message."""
     _require(payload, "openid", "text")
@@ -68,7 +69,7 @@ def fallback_client_msg_id(payload: dict[str, Any]) -> str:
     return "p-" + digest[:30]
 
 
-@job("wechat.send_template")
+@job(JobKind.SEND_TEMPLATE)
 def send_template(payload: dict[str, Any]) -> None:
     """Template message: {"openid", "template_id", "data", "url"[, "client_msg_id"]}.
 
@@ -93,7 +94,7 @@ def send_template(payload: dict[str, Any]) -> None:
     )
 
 
-@job("wechat.push_menu")
+@job(JobKind.PUSH_MENU)
 def push_menu(payload: dict[str, Any]) -> None:
     """Push app/data/menus.json (default, then the operators' menu); a no-op when WeChat has it.
 

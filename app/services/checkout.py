@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from app.integrations.wechat_pay import PayClient, PayError
-from app.services import payments, submissions
+from app.services import payment_sync, payments, submissions
 from app.services.errors import ServiceError
 from models.submission import OrderStatus, PaymentOrder, Submission, SubmissionStatus
 
@@ -124,7 +124,7 @@ def prepare(
 
 
 def refresh(session: Session, client: PayClient, submission: Submission) -> str:
-    """查询缴费结果: ask WeChat Pay about the attempt's latest unpaid orders (`payments.sync_order`,
+    """查询缴费结果: ask WeChat Pay about the attempt's latest unpaid orders (`payment_sync.sync_order`,
     which applies a payment exactly once, as for a notification). Returns "paid" or "unpaid".
     Raises CheckoutUnavailableError when WeChat Pay cannot be asked."""
     if submission.status not in (SubmissionStatus.AWAITING_PAYMENT, SubmissionStatus.CANCELLED):
@@ -136,7 +136,7 @@ def refresh(session: Session, client: PayClient, submission: Submission) -> str:
     ][:REFRESH_ORDERS]
     for out_trade_no in asked:
         try:
-            outcome = payments.sync_order(session, client, out_trade_no)
+            outcome = payment_sync.sync_order(session, client, out_trade_no)
         except PayError as exc:
             session.rollback()
             log.warning("wechat pay query failed", extra={"out_trade_no": out_trade_no, "code": exc.code})

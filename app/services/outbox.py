@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.services.job_kinds import JobKind
 from models import OutboxItem, utcnow
 
 
 def enqueue(
     session: Session,
-    kind: str,
+    kind: JobKind,
     payload: dict[str, Any],
     *,
     key: str | None = None,
@@ -29,7 +30,7 @@ def enqueue(
         if existing is not None:
             return None
     item = OutboxItem(
-        kind=kind,
+        kind=str(kind),
         payload=payload,
         idempotency_key=key,
         next_attempt_at=utcnow() + timedelta(seconds=delay_seconds),

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.services import enrollments, identities, outbox
+from app.services.job_kinds import JobKind
 from media.spec import PhotoSpec
 from media.storage import Storage, sha256_hex
 from models import Batch, Photo
@@ -391,15 +392,13 @@ def open_file(session: Session, storage: Storage, link: FileLink) -> tuple[bytes
 
 # --- photos sent in the chat -------------------------------------------------------------------
 
-CHAT_JOB = "photos.check_chat_image"
-
 
 def queue_chat_image(session: Session, openid: str, media_id: str, pic_url: str | None, msg_id: str) -> bool:
     """Queue the check of a picture sent to the account (the worker downloads it); commits. False
     when this message was queued already (WeChat retried it)."""
     item = outbox.enqueue(
         session,
-        CHAT_JOB,
+        JobKind.CHECK_CHAT_IMAGE,
         {"openid": openid, "media_id": media_id, "pic_url": pic_url, "msg_id": msg_id},
         key=f"wechat-image:{msg_id}",
     )
@@ -410,7 +409,7 @@ def queue_chat_image(session: Session, openid: str, media_id: str, pic_url: str 
 def queue_verdict(session: Session, openid: str, text: str, msg_id: str) -> bool:
     """Queue the chat answer to a picture, once per message however often the check runs; commits."""
     item = outbox.enqueue(
-        session, "wechat.send_text", {"openid": openid, "text": text}, key=f"photo-verdict:{msg_id}"
+        session, JobKind.SEND_TEXT, {"openid": openid, "text": text}, key=f"photo-verdict:{msg_id}"
     )
     session.commit()
     return item is not None

@@ -11,17 +11,17 @@ the edge), never "forbidden", so ids of other schools' attempts leak nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
-from app.services import audit, outbox
+from app.services import audit, outbox, wording
 from app.services.errors import ServiceError
-from app.services.localtime import BEIJING
+from app.services.job_kinds import JobKind
 from models import Batch, School, Staff, StaffRole, User
 from models.submission import STATUS_LABELS, Submission, SubmissionStatus
 
@@ -45,8 +45,6 @@ DECISIONS: dict[str, SubmissionStatus] = {
 }
 DECIDED = frozenset(DECISIONS.values())
 
-# China has had no daylight saving since 1991: a fixed offset needs no tz database.
-
 
 class ReviewError(ServiceError):
     message = "无法完成审核操作"
@@ -64,6 +62,13 @@ class ReviewClaimedError(ReviewError):
 
 class ReviewClaimRequiredError(ReviewError):
     message = "请先领取该提交再审核（领取已过期时请重新领取）"
+
+
+class ReviewNotHeldError(ReviewClaimRequiredError):
+    """A reviewer's batch approval named an attempt they have not claimed: a glance at a row someone
+    else (or no one) opened is no review."""
+
+    message = "只能批量通过自己已领取的提交"
 
 
 class ReviewStateError(ReviewError):
@@ -257,35 +262,19 @@ def claim(
     Claimable: 未审核, or 审核中 whose claim expired, or already this reviewer's. Commits.
     """
     expires = now + timedelta(minutes=minutes)
-    scope = _in_scope(session, school_scope(staff))
-    result = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            scope,
-            or_(
-                Submission.status == SubmissionStatus.PENDING_REVIEW,
-                and_(
-                    Submission.status == SubmissionStatus.IN_REVIEW,
-                    or_(
-                        Submission.claim_expires_at.is_(None),
-                        Submission.claim_expires_at <= now,
-                        Submission.claimed_by_id == staff.id,
-                    ),
-                ),
-            ),
-        )
-        .values(
-            status=SubmissionStatus.IN_REVIEW,
-            claimed_by_id=staff.id,
-            claim_expires_at=expires,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    _update_or_explain(
+        session,
+        submission_id,
+        _in_scope(session, school_scope(staff)),
+        _claimable_by(staff, now),
+        {
+            "status": SubmissionStatus.IN_REVIEW,
+            "claimed_by_id": staff.id,
+            "claim_expires_at": expires,
+            "updated_at": now,
+        },
+        explain=_refusal(staff, now),
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        _explain_refusal(session, staff, submission_id, now)
     _audit(session, staff, "claim", submission_id, expires_at=expires.isoformat())
     session.commit()
     return expires
@@ -296,41 +285,76 @@ def release(session: Session, staff: Staff, submission_id: int, now: datetime) -
     owner: ColumnElement[bool] = (
         true() if staff.role == StaffRole.ADMIN and staff.is_active else Submission.claimed_by_id == staff.id
     )
-    result = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            _in_scope(session, school_scope(staff)),
-            Submission.status == SubmissionStatus.IN_REVIEW,
-            owner,
-        )
-        .values(
-            status=SubmissionStatus.PENDING_REVIEW, claimed_by_id=None, claim_expires_at=None, updated_at=now
-        )
-        .execution_options(synchronize_session=False)
+    _update_or_explain(
+        session,
+        submission_id,
+        _in_scope(session, school_scope(staff)),
+        and_(Submission.status == SubmissionStatus.IN_REVIEW, owner),
+        {
+            "status": SubmissionStatus.PENDING_REVIEW,
+            "claimed_by_id": None,
+            "claim_expires_at": None,
+            "updated_at": now,
+        },
+        explain=_not_claimed,
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        get(session, staff, submission_id)  # not found first
-        raise ReviewClaimRequiredError("你没有领取该提交")
     _audit(session, staff, "release", submission_id)
     session.commit()
 
 
-def _explain_refusal(session: Session, staff: Staff, submission_id: int, now: datetime) -> None:
-    """Say why a conditional UPDATE matched nothing (always raises)."""
-    found = get(session, staff, submission_id)
-    if found.status in DECIDED:
-        raise ReviewStateError(f"该提交已审核（{STATUS_LABELS[found.status]}）")
-    if (
-        found.status == SubmissionStatus.IN_REVIEW
-        and found.claimed_by_id != staff.id
-        and _live(found.claim_expires_at, now)
-    ):
-        raise ReviewClaimedError()
-    if found.status in QUEUE_STATUSES:
-        raise ReviewClaimRequiredError()
-    raise ReviewStateError(f"该提交当前状态为「{STATUS_LABELS[found.status]}」，不在审核队列中")
+Explain = Callable[[Submission], NoReturn]
+
+
+def _update_or_explain(
+    session: Session,
+    submission_id: int,
+    scope: ColumnElement[bool],
+    allowed: ColumnElement[bool],
+    values: dict[str, Any],
+    *,
+    explain: Explain,
+) -> None:
+    """Change one attempt only if it is in scope and `allowed` still holds, re-checked by the
+    database under its row lock, so of two reviewers racing for it exactly one wins. When nothing
+    matched, roll back and raise the error that says why: not found first (other schools' attempts
+    are indistinguishable from unknown ones), then `explain`'s answer."""
+    result = session.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, scope, allowed)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        return
+    session.rollback()
+    found = session.scalar(select(Submission).where(Submission.id == submission_id, scope))
+    if found is None:
+        raise ReviewNotFoundError()
+    explain(found)
+
+
+def _refusal(staff: Staff, now: datetime, waiting: ReviewError | None = None) -> Explain:
+    """Why a claim or decision was refused; `waiting` is the error for an attempt still in the
+    queue that this staff member was not allowed to act on (by default: claim it first)."""
+
+    def explain(found: Submission) -> NoReturn:
+        if found.status in DECIDED:
+            raise ReviewStateError(f"该提交已审核（{STATUS_LABELS[found.status]}）")
+        if (
+            found.status == SubmissionStatus.IN_REVIEW
+            and found.claimed_by_id != staff.id
+            and _live(found.claim_expires_at, now)
+        ):
+            raise ReviewClaimedError()
+        if found.status in QUEUE_STATUSES:
+            raise waiting or ReviewClaimRequiredError()
+        raise ReviewStateError(f"该提交当前状态为「{STATUS_LABELS[found.status]}」，不在审核队列中")
+
+    return explain
+
+
+def _not_claimed(found: Submission) -> NoReturn:
+    raise ReviewClaimRequiredError("你没有领取该提交")
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -398,29 +422,31 @@ def batch_approve(
     push: ResultPush,
     max_items: int = 200,
 ) -> list[int]:
-    """Approve many in one unit of work: each must be claimable by (or claimed by) this reviewer and
-    in scope; any refusal refuses the whole batch (nothing half-approved). Returns the ids. Commits."""
+    """Approve many in one unit of work; any refusal refuses the whole batch (nothing
+    half-approved). Returns the ids. Commits.
+
+    Each must be in scope. A reviewer approves only attempts they hold (claimed, claim live): a
+    batch is a shortcut for rows already opened, not a way around opening them. An admin may also
+    approve unclaimed ones, but not one another reviewer holds.
+    """
     ids = list(dict.fromkeys(submission_ids))
     if len(ids) > max_items:
         raise ReviewError(f"一次最多批量通过 {max_items} 条")
     scope = _in_scope(session, school_scope(staff))
+    if staff.role == StaffRole.ADMIN:
+        allowed, explain = _claimable_by(staff, now), _refusal(staff, now)
+    else:
+        allowed, explain = _held_by(staff, now), _refusal(staff, now, ReviewNotHeldError())
+    approved = {
+        "status": SubmissionStatus.APPROVED,
+        "decided_by_id": staff.id,
+        "decided_at": now,
+        "status_reason": None,
+        "claim_expires_at": None,
+        "updated_at": now,
+    }
     for submission_id in ids:
-        result = session.execute(
-            update(Submission)
-            .where(Submission.id == submission_id, scope, _claimable_by(staff, now))
-            .values(
-                status=SubmissionStatus.APPROVED,
-                decided_by_id=staff.id,
-                decided_at=now,
-                status_reason=None,
-                claim_expires_at=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            session.rollback()
-            _explain_refusal(session, staff, submission_id, now)
+        _update_or_explain(session, submission_id, scope, allowed, approved, explain=explain)
     for submission_id in ids:
         found = session.get(Submission, submission_id, populate_existing=True)
         assert found is not None
@@ -445,6 +471,15 @@ def _claimable_by(staff: Staff, now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _held_by(staff: Staff, now: datetime) -> ColumnElement[bool]:
+    """审核中 under this staff member's live claim."""
+    return and_(
+        Submission.status == SubmissionStatus.IN_REVIEW,
+        Submission.claimed_by_id == staff.id,
+        Submission.claim_expires_at > now,
+    )
+
+
 def _decide_one(
     session: Session,
     staff: Staff,
@@ -453,85 +488,28 @@ def _decide_one(
     reason: str | None,
     now: datetime,
 ) -> None:
-    mine = and_(
-        Submission.status == SubmissionStatus.IN_REVIEW,
-        Submission.claimed_by_id == staff.id,
-        Submission.claim_expires_at > now,
-    )
+    mine = _held_by(staff, now)
     allowed: ColumnElement[bool] = (
         or_(mine, Submission.status.in_(QUEUE_STATUSES)) if staff.role == StaffRole.ADMIN else mine
     )
-    result = session.execute(
-        update(Submission)
-        .where(Submission.id == submission_id, _in_scope(session, school_scope(staff)), allowed)
-        .values(
-            status=status,
-            decided_by_id=staff.id,
-            decided_at=now,
-            status_reason=reason if status != SubmissionStatus.APPROVED else None,
-            claim_expires_at=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    _update_or_explain(
+        session,
+        submission_id,
+        _in_scope(session, school_scope(staff)),
+        allowed,
+        {
+            "status": status,
+            "decided_by_id": staff.id,
+            "decided_at": now,
+            "status_reason": reason if status != SubmissionStatus.APPROVED else None,
+            "claim_expires_at": None,
+            "updated_at": now,
+        },
+        explain=_refusal(staff, now),
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        _explain_refusal(session, staff, submission_id, now)
-        raise ReviewClaimRequiredError()  # claimable but not claimed by this reviewer
 
 
 # --- the push --------------------------------------------------------------------------------
-
-RESULT_PHRASE = {
-    SubmissionStatus.APPROVED: "审核通过",
-    SubmissionStatus.RETURNED: "审核驳回",
-    SubmissionStatus.REFUSED: "审核不通过",
-}
-NEXT_STEP = {
-    SubmissionStatus.APPROVED: "照片已确认，可在「审核结果」页面打印回执单，无需再操作。",
-    SubmissionStatus.RETURNED: "请按原因修改照片，在批次截止前重新提交（需重新缴费核验）。",
-    SubmissionStatus.REFUSED: "这是最终结果，不能再次提交。",
-}
-# https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Template_Message_Interface.html
-# (类目模板 value limits: thing ≤ 20 characters, phrase ≤ 5, time ≤ 30)
-THING_LIMIT = 20
-PHRASE_LIMIT = 5
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def result_template_data(
-    status: SubmissionStatus, school: str, reason: str | None, at: datetime
-) -> dict[str, Any]:
-    """The 审核结果通知 fields: result, school, reason (or the next step), time."""
-    note = reason if status != SubmissionStatus.APPROVED and reason else NEXT_STEP[status]
-    return {
-        "phrase1": {"value": clip(RESULT_PHRASE[status], PHRASE_LIMIT)},
-        "thing2": {"value": clip(school, THING_LIMIT)},
-        "thing3": {"value": clip(note, THING_LIMIT)},
-        "time4": {"value": at.astimezone(BEIJING).strftime("%Y年%m月%d日 %H:%M")},
-    }
-
-
-def result_text(
-    status: SubmissionStatus, school: str, batch: str, reason: str | None, at: datetime, url: str
-) -> str:
-    """The custom-message fallback: the same facts, unclipped, with the link."""
-    lines = [
-        f"【审核结果通知】{RESULT_PHRASE[status]}",
-        f"学校：{school}",
-        f"批次：{batch}",
-    ]
-    if reason and status != SubmissionStatus.APPROVED:
-        lines.append(f"原因：{reason}")
-    lines += [
-        f"下一步：{NEXT_STEP[status]}",
-        f"时间：{at.astimezone(BEIJING).strftime('%Y-%m-%d %H:%M')}",
-        f"查看详情：{url}",
-    ]
-    return "\n".join(lines)
 
 
 def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None:
@@ -553,19 +531,19 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
     if push.template_id:
         outbox.enqueue(
             session,
-            "wechat.send_template",
+            JobKind.SEND_TEMPLATE,
             {
                 "openid": openid,
                 "template_id": push.template_id,
-                "data": result_template_data(status, school_name, found.status_reason, at),
+                "data": wording.result_template_data(status, school_name, found.status_reason, at),
                 "url": url,
                 "client_msg_id": f"decision-{found.id}",
             },
             key=key,
         )
     else:
-        text = result_text(status, school_name, batch_name, found.status_reason, at, url)
-        outbox.enqueue(session, "wechat.send_text", {"openid": openid, "text": text}, key=key)
+        text = wording.result_text(status, school_name, batch_name, found.status_reason, at, url)
+        outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text}, key=key)
 
 
 def _audit(session: Session, staff: Staff, action: str, submission_id: int, **detail: Any) -> None:

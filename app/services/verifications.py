@@ -15,21 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.integrations.identity import IdentityVerifier, VerificationUnavailableError
-from app.services import outbox, payments
+from app.services import outbox, payments, wording
+from app.services.job_kinds import JobKind
 from app.services.pii import Keyring
 from models import Enrollment, Identity, OrderStatus, Submission, SubmissionStatus, User, utcnow
 
 log = logging.getLogger(__name__)
-
-NOTICE_JOB = "wechat.send_text"
-PASSED_TEXT = (
-    "身份核验通过，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
-    "也可以在「我的」页面查看。"
-)
-FAILED_TEXT = "身份核验未通过：{reason}\n修改后请重新上传并缴费核验：{url}"
-REFUNDED_TEXT = (
-    "抱歉，身份核验服务暂时不可用，本次核验费 {yuan} 元已原路退回，请稍后重新提交。给你带来不便，敬请谅解。"
-)
 
 
 def run(
@@ -75,7 +66,7 @@ def run(
     if result.matched:
         submission.status = SubmissionStatus.PENDING_REVIEW
         days = f"{submission.batch.review_days_min}–{submission.batch.review_days_max}"
-        _tell(session, user.openid, submission.id, PASSED_TEXT.format(days=days))
+        _tell(session, user.openid, submission.id, wording.VERIFY_PASSED.format(days=days))
     else:
         submission.status = SubmissionStatus.VERIFY_FAILED
         submission.status_reason = result.reason
@@ -84,7 +75,7 @@ def run(
             session,
             user.openid,
             submission.id,
-            FAILED_TEXT.format(reason=result.reason, url=f"{base_url}/h5/bind"),
+            wording.VERIFY_FAILED.format(reason=result.reason, url=wording.bind_url(base_url)),
         )
     session.commit()
     log.info("identity verified", extra={"submission_id": submission.id, "outcome": result.outcome.value})
@@ -99,7 +90,12 @@ def _refund(session: Session, submission: Submission, openid: str) -> None:
     _unlock(session, submission)
     if order is not None:
         payments.new_refund(session, order, "身份核验服务不可用", "system")
-        _tell(session, openid, submission.id, REFUNDED_TEXT.format(yuan=f"{order.amount_fen / 100:.2f}"))
+        _tell(
+            session,
+            openid,
+            submission.id,
+            wording.VERIFY_REFUNDED.format(yuan=f"{order.amount_fen / 100:.2f}"),
+        )
     session.commit()
     log.warning("verification gave up, attempt refunded", extra={"submission_id": submission.id})
 
@@ -119,7 +115,7 @@ def _tell(session: Session, openid: str, submission_id: int, text: str) -> None:
     # The student paid seconds ago, well inside the 48 h custom-message window.
     outbox.enqueue(
         session,
-        NOTICE_JOB,
+        JobKind.SEND_TEXT,
         {"openid": openid, "text": text},
         key=f"notice:{submission_id}:{text[:20]}",
     )

@@ -1,13 +1,21 @@
-"""Every text the account sends in chat, in one place so later issues extend rather than scatter them.
+"""Every word the account says: chat replies, custom messages and template pushes, in one place.
 
-Links are plain URLs: WeChat makes them tappable in a text message. Keep replies short — a text
-reply is limited to 2048 bytes.
+Handlers, services and jobs all import this module, so a change of wording is made here once and
+the rest of the code only chooses which text to send. Links are plain URLs: WeChat makes them
+tappable in a text message. Keep texts short — a text message is limited to 2048 bytes.
 """
 
 from __future__ import annotations
 
-from app.services.progress import Progress
-from app.services.users import TodayStats
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from app.services.localtime import BEIJING
+from models.submission import SubmissionStatus
+
+if TYPE_CHECKING:  # types only: the wording depends on no service at run time
+    from app.services.progress import Progress
+    from app.services.users import TodayStats
 
 
 def bind_url(base_url: str) -> str:
@@ -168,3 +176,75 @@ def photo_cannot_upload(base_url: str, message: str, path: str) -> str:
 
 
 OTHER_MESSAGE = "抱歉，暂时无法处理这类消息。请发送文字，或回复“帮助”查看可用的功能。"
+
+
+# -- photos sent in the chat ---------------------------------------------------------------------
+
+MEDIA_EXPIRED = "图片已过期或无法下载"
+
+
+# -- identity check after payment (人口库核验), refunds: str.format templates ------------------------
+
+VERIFY_PASSED = (
+    "身份核验通过，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
+    "也可以在「我的」页面查看。"
+)
+VERIFY_FAILED = "身份核验未通过：{reason}\n修改后请重新上传并缴费核验：{url}"
+VERIFY_REFUNDED = (
+    "抱歉，身份核验服务暂时不可用，本次核验费 {yuan} 元已原路退回，请稍后重新提交。给你带来不便，敬请谅解。"
+)
+MANUAL_REFUND = "你的本次核验费 {yuan} 元已由管理员办理退款（{reason}），将原路退回，请留意微信支付通知。"
+
+
+# -- the review result push -----------------------------------------------------------------------
+
+RESULT_PHRASE = {
+    SubmissionStatus.APPROVED: "审核通过",
+    SubmissionStatus.RETURNED: "审核驳回",
+    SubmissionStatus.REFUSED: "审核不通过",
+}
+NEXT_STEP = {
+    SubmissionStatus.APPROVED: "照片已确认，可在「审核结果」页面打印回执单，无需再操作。",
+    SubmissionStatus.RETURNED: "请按原因修改照片，在批次截止前重新提交（需重新缴费核验）。",
+    SubmissionStatus.REFUSED: "这是最终结果，不能再次提交。",
+}
+# https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Template_Message_Interface.html
+# (类目模板 value limits: thing ≤ 20 characters, phrase ≤ 5, time ≤ 30)
+THING_LIMIT = 20
+PHRASE_LIMIT = 5
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def result_template_data(
+    status: SubmissionStatus, school: str, reason: str | None, at: datetime
+) -> dict[str, Any]:
+    """The 审核结果通知 fields: result, school, reason (or the next step), time."""
+    note = reason if status != SubmissionStatus.APPROVED and reason else NEXT_STEP[status]
+    return {
+        "phrase1": {"value": clip(RESULT_PHRASE[status], PHRASE_LIMIT)},
+        "thing2": {"value": clip(school, THING_LIMIT)},
+        "thing3": {"value": clip(note, THING_LIMIT)},
+        "time4": {"value": at.astimezone(BEIJING).strftime("%Y年%m月%d日 %H:%M")},
+    }
+
+
+def result_text(
+    status: SubmissionStatus, school: str, batch: str, reason: str | None, at: datetime, url: str
+) -> str:
+    """The custom-message fallback: the same facts, unclipped, with the link."""
+    lines = [
+        f"【审核结果通知】{RESULT_PHRASE[status]}",
+        f"学校：{school}",
+        f"批次：{batch}",
+    ]
+    if reason and status != SubmissionStatus.APPROVED:
+        lines.append(f"原因：{reason}")
+    lines += [
+        f"下一步：{NEXT_STEP[status]}",
+        f"时间：{at.astimezone(BEIJING).strftime('%Y-%m-%d %H:%M')}",
+        f"查看详情：{url}",
+    ]
+    return "\n".join(lines)
