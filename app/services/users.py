@@ -56,21 +56,24 @@ def get(session: Session, openid: str) -> User | None:
 
 
 def follower_mark(openid: str) -> str:
+    """The Redis key saying "this openid has a following row" (see the module docstring)."""
     return f"users:follower:{openid}"
 
 
 def ensure_follower(session: Session, cache: Redis, openid: str) -> None:
-    """The sender of a message is a known follower afterwards (see `get_or_create`).
-
-    For handlers that only need the sender to exist; those that read the user call get_or_create.
-    """
-    mark = follower_mark(openid)
+    """The sender of a message is a known follower afterwards (see `get_or_create`)."""
     try:
-        if cache.get(mark):
+        if cache.get(follower_mark(openid)):
             return
     except RedisError:
         get_or_create(session, openid)
         return
+    record_follower(session, cache, openid)
+
+
+def record_follower(session: Session, cache: Redis, openid: str) -> None:
+    """`ensure_follower` for a caller that already read the mark and found none (the /wechat
+    endpoint reads it in the round trip that dedupes the message)."""
     get_or_create(session, openid)
     _set_mark(cache, openid)
 
