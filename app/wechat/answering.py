@@ -122,7 +122,7 @@ def _may_be_retry(fields: Mapping[str, str | None]) -> bool:
 
 def _record_sender(openid: str, cache: Redis) -> None:
     try:
-        users.record_follower(db.session, cache, openid)
+        users.record_follower(db.session(), cache, openid)
     except Exception:
         db.session.rollback()
         log.exception("wechat: could not record the sender", extra={"openid": openid[:8]})
