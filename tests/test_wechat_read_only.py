@@ -114,10 +114,18 @@ def _engine_directly(ctx: Any) -> None:
         conn.execute(update(User).values(subscribed=False))
 
 
-@pytest.mark.parametrize(
-    "write",
-    [_orm_commit, _core_insert, _core_update, _raw_sql, _text_with_select_first, _enqueue_a_job, _engine_directly],
-)
+WRITES = [
+    _orm_commit,
+    _core_insert,
+    _core_update,
+    _raw_sql,
+    _text_with_select_first,
+    _enqueue_a_job,
+    _engine_directly,
+]
+
+
+@pytest.mark.parametrize("write", WRITES)
 @pytest.mark.parametrize("age", [0, 5], ids=["answered-first", "claimed-first"])
 def test_a_writing_handler_registered_read_only_cannot_write(
     client: FlaskClient,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple, TypeAlias, TypeVar
 
 from redis import Redis
 from sqlalchemy.orm import Session
@@ -49,10 +49,7 @@ Reply: TypeAlias = str | BaseReply | None
 
 
 @dataclass(slots=True, kw_only=True)
-class ReadOnlyContext:
-    """What a read-only handler may use besides the message: a session that cannot write (opened on
-    first use) and the settings."""
-
+class _Context:
     open_session: Callable[[], Session]
     settings: Settings
     _session: Session | None = None
@@ -86,25 +83,32 @@ class ReadOnlyContext:
 
 
 @dataclass(slots=True, kw_only=True)
-class Context(ReadOnlyContext):
+class ReadOnlyContext(_Context):
+    """What a read-only handler may use besides the message: a session that cannot write (opened on
+    first use) and the settings; no Redis."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Context(_Context):
     """What any other handler may use: the unit of work's session (it commits once), and Redis."""
 
     cache: Redis
 
 
-# A read-only handler, typed `(BaseMessage, ReadOnlyContext) -> Reply`, is a Handler too.
 Handler: TypeAlias = Callable[[BaseMessage, Context], Reply]
+ReadOnlyHandler: TypeAlias = Callable[[BaseMessage, ReadOnlyContext], Reply]
+AnyHandler = TypeVar("AnyHandler", Handler, ReadOnlyHandler)
 
 DEFAULT: Key = (None, None, None)
-HANDLERS: dict[Key, Handler] = {}
+HANDLERS: dict[Key, Handler | ReadOnlyHandler] = {}
 # By handler, not by key: a handler put in HANDLERS some other way (a test's stand-in) is not
 # read-only unless it says so.
-READ_ONLY: set[Handler] = set()
+READ_ONLY: set[Handler | ReadOnlyHandler] = set()
 
 
 class Route(NamedTuple):
-    handler: Handler
-    read_only: bool  # registered read_only=True: give it a ReadOnlyContext
+    handler: Handler | ReadOnlyHandler
+    read_only: bool  # registered read_only=True: the handler takes a ReadOnlyContext
 
 
 class DuplicateHandlerError(RuntimeError):
@@ -113,11 +117,11 @@ class DuplicateHandlerError(RuntimeError):
 
 def register(
     msg_type: str | None, event: str | None = None, *keys: str | None, read_only: bool = False
-) -> Callable[[Handler], Handler]:
+) -> Callable[[AnyHandler], AnyHandler]:
     """Register the decorated handler for (msg_type, event, key) — one entry per key given."""
     entries: list[Key] = [(msg_type, event, key) for key in (keys or (None,))]
 
-    def decorate(handler: Handler) -> Handler:
+    def decorate(handler: AnyHandler) -> AnyHandler:
         for entry in entries:
             if entry in HANDLERS:
                 raise DuplicateHandlerError(
@@ -147,7 +151,7 @@ def normalize_keyword(text: str) -> str:
     return text.strip().lower()
 
 
-def find(key: Key) -> Handler:
+def find(key: Key) -> Handler | ReadOnlyHandler:
     msg_type, event, _ = key
     return (
         HANDLERS.get(key)

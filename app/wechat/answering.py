@@ -86,13 +86,13 @@ def read_only_context(settings: Settings) -> ReadOnlyContext:
 
 def _run(found: Route, message: BaseMessage, settings: Settings, cache: Redis) -> str:
     """Run the handler and render its reply as plaintext XML ("" for none). Never raises."""
-    ctx = (
+    ctx: ReadOnlyContext | Context = (
         read_only_context(settings)
         if found.read_only
         else Context(open_session=db.session, settings=settings, cache=cache)
     )
     try:
-        # A handler registered read_only takes a ReadOnlyContext: the one it gets here.
+        # Registered read_only exactly when it takes a ReadOnlyContext, which is what it gets.
         result = found.handler(message, ctx)  # type: ignore[arg-type]
         return create_reply(result, message, render=True) if result else ""
     except Exception:
