@@ -1,10 +1,11 @@
 """Followers of the official account: follow, unfollow, QR scenes, and today's follower figures.
 
 Each function is one unit of work that commits at most once. A message from a known follower writes
-nothing: this is on the path of every WeChat message. `ensure_follower` answers that case from a
-Redis mark ("this openid has a following row") set after the row is committed and cleared on
-unfollow, so the common message costs one Redis GET instead of BEGIN/SELECT/ROLLBACK on PostgreSQL;
-a missing or failed mark only means asking the database.
+nothing: this is on the path of every WeChat message. A Redis mark (`follower_mark`: "this openid
+has a following row"), set after the row is committed and cleared on unfollow, answers that case,
+so the common message costs one Redis GET instead of BEGIN/SELECT/ROLLBACK on PostgreSQL — /wechat
+reads it in the round trip that dedupes the message and calls `record_follower` only when it is
+missing; `ensure_follower` reads it itself. A missing or failed mark only means asking the database.
 """
 
 from __future__ import annotations
