@@ -58,22 +58,23 @@ def answer(message: BaseMessage, fields: Mapping[str, str | None], settings: Set
     once = dedupe.Dedupe(cache, settings.WECHAT_DEDUPE_TTL_SECONDS)
     found = registry.route(message, fields)
     key = dedupe.key_for(fields)
-    mark = users.follower_mark(message.source) if _from_a_follower(fields) else None
+    # The sender's follower mark is read in the dedupe round trip, for recording the sender after.
+    mark_key = users.follower_mark(message.source) if _from_a_follower(fields) else None
 
     if found.read_only and key is not None and not _may_be_retry(fields):
-        first = once.answer_first(key, lambda: _run(found, message, settings, cache), prefetch=mark)
+        first = once.answer_first(key, lambda: _run(found, message, settings, cache), prefetch=mark_key)
         if first is not None:
-            if first.mine and mark is not None and not first.mark:
+            if first.mine and mark_key is not None and not first.mark:
                 _record_sender(message.source, cache)
             return first.reply
 
-    def produce(marked: str | None) -> str:
+    def produce(mark: str | None) -> str:
         reply = _run(found, message, settings, cache)
-        if mark is not None and not marked:
+        if mark_key is not None and not mark:
             _record_sender(message.source, cache)
         return reply
 
-    return once.run_once(key, produce, prefetch=mark)
+    return once.run_once(key, produce, prefetch=mark_key)
 
 
 def read_only_context(settings: Settings) -> ReadOnlyContext:
