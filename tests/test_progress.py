@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from pay_students import student
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from wechat_posts import WeChat, text_message
 
 from app.extensions import db
@@ -104,26 +104,41 @@ def test_progress_is_one_query(app: Flask) -> None:
         session.close()
         event.listen(engine, "before_cursor_execute", count)
         try:
-            found = progress.of_follower(session, "o-progress", utcnow())
+            found = progress.of_sender(session, "o-progress", utcnow())
         finally:
             event.remove(engine, "before_cursor_execute", count)
         # Read in autocommit outside the session: no transaction left to roll back afterwards.
         assert not session.in_transaction()
-    assert found is not None and found.step == "review"
+    assert found.step == "review"
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
 
 def test_progress_sees_the_sessions_uncommitted_changes(app: Flask) -> None:
     with app.app_context():
-        user_id, _ = _attempt(S.PENDING_REVIEW)
+        _, submission_id = _attempt(S.PENDING_REVIEW)
         session = db.session()
+        attempt = session.get(Submission, submission_id)
+        assert attempt is not None
+        attempt.status = S.APPROVED
+        session.flush()  # not committed: only this session sees it
+        assert progress.of_sender(session, "o-progress", utcnow()).step == "result"
+        session.rollback()
+        assert progress.of_sender(session, "o-progress", utcnow()).step == "review"
+
+
+def test_progress_of_an_unknown_or_unfollowed_sender_only_reads(app: Flask) -> None:
+    # The same answers as once the sender is recorded as a follower, without writing anything.
+    with app.app_context():
+        session = db.session()
+        assert progress.of_sender(session, "o-nobody", utcnow()).step == "bind"
+        user_id, _ = _attempt(S.PENDING_REVIEW)
         user = session.get(User, user_id)
         assert user is not None
         user.subscribed = False
-        session.flush()  # not committed: only this session sees it
-        assert progress.of_follower(session, "o-progress", utcnow()) is None
-        session.rollback()
-        assert progress.of_follower(session, "o-progress", utcnow()) is not None
+        session.commit()
+        assert progress.of_sender(session, "o-progress", utcnow()).step == "review"
+        session.expire_all()
+        assert not user.subscribed and session.scalar(select(func.count(User.id))) == 1
 
 
 def _say(app: Flask, client: FlaskClient, text: str) -> str:

@@ -26,10 +26,9 @@ from wechat_posts import (
     to_xml,
 )
 
-import wechat_handlers
 from app.extensions import db
 from app.services import users
-from app.wechat import dedupe, views
+from app.wechat import answering, dedupe
 from models import User
 from wechat_handlers import registry
 
@@ -41,13 +40,18 @@ COMPATIBLE = {"WECHAT_ENCRYPT_MODE": "compatible", "WECHAT_AES_KEY": AES_KEY}
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every message that reached a handler (the real handlers still run)."""
     seen: list[Any] = []
-    real = wechat_handlers.dispatch
+    real = registry.route
 
-    def recording(message: Any, ctx: registry.Context) -> registry.Reply:
-        seen.append(message)
-        return real(message, ctx)
+    def recording(message: Any, fields: Any) -> registry.Route:
+        found = real(message, fields)
 
-    monkeypatch.setattr(wechat_handlers, "dispatch", recording)
+        def run(message: Any, ctx: registry.Context) -> registry.Reply:
+            seen.append(message)
+            return found.handler(message, ctx)
+
+        return found._replace(handler=run)
+
+    monkeypatch.setattr(registry, "route", recording)
     return seen
 
 
@@ -379,7 +383,7 @@ def later(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     """later(s): from now on the endpoint's clock, which tells retries from first tries, is s ahead."""
 
     def move(seconds: float) -> None:
-        monkeypatch.setattr(views, "_now", lambda: time.time() + seconds)
+        monkeypatch.setattr(answering, "_now", lambda: time.time() + seconds)
 
     return move
 
@@ -434,7 +438,7 @@ def test_a_read_only_answer_records_an_unknown_sender_once(client: FlaskClient, 
     assert app.extensions["redis"].get(users.follower_mark("o-stranger")) == "1"
 
 
-def test_progress_of_an_unknown_sender_is_claimed_first_and_creates_them(
+def test_progress_of_an_unknown_sender_is_answered_first_and_records_them(
     client: FlaskClient, app: Flask, dispatched: list[Any], later: Callable[[float], None]
 ) -> None:
     wx = WeChat.for_app(app)
@@ -442,11 +446,12 @@ def test_progress_of_an_unknown_sender_is_claimed_first_and_creates_them(
     reply = post(client, wx, xml)[1]
     assert reply is not None and reply["Content"].startswith("当前进度：实名绑定")
     assert user_count(app) == 1
-    # The answer computed before the claim was dropped for the write; the claimed run counted.
-    assert len(dispatched) == 2
+    assert app.extensions["redis"].get(users.follower_mark("o-stranger-2")) == "1"
+    # Answered before the claim, once: an unknown sender's progress needs no write.
+    assert len(dispatched) == 1
     later(5)
     assert post(client, wx, xml)[1] == reply
-    assert len(dispatched) == 2
+    assert len(dispatched) == 1
 
 
 def test_a_redis_without_set_nx_get_claims_read_only_messages_first(
@@ -457,11 +462,11 @@ def test_a_redis_without_set_nx_get_claims_read_only_messages_first(
     monkeypatch.setitem(app.extensions, "redis", old)
     client, wx = app.test_client(), WeChat.for_app(app)
     first = post(client, wx, text_message("o-old-redis", "帮助", msg_id=880005))[1]
-    assert first is not None and not dedupe.can_store_first(old)
+    assert first is not None
     assert len(dispatched) == 2  # found out on the first message: answered, refused, claimed
     xml = text_message("o-old-redis", "绑定", msg_id=880006)
     reply = post(client, wx, xml)[1]
-    assert reply is not None and len(dispatched) == 3
+    assert reply is not None and len(dispatched) == 3  # known now: claimed first, run once
     later(5)
     assert post(client, wx, xml)[1] == reply
     assert len(dispatched) == 3
@@ -610,7 +615,7 @@ def test_a_failing_handler_gives_an_empty_reply_and_is_logged(
     monkeypatch.setitem(registry.HANDLERS, ("text", None, None), broken)
     wx = WeChat.for_app(app)
     xml = text_message("o-broken", "随便说点", msg_id=660001)
-    with caplog.at_level(logging.ERROR, logger="app.wechat.views"):
+    with caplog.at_level(logging.ERROR, logger="app.wechat.answering"):
         signed = wx.post(xml)
         response = client.post(signed.path, data=signed.body, content_type="text/xml")
     assert (response.status_code, response.data) == (200, b"success")
@@ -635,9 +640,13 @@ def test_a_failing_handler_leaves_the_session_usable(
     monkeypatch.setitem(registry.HANDLERS, ("text", None, None), broken)
     wx = WeChat.for_app(app)
     assert post(client, wx, text_message("o-dup", "x"))[0] == 200
+    # The failed unit of work was rolled back, and the session then served the endpoint's own
+    # write in the same request: the sender, recorded once.
+    with app.app_context():
+        assert db.session.scalars(select(User.openid)).all() == ["o-dup"]
     monkeypatch.undo()
     assert post(client, wx, text_message("o-ok", "帮助"))[1] is not None
-    assert user_count(app) == 1  # the failed unit of work was rolled back
+    assert user_count(app) == 2
 
 
 def test_an_error_outside_the_handler_is_still_not_a_500(
@@ -663,7 +672,7 @@ def closed_port() -> int:
 
 def test_redis_down_still_answers(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     down = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=1, decode_responses=True)
-    monkeypatch.setattr("app.wechat.views.redis_client", lambda: down)
+    monkeypatch.setattr("app.wechat.answering.redis_client", lambda: down)
     status, reply = post(client, WeChat.for_app(app), text_message("o-noredis", "帮助"))
     assert status == 200 and reply is not None and reply["Content"].startswith("使用帮助")
     assert user_count(app) == 1

@@ -1,4 +1,4 @@
-"""WeChat message and event handlers, one module per kind, routed by `registry.dispatch`.
+"""WeChat message and event handlers, one module per kind, routed by `registry.route`.
 
 Importing the package registers every handler (a duplicate key raises here, at import).
 """
@@ -6,18 +6,18 @@ Importing the package registers every handler (a duplicate key raises here, at i
 from __future__ import annotations
 
 from wechat_handlers import events, fallback, image, menu, text
-from wechat_handlers.registry import HANDLERS, Context, NeedsClaim, Reply, dispatch, is_read_only
+from wechat_handlers.registry import HANDLERS, Context, ReadOnlyContext, Reply, Route, route
 
 __all__ = [
     "HANDLERS",
     "Context",
-    "NeedsClaim",
+    "ReadOnlyContext",
     "Reply",
-    "dispatch",
+    "Route",
     "events",
     "fallback",
     "image",
-    "is_read_only",
     "menu",
+    "route",
     "text",
 ]

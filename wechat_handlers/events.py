@@ -5,10 +5,11 @@ Formats: https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Rec
 
 from __future__ import annotations
 
+from wechatpy.events import ScanEvent, SubscribeScanEvent
 from wechatpy.messages import BaseMessage
 
 from app.services import schools, users, wording
-from wechat_handlers.registry import Context, Reply, raw_fields, register
+from wechat_handlers.registry import Context, ReadOnlyContext, Reply, register
 
 
 @register("event", "subscribe")
@@ -44,19 +45,19 @@ def handle_unsubscribe(message: BaseMessage, ctx: Context) -> Reply:
 
 
 @register("event", "view", read_only=True)
-def handle_view(message: BaseMessage, ctx: Context) -> Reply:
+def handle_view(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     # A menu link was opened; the page itself is the answer.
     return None
 
 
 @register("event", "location", read_only=True)
-def handle_location(message: BaseMessage, ctx: Context) -> Reply:
+def handle_location(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     # Reported location (if the account asks for it): not used.
     return None
 
 
 @register("event", read_only=True)
-def handle_unknown_event(message: BaseMessage, ctx: Context) -> Reply:
+def handle_unknown_event(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     # Template-send reports, subscription-notice events, ...: acknowledged, nothing to say.
     return None
 
@@ -69,5 +70,5 @@ def _scene_reply(scene: str, ctx: Context) -> str:
 
 
 def _scene(message: BaseMessage) -> str:
-    value = raw_fields(message).get("EventKey")
+    value = message.scene_id if isinstance(message, ScanEvent | SubscribeScanEvent) else None
     return value.strip() if isinstance(value, str) else ""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from wechatpy.messages import BaseMessage
 
 from app.services import wording
-from wechat_handlers.registry import Context, Reply, register
+from wechat_handlers.registry import ReadOnlyContext, Reply, register
 
 
 @register(None, read_only=True)
-def handle_other(message: BaseMessage, ctx: Context) -> Reply:
+def handle_other(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.OTHER_MESSAGE

@@ -17,7 +17,6 @@ from wechat_handlers.registry import Context, Reply, register
 
 @register("image")
 def handle_image(message: BaseMessage, ctx: Context) -> Reply:
-    ctx.ensure_follower(message.source)
     now = ctx.progress(message.source)
     if now.step in ("bind", "school"):
         return wording.image_needs(ctx.base_url, now)

@@ -16,25 +16,30 @@ import, so two modules can never silently fight over a message.
 A handler reads the message's fields, calls one service and returns the reply: a text, a wechatpy
 reply object, or None for an empty reply ("handled, nothing to say").
 
-`read_only=True` declares that a handler changes nothing: it only reads, and the only write it may
-ask for — that the sender exists as a user (`Context.ensure_follower`) — does not change its reply.
-The endpoint answers such messages before claiming them for dedupe (app/wechat/dedupe.py,
-`store_first`): one Redis round trip per message instead of two. In that mode the Context defers
-`ensure_follower` to after the claim and raises `NeedsClaim` where a read would have to write.
+`read_only=True` registers a handler that answers without changing anything (keywords, menu clicks,
+link events). It is given a `ReadOnlyContext`, on every path: its session cannot write (flushes and
+any statement but a SELECT are refused, app/wechat/read_only.py) and it has no Redis. So the
+endpoint may compute its reply before claiming the message for dedupe and store the reply in the
+same round trip (app/wechat/answering.py): one Redis round trip per message instead of two, safe
+because such a handler cannot write, not because it promises not to. Every other handler gets a
+`Context` with the unit of work's session and Redis, and runs once per message, after the claim.
+
+Handlers never record the sender as a user: the endpoint does (app/wechat/answering.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import NamedTuple, TypeAlias, TypeVar
 
 from redis import Redis
 from sqlalchemy.orm import Session
+from wechatpy.events import BaseEvent
 from wechatpy.messages import BaseMessage
 from wechatpy.replies import BaseReply
 
-from app.services import progress, users
+from app.services import progress
 from app.services.progress import Progress
 from config import Settings
 from models import utcnow
@@ -43,33 +48,16 @@ Key: TypeAlias = tuple[str | None, str | None, str | None]
 Reply: TypeAlias = str | BaseReply | None
 
 
-class NeedsClaim(Exception):
-    """A read-only handler, answering before the claim, met a case that must write: claim first."""
-
-
-@dataclass(slots=True)
-class Context:
-    """What a handler may use besides the message: the unit of work's session (`session`), Redis,
-    the settings, and whether the sender's follower mark was already seen (read with the claim).
-
-    `before_claim`: a read-only handler answering before the message is claimed (see the module
-    docstring). Writes are not allowed then: `ensure_follower` is only noted in `follower_wanted`,
-    for the endpoint to do once the message is its own, and `progress` of an unknown sender raises
-    NeedsClaim.
-    """
-
-    open_session: Callable[[], Session]  # the unit of work's; most messages need none
-    cache: Redis
+@dataclass(slots=True, kw_only=True)
+class _Context:
+    open_session: Callable[[], Session]
     settings: Settings
-    known_follower: bool = False
-    before_claim: bool = False
-    follower_wanted: bool = False
     _session: Session | None = None
 
     @property
     def session(self) -> Session:
-        """The unit of work's session, opened on first use: opening and closing one cost a tenth
-        of a keyword reply's CPU (0.04 of 0.44 ms)."""
+        """The session, opened on first use: opening and closing one cost a tenth of a keyword
+        reply's CPU (0.04 of 0.44 ms), and most messages need none."""
         if self._session is None:
             self._session = self.open_session()
         return self._session
@@ -79,36 +67,48 @@ class Context:
         if self._session is not None:
             self._session.rollback()
 
-    def ensure_follower(self, openid: str) -> None:
-        if self.known_follower:
-            return
-        if self.before_claim:
-            self.follower_wanted = True
-            return
-        users.ensure_follower(self.session, self.cache, openid)
+    def close(self) -> None:
+        """End the handler's use of the session (the connection goes back to the pool)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def progress(self, openid: str) -> Progress:
-        """Where the sender stands: one query for a known follower, else make them one first."""
-        now = utcnow()
-        found = progress.of_follower(self.session, openid, now)
-        if found is not None:
-            return found
-        if self.before_claim:
-            raise NeedsClaim("progress of a sender who is not a known follower")
-        return progress.of(self.session, users.get_or_create(self.session, openid).id, now)
+        """Where the sender stands (one query; a sender not known yet has not bound an identity)."""
+        return progress.of_sender(self.session, openid, utcnow())
 
     @property
     def base_url(self) -> str:
         return self.settings.PUBLIC_BASE_URL
 
 
+@dataclass(slots=True, kw_only=True)
+class ReadOnlyContext(_Context):
+    """What a read-only handler may use besides the message: a session that cannot write (opened on
+    first use) and the settings; no Redis."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Context(_Context):
+    """What any other handler may use: the unit of work's session (it commits once), and Redis."""
+
+    cache: Redis
+
+
 Handler: TypeAlias = Callable[[BaseMessage, Context], Reply]
+ReadOnlyHandler: TypeAlias = Callable[[BaseMessage, ReadOnlyContext], Reply]
+AnyHandler = TypeVar("AnyHandler", Handler, ReadOnlyHandler)
 
 DEFAULT: Key = (None, None, None)
-HANDLERS: dict[Key, Handler] = {}
+HANDLERS: dict[Key, Handler | ReadOnlyHandler] = {}
 # By handler, not by key: a handler put in HANDLERS some other way (a test's stand-in) is not
 # read-only unless it says so.
-READ_ONLY: set[Handler] = set()
+READ_ONLY: set[Handler | ReadOnlyHandler] = set()
+
+
+class Route(NamedTuple):
+    handler: Handler | ReadOnlyHandler
+    read_only: bool  # registered read_only=True: the handler takes a ReadOnlyContext
 
 
 class DuplicateHandlerError(RuntimeError):
@@ -117,11 +117,11 @@ class DuplicateHandlerError(RuntimeError):
 
 def register(
     msg_type: str | None, event: str | None = None, *keys: str | None, read_only: bool = False
-) -> Callable[[Handler], Handler]:
+) -> Callable[[AnyHandler], AnyHandler]:
     """Register the decorated handler for (msg_type, event, key) — one entry per key given."""
     entries: list[Key] = [(msg_type, event, key) for key in (keys or (None,))]
 
-    def decorate(handler: Handler) -> Handler:
+    def decorate(handler: AnyHandler) -> AnyHandler:
         for entry in entries:
             if entry in HANDLERS:
                 raise DuplicateHandlerError(
@@ -135,22 +135,15 @@ def register(
     return decorate
 
 
-def raw_fields(message: BaseMessage) -> dict[str, Any]:
-    # wechatpy keeps the parsed XML fields here (after its own renaming of scene-QR follows);
-    # reading it is the only way to route messages whose type it does not model (UnknownMessage).
-    data: dict[str, Any] = message._data
-    return data
-
-
-def key_of(message: BaseMessage) -> Key:
-    """The exact routing key of a parsed message."""
-    fields = raw_fields(message)
-    msg_type = str(fields.get("MsgType") or "").lower()
+def key_of(message: BaseMessage, fields: Mapping[str, str | None]) -> Key:
+    """The exact routing key of a message: its type and event as wechatpy names them (a follow
+    through a scene QR code is "subscribe_scan"), and the key or keyword from its XML `fields`."""
+    msg_type = (fields.get("MsgType") or "").lower()
     if msg_type == "event":
-        event = str(fields.get("Event") or "").lower()
-        return (msg_type, event, _text(fields.get("EventKey")))
+        event = message.event if isinstance(message, BaseEvent) else (fields.get("Event") or "").lower()
+        return (msg_type, event, fields.get("EventKey"))
     if msg_type == "text":
-        return (msg_type, None, normalize_keyword(_text(fields.get("Content")) or ""))
+        return (msg_type, None, normalize_keyword(fields.get("Content") or ""))
     return (msg_type, None, None)
 
 
@@ -158,7 +151,7 @@ def normalize_keyword(text: str) -> str:
     return text.strip().lower()
 
 
-def find(key: Key) -> Handler:
+def find(key: Key) -> Handler | ReadOnlyHandler:
     msg_type, event, _ = key
     return (
         HANDLERS.get(key)
@@ -168,15 +161,7 @@ def find(key: Key) -> Handler:
     )
 
 
-def dispatch(message: BaseMessage, context: Context) -> Reply:
-    return find(key_of(message))(message, context)
-
-
-def is_read_only(message: BaseMessage) -> bool:
-    """Whether the handler this message goes to was registered read_only."""
-    return find(key_of(message)) in READ_ONLY
-
-
-def _text(value: Any) -> str | None:
-    # A field that is present but empty parses as None; anything nested is not a routing key.
-    return value if isinstance(value, str) else None
+def route(message: BaseMessage, fields: Mapping[str, str | None]) -> Route:
+    """The handler of a message (`fields`: its XML's top-level fields), and whether it is read-only."""
+    handler = find(key_of(message, fields))
+    return Route(handler, handler in READ_ONLY)

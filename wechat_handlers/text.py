@@ -8,29 +8,24 @@ from __future__ import annotations
 from wechatpy.messages import BaseMessage
 
 from app.services import wording
-from wechat_handlers.registry import Context, Reply, register
+from wechat_handlers.registry import ReadOnlyContext, Reply, register
 
 
 @register("text", None, "帮助", "help", "?", "？", read_only=True)
-def handle_help(message: BaseMessage, ctx: Context) -> Reply:
-    ctx.ensure_follower(message.source)
+def handle_help(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.help_text(ctx.base_url)
 
 
 @register("text", None, "绑定", "实名绑定", read_only=True)
-def handle_bind(message: BaseMessage, ctx: Context) -> Reply:
-    ctx.ensure_follower(message.source)
+def handle_bind(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.bind(ctx.base_url)
 
 
 @register("text", None, "进度", "查询", "审核结果", read_only=True)
-def handle_progress(message: BaseMessage, ctx: Context) -> Reply:
+def handle_progress(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.progress(ctx.base_url, ctx.progress(message.source))
 
 
 @register("text", read_only=True)
-def handle_text(message: BaseMessage, ctx: Context) -> Reply:
-    # Knowing the sender matters even here: someone who followed before this service existed
-    # becomes a user on their first message.
-    ctx.ensure_follower(message.source)
+def handle_text(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.UNKNOWN_TEXT

@@ -1,10 +1,11 @@
 """Followers of the official account: follow, unfollow, QR scenes, and today's follower figures.
 
 Each function is one unit of work that commits at most once. A message from a known follower writes
-nothing: this is on the path of every WeChat message. `ensure_follower` answers that case from a
-Redis mark ("this openid has a following row") set after the row is committed and cleared on
-unfollow, so the common message costs one Redis GET instead of BEGIN/SELECT/ROLLBACK on PostgreSQL;
-a missing or failed mark only means asking the database.
+nothing: this is on the path of every WeChat message. A Redis mark (`follower_mark`: "this openid
+has a following row"), set after the row is committed and cleared on unfollow, answers that case,
+so the common message costs one Redis GET instead of BEGIN/SELECT/ROLLBACK on PostgreSQL — /wechat
+reads it in the round trip that dedupes the message and calls `record_follower` only when it is
+missing; `ensure_follower` reads it itself. A missing or failed mark only means asking the database.
 """
 
 from __future__ import annotations
@@ -56,21 +57,24 @@ def get(session: Session, openid: str) -> User | None:
 
 
 def follower_mark(openid: str) -> str:
+    """The Redis key saying "this openid has a following row" (see the module docstring)."""
     return f"users:follower:{openid}"
 
 
 def ensure_follower(session: Session, cache: Redis, openid: str) -> None:
-    """The sender of a message is a known follower afterwards (see `get_or_create`).
-
-    For handlers that only need the sender to exist; those that read the user call get_or_create.
-    """
-    mark = follower_mark(openid)
+    """The sender of a message is a known follower afterwards (see `get_or_create`)."""
     try:
-        if cache.get(mark):
+        if cache.get(follower_mark(openid)):
             return
     except RedisError:
         get_or_create(session, openid)
         return
+    record_follower(session, cache, openid)
+
+
+def record_follower(session: Session, cache: Redis, openid: str) -> None:
+    """`ensure_follower` for a caller that already read the mark and found none (the /wechat
+    endpoint reads it in the round trip that dedupes the message)."""
     get_or_create(session, openid)
     _set_mark(cache, openid)
 

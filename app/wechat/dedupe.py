@@ -4,18 +4,21 @@ WeChat waits 5 s for a reply and then retries, three tries in all, with the same
 or the same FromUserName + CreateTime (events).
 https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html
 
-Two ways, both keyed by `key_for`:
+`Dedupe(redis, ttl)` has one method per path, both keyed by `key_for`:
 
-- `run_once` (handlers that change something): the first request claims the key with SET NX EX
-  (value PENDING), runs the handler, and stores the rendered plaintext reply under the same key. A
-  retry that finds the key returns the stored reply; if the first is still working, the retry polls
-  for it for at most WAIT_SECONDS, then answers empty ("handled"). The empty answer ends WeChat's
+- `run_once` (the claimed path): the first request claims the key with SET NX EX (value PENDING),
+  produces the reply, and stores the rendered plaintext reply under the same key. A retry that
+  finds the key returns the stored reply; if the first is still working, the retry polls for it
+  for at most WAIT_SECONDS, then answers empty ("handled"). The empty answer ends WeChat's
   retries; the first request still finishes its work.
-- `store_first` (read-only handlers, wechat_handlers/registry.py): the reply is computed first and
-  stored with SET NX GET, which also returns what an earlier try stored; that one is answered then.
-  One round trip instead of two (claim, then store): the store alone was ~15 % of /wechat's
-  throughput (bench/wechat_endpoint.py). Nothing is written twice, since the handler writes nothing.
+- `answer_first` (the store-first path, for replies that change nothing — handlers registered
+  read-only, which are given a session that cannot write): the reply is produced first and stored
+  with SET NX GET, which also returns what an earlier try stored; that one is answered then. One
+  round trip instead of two (claim, then store): the store alone was ~15 % of /wechat's throughput
+  (bench/wechat_endpoint.py). Before Redis 7.0 the server refuses SET NX GET: found out once per
+  connection pool, after which `answer_first` declines at once and the caller claims.
 
+Both read one more key in the same round trip when asked (`prefetch`: the sender's follower mark).
 Replies are stored before encryption, so a retry gets its own freshly encrypted copy.
 """
 
@@ -26,15 +29,12 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from redis import Connection, ConnectionPool, Redis
 from redis.exceptions import RedisError, ResponseError
-from wechatpy.messages import BaseMessage
-
-from wechat_handlers.registry import raw_fields
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ MAX_POLL_SECONDS = 0.2
 _pause = time.sleep  # tests wrap this to see a retry waiting
 
 
-def key_for(message: BaseMessage) -> str | None:
-    fields = raw_fields(message)
+def key_for(fields: Mapping[str, str | None]) -> str | None:
+    """The dedupe key of a message, from its XML fields; None when it cannot be told apart."""
     msg_id = fields.get("MsgId") or fields.get("MsgID")
     if msg_id:
         return f"{PREFIX}m:{msg_id}"
@@ -57,87 +57,84 @@ def key_for(message: BaseMessage) -> str | None:
     if not source or not created:
         return None
     event = fields.get("Event") or fields.get("MsgType") or ""
-    event_key = fields.get("EventKey")
-    event_key = event_key if isinstance(event_key, str) else ""
-    return f"{PREFIX}e:{source}:{created}:{event}:{event_key}"
-
-
-def run_once(
-    r: Redis,
-    key: str | None,
-    ttl_seconds: int,
-    produce: Callable[[str | None], str],
-    prefetch: str | None = None,
-) -> str:
-    """The reply for this message: produced here, or the one a first request produced.
-
-    `prefetch` names a key the handler will want (the sender's follower mark): it is read in the
-    same round trip as the claim and handed to `produce` — on the hot path every round trip counts.
-    `produce` must not raise (the view turns handler errors into an empty reply first).
-    """
-    if key is None:
-        return produce(None)
-    pool = r.connection_pool
-    conn = _own_connection(pool)
-    try:
-        first, mark = _round_trip(conn, ("SET", key, PENDING, "NX", "EX", ttl_seconds), prefetch)
-        if isinstance(first, ResponseError):
-            raise first
-    except RedisError:
-        # Answering matters more than deduplicating: a retry may run the handler again.
-        log.exception("dedupe unavailable, handling without it")
-        return produce(None)
-    if not first:
-        return _wait_for_reply(r, key)
-    reply = produce(mark)
-    _store(pool, conn, key, DONE + reply, ttl_seconds)
-    return reply
+    return f"{PREFIX}e:{source}:{created}:{event}:{fields.get('EventKey') or ''}"
 
 
 @dataclass(frozen=True, slots=True)
 class First:
-    """What `store_first` found: the reply to send, and whether it is this request's own."""
+    """What `answer_first` found: the reply to send, and whether it is this request's own."""
 
     reply: str
     mine: bool  # stored now: this request answers the message first (or Redis was unavailable)
     mark: str | None  # the prefetched key's value
 
 
-def can_store_first(r: Redis) -> bool:
-    """False once the server turned SET NX GET down (before Redis 7.0): claim first, as before."""
-    return _set_get_support.get(r.connection_pool) is not False
+@dataclass(frozen=True, slots=True)
+class Dedupe:
+    """WeChat's retries of one message get one answer, in Redis (cheap to make per request: the
+    connections and what the server supports are kept per connection pool)."""
 
+    redis: Redis
+    ttl_seconds: int
 
-def store_first(
-    r: Redis, key: str, ttl_seconds: int, reply: str, prefetch: str | None = None
-) -> First | None:
-    """Store `reply` as the message's answer unless a try of it was there first, in one round trip.
+    def run_once(
+        self, key: str | None, produce: Callable[[str | None], str], prefetch: str | None = None
+    ) -> str:
+        """The reply for this message: produced here, or the one a first request produced.
 
-    Returns the stored reply of the earlier try when there is one (waiting for it, like a retry in
-    `run_once`, if that try claimed the message and is still working), or None when the server
-    does not support SET with both NX and GET (Redis < 7.0): the caller then uses `run_once`.
-    """
-    pool = r.connection_pool
-    conn = _own_connection(pool)
-    store = ("SET", key, DONE + reply, "NX", "GET", "EX", ttl_seconds)
-    try:
-        earlier, mark = _round_trip(conn, store, prefetch)
-        # Only an old server's "syntax error" means unsupported (OOM, say, is a failure).
-        if isinstance(earlier, ResponseError) and "syntax" not in str(earlier).lower():
-            raise earlier
-    except RedisError:
-        # As in run_once: answering matters more than deduplicating.
-        log.exception("dedupe unavailable, answering without it")
-        return First(reply, mine=True, mark=None)
-    if isinstance(earlier, ResponseError):
-        _set_get_support[pool] = False
-        log.info("dedupe: SET NX GET unsupported, read-only messages are claimed first")
-        return None
-    if earlier is None:
-        return First(reply, mine=True, mark=mark)
-    if isinstance(earlier, str) and earlier.startswith(DONE):
-        return First(earlier[len(DONE) :], mine=False, mark=mark)
-    return First(_wait_for_reply(r, key), mine=False, mark=mark)
+        `prefetch` names a key to read in the same round trip as the claim; its value is handed to
+        `produce` (on the hot path every round trip counts). `produce` must not raise.
+        """
+        if key is None:
+            return produce(None)
+        pool = self.redis.connection_pool
+        conn = _own_connection(pool)
+        try:
+            first, mark = _round_trip(conn, ("SET", key, PENDING, "NX", "EX", self.ttl_seconds), prefetch)
+            if isinstance(first, ResponseError):
+                raise first
+        except RedisError:
+            # Answering matters more than deduplicating: a retry may run the handler again.
+            log.exception("dedupe unavailable, handling without it")
+            return produce(None)
+        if not first:
+            return _wait_for_reply(self.redis, key)
+        reply = produce(mark)
+        _store(pool, conn, key, DONE + reply, self.ttl_seconds)
+        return reply
+
+    def answer_first(self, key: str, produce: Callable[[], str], prefetch: str | None = None) -> First | None:
+        """Produce the reply, then store it as the message's answer unless a try of it was there
+        first, in one round trip; `produce` must change nothing and must not raise.
+
+        Returns the earlier try's stored reply when there is one (waiting for it, like a retry in
+        `run_once`, if that try claimed the message and is still working). None when the server
+        does not support SET with both NX and GET (Redis < 7.0): the caller then uses `run_once`.
+        """
+        pool = self.redis.connection_pool
+        if _set_get_support.get(pool) is False:
+            return None
+        reply = produce()
+        conn = _own_connection(pool)
+        store = ("SET", key, DONE + reply, "NX", "GET", "EX", self.ttl_seconds)
+        try:
+            earlier, mark = _round_trip(conn, store, prefetch)
+            # Only an old server's "syntax error" means unsupported (OOM, say, is a failure).
+            if isinstance(earlier, ResponseError) and "syntax" not in str(earlier).lower():
+                raise earlier
+        except RedisError:
+            # As in run_once: answering matters more than deduplicating.
+            log.exception("dedupe unavailable, answering without it")
+            return First(reply, mine=True, mark=None)
+        if isinstance(earlier, ResponseError):
+            _set_get_support[pool] = False
+            log.info("dedupe: SET NX GET unsupported, messages are claimed first")
+            return None
+        if earlier is None:
+            return First(reply, mine=True, mark=mark)
+        if isinstance(earlier, str) and earlier.startswith(DONE):
+            return First(earlier[len(DONE) :], mine=False, mark=mark)
+        return First(_wait_for_reply(self.redis, key), mine=False, mark=mark)
 
 
 def _round_trip(conn: Connection, command: tuple[Any, ...], prefetch: str | None) -> tuple[Any, Any]:

@@ -59,3 +59,13 @@ def parse_envelope(body: bytes | str) -> Element:
     if root.tag != "xml":
         raise MalformedXmlError(f"root element is <{root.tag[:32]}>, not <xml>")
     return root
+
+
+def message_fields(root: Element) -> dict[str, str | None]:
+    """The message's top-level fields by name, read from the envelope parsed above: what routing and
+    dedupe need (MsgType, Event, EventKey, Content, MsgId, FromUserName, CreateTime).
+
+    Text is stripped and empty text is None, as in wechatpy's parse (xmltodict); a field with
+    child elements (ScanCodeInfo, SendPicsInfo, ...) is None here: wechatpy's typed message has it.
+    """
+    return {child.tag: None if len(child) else (child.text or "").strip() or None for child in root}
