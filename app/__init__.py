@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     register_error_handlers(app)
 
-    from app.cli import register_cli
+    from app.commands import register_cli
 
     register_cli(app)
     return app
