@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.services import enrollments, identities, outbox
+from media import decode
 from media.spec import PhotoSpec
 from media.storage import Storage, sha256_hex
 from models import Batch, Photo
@@ -181,7 +182,7 @@ def upload(
 
     # Files first, row second: a crash between them leaves an unreferenced file (harmless, the key
     # is its content), never a row that points at nothing.
-    original_key = storage.put(data, sniff_type(data) or "application/octet-stream")
+    original_key = storage.put(data, decode.image_mime_type(data) or "application/octet-stream")
     normalized_key = None
     if result.normalized is not None:
         normalized_key = storage.put(result.normalized, _format_type(result.format))
@@ -246,19 +247,12 @@ def _check_dict(check: Any) -> dict[str, Any]:
     }
 
 
-def hamming(a: str, b: str) -> int | None:
-    """Bits that differ between two hex hashes of the same length; None when not comparable."""
-    if len(a) != len(b):
-        return None
-    try:
-        return (int(a, 16) ^ int(b, 16)).bit_count()
-    except ValueError:
-        return None
-
-
 def _duplicate_of_rejected(session: Session, user_id: int, phash: str | None) -> dict[str, Any] | None:
     if not phash:
         return None
+    # Loaded with the pipeline by save(), the only caller: no OpenCV import at start.
+    from media.pipeline import hamming
+
     earlier = session.execute(
         select(Photo.phash, Photo.created_at)
         .where(Photo.user_id == user_id, Photo.passed.is_(False), Photo.phash.is_not(None))
@@ -303,23 +297,6 @@ def get_own(session: Session, user_id: int, photo_id: int) -> Photo:
 
 
 # --- files and signed links -----------------------------------------------------------------
-
-
-def sniff_type(data: bytes) -> str | None:
-    """The MIME type the bytes say they are (for serving originals; the pipeline does the real check)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1"):
-        return "image/heic"
-    if data.startswith(b"BM"):
-        return "image/bmp"
-    return None
 
 
 def _format_type(fmt: str | None) -> str:
@@ -386,7 +363,7 @@ def open_file(session: Session, storage: Storage, link: FileLink) -> tuple[bytes
             raise PhotoNotFoundError()
         return storage.get(photo.normalized_key), _format_type(photo.normalized_format)
     data = storage.get(photo.original_key)
-    return data, sniff_type(data) or "application/octet-stream"
+    return data, decode.image_mime_type(data) or "application/octet-stream"
 
 
 # --- photos sent in the chat -------------------------------------------------------------------
