@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def chinese_time(moment: datetime | None) -> str:
+    """ "2026年11月23日 09:05" in Beijing time, as students read it; "" for no moment."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(BEIJING)
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"

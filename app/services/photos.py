@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -25,8 +26,8 @@ from sqlalchemy.orm import Session
 from app.services import enrollments, identities, outbox
 from media import decode
 from media.spec import PhotoSpec
-from media.storage import Storage, sha256_hex
-from models import Batch, Photo
+from media.storage import MediaNotFoundError, Storage, sha256_hex
+from models import Batch, Photo, Staff, StaffRole
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,10 @@ class PhotoNotFoundError(PhotoError):
 
 class PhotoLinkExpiredError(PhotoError):
     message = "照片链接已过期，请刷新页面。"
+
+
+class PhotoForbiddenError(PhotoError):
+    message = "没有权限查看这张照片。"
 
 
 def too_large_message(max_bytes: int) -> str:
@@ -364,6 +369,43 @@ def open_file(session: Session, storage: Storage, link: FileLink) -> tuple[bytes
         return storage.get(photo.normalized_key), _format_type(photo.normalized_format)
     data = storage.get(photo.original_key)
     return data, decode.image_mime_type(data) or "application/octet-stream"
+
+
+def open_link(
+    session: Session,
+    storage: Storage,
+    secret_key: str,
+    token: str,
+    now: float,
+    max_age: int,
+    *,
+    viewer_id: int | None,
+    staff: Callable[[], Staff | None],
+) -> tuple[bytes, str]:
+    """The bytes and MIME type behind a signed link, for the user it was made for or signed-in staff
+    who cover the photo's school (admins: any photo).
+
+    `staff` is asked only when the viewer is not the link's user: looking up a staff sign-in may end
+    an idle one. Raises PhotoLinkExpiredError, PhotoForbiddenError or PhotoNotFoundError.
+    """
+    link = read_file_token(secret_key, token, now, max_age)
+    if viewer_id != link.user_id and not _staff_may_view(session, staff(), link.photo_id):
+        raise PhotoForbiddenError()
+    try:
+        return open_file(session, storage, link)
+    except MediaNotFoundError:
+        raise PhotoNotFoundError() from None
+
+
+def _staff_may_view(session: Session, staff: Staff | None, photo_id: int) -> bool:
+    if staff is None:
+        return False
+    if staff.role == StaffRole.ADMIN:
+        return True
+    school_id = session.scalar(
+        select(Batch.school_id).join(Photo, Photo.batch_id == Batch.id).where(Photo.id == photo_id)
+    )
+    return school_id is not None and school_id in {school.id for school in staff.schools}
 
 
 # --- photos sent in the chat -------------------------------------------------------------------
