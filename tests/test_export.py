@@ -16,7 +16,7 @@ from app.extensions import db
 from app.services import schools
 from app.services import staff as staff_service
 from models import AuditEntry, StaffRole, SubmissionStatus
-from tests.test_status_receipt import make_batch, make_student
+from tests.factories import make_batch, make_student
 
 PASSWORD = "correct horse battery"
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
