@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from PIL import Image
@@ -46,59 +46,35 @@ STAFF_PASSWORD = "review pages password"
 # --- one row each ------------------------------------------------------------------------------
 
 
+_Row = TypeVar("_Row")
+
+
+def _add(row: _Row) -> _Row:
+    db.session.add(row)
+    db.session.flush()  # ids for the rows that point at this one
+    return row
+
+
 def add_school(code: str, name: str, province: str = "湖南省", city: str = "长沙市") -> School:
-    school = School(code=code, name=name, province=province, city=city)
-    db.session.add(school)
-    db.session.flush()
-    return school
+    return _add(School(code=code, name=name, province=province, city=city))
 
 
-def add_batch(
-    school_id: int,
-    name: str,
-    *,
-    opens_at: datetime,
-    closes_at: datetime,
-    education: str = "成人教育",
-    fee_fen: int = 200,
-    photo_spec: dict[str, Any] | None = None,
-) -> Batch:
-    batch = Batch(
-        school_id=school_id,
-        name=name,
-        education=education,
-        opens_at=opens_at,
-        closes_at=closes_at,
-        fee_fen=fee_fen,
-        photo_spec=photo_spec or {},
-    )
-    db.session.add(batch)
-    db.session.flush()
-    return batch
+def add_batch(school_id: int, name: str, *, opens_at: datetime, closes_at: datetime, **fields: Any) -> Batch:
+    """An adult-education batch with a 2 yuan fee and the default photo spec; `fields` override."""
+    values: dict[str, Any] = {"education": "成人教育", "fee_fen": 200, "photo_spec": {}, **fields}
+    return _add(Batch(school_id=school_id, name=name, opens_at=opens_at, closes_at=closes_at, **values))
 
 
 def add_user(openid: str) -> User:
-    user = User(openid=openid)
-    db.session.add(user)
-    db.session.flush()
-    return user
+    return _add(User(openid=openid))
 
 
 def add_identity(
     user_id: int, *, number_hash: str, number_enc: str, name_enc: str, **fields: Any
 ) -> Identity:
     """An identity row as stored; `sealed_identity` encrypts real values."""
-    identity = Identity(
-        user_id=user_id,
-        doc_type="resident_id",
-        number_hash=number_hash,
-        number_enc=number_enc,
-        name_enc=name_enc,
-        **fields,
-    )
-    db.session.add(identity)
-    db.session.flush()
-    return identity
+    sealed = {"number_hash": number_hash, "number_enc": number_enc, "name_enc": name_enc}
+    return _add(Identity(user_id=user_id, doc_type="resident_id", **sealed, **fields))
 
 
 def sealed_identity(
@@ -127,17 +103,11 @@ def add_photo(user_id: int, batch_id: int, **fields: Any) -> Photo:
         "fixes": [],
         **fields,
     }
-    photo = Photo(user_id=user_id, batch_id=batch_id, **values)
-    db.session.add(photo)
-    db.session.flush()
-    return photo
+    return _add(Photo(user_id=user_id, batch_id=batch_id, **values))
 
 
 def add_enrollment(user_id: int, batch_id: int) -> Enrollment:
-    enrollment = Enrollment(user_id=user_id, batch_id=batch_id)
-    db.session.add(enrollment)
-    db.session.flush()
-    return enrollment
+    return _add(Enrollment(user_id=user_id, batch_id=batch_id))
 
 
 def add_submission(
@@ -148,26 +118,15 @@ def add_submission(
     status: SubmissionStatus = SubmissionStatus.PENDING_REVIEW,
     **fields: Any,
 ) -> Submission:
-    submission = Submission(
-        user_id=user_id,
-        batch_id=batch_id,
-        photo_id=photo_id,
-        identity_id=identity_id,
-        status=status,
-        **fields,
-    )
-    db.session.add(submission)
-    db.session.flush()
-    return submission
+    rows = {"user_id": user_id, "batch_id": batch_id, "photo_id": photo_id, "identity_id": identity_id}
+    return _add(Submission(**rows, status=status, **fields))
 
 
 def add_staff(username: str, role: StaffRole, school_ids: list[int]) -> Staff:
     """An account that cannot sign in (no password): for service tests."""
     staff = Staff(username=username, password_hash="x", role=role)
     staff.schools = [s for s in (db.session.get(School, i) for i in school_ids) if s is not None]
-    db.session.add(staff)
-    db.session.flush()
-    return staff
+    return _add(staff)
 
 
 def jpeg(color: tuple[int, int, int] = (200, 220, 255)) -> bytes:

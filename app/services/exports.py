@@ -39,9 +39,7 @@ class ExportBatchNotFoundError(ServiceError):
 class BatchExport:
     """An audited export: what to call the file, and its bytes as they are made."""
 
-    batch_id: int
     filename: str
-    count: int
     chunks: Iterator[bytes]
 
 
@@ -71,9 +69,7 @@ def export_batch(
     audit.record(session, staff_id, "export", "batch", batch_id, batch=batch_id, count=count)
     session.commit()
     return BatchExport(
-        batch_id=batch_id,
         filename=f"{school_name}-{batch_name}-通过照片.zip",
-        count=count,
         chunks=_zip_stream(session, keyring, storage, batch_id, school_name, batch_name),
     )
 
