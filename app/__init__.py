@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     register_error_handlers(app)
 
-    from app.cli import register_cli
+    from app.commands import register_cli
 
     register_cli(app)
     return app
@@ -105,6 +105,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from app.auth import bp as auth_bp
     from app.extensions import csrf
     from app.h5 import bp as h5_bp
+    from app.links import bp as links_bp
     from app.ops import bp as ops_bp
     from app.pay import bp as pay_bp
     from app.review import bp as review_bp
@@ -113,7 +114,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     # WeChat signs its posts; a CSRF token cannot apply to them.
     csrf.exempt(wechat_bp)
     csrf.exempt(pay_bp)
-    for bp in (ops_bp, wechat_bp, auth_bp, h5_bp, api_bp, pay_bp, review_bp):
+    for bp in (ops_bp, wechat_bp, auth_bp, h5_bp, api_bp, links_bp, pay_bp, review_bp):
         app.register_blueprint(bp)
     register_openapi(app)
     if settings.SANDBOX:

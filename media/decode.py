@@ -32,6 +32,7 @@ KIND_LABELS = {
     "tiff": "TIFF 图片",
     "heic": "HEIC/HEIF 图片（苹果手机的“高效”格式）",
     "avif": "AVIF 图片",
+    "video": "视频文件",
     "pdf": "PDF 文档",
     "svg": "SVG 矢量图",
     "zip": "压缩包或 Office 文档",
@@ -59,10 +60,7 @@ def sniff(data: bytes) -> str:
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
     if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis"):
-            return "avif"
-        return "heic"  # heic, heix, mif1, msf1, hevc … (also MP4 video: refused all the same)
+        return _iso_media_kind(head)
     if b"%PDF-" in data[:1024]:
         return "pdf"
     if head[:4] == b"PK\x03\x04":
@@ -75,6 +73,47 @@ def sniff(data: bytes) -> str:
     except UnicodeDecodeError:
         return "unknown"
     return "text"
+
+
+# ISO base media files (HEIF, AVIF, MP4, MOV) open with an `ftyp` box: the major brand, then the
+# compatible brands. A HEIF container's generic brand (mif1, msf1) needs the others to tell HEIC from
+# AVIF; a brand of neither kind is a video (isom, mp42, qt …), not a picture.
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+_HEIF_GENERIC_BRANDS = {b"mif1", b"msf1"}
+
+
+def _iso_media_kind(head: bytes) -> str:
+    major = head[8:12]
+    box_end = min(int.from_bytes(head[:4], "big"), len(head))
+    compatible = {head[i : i + 4] for i in range(16, box_end - 3, 4)}
+    for brands in ({major}, compatible):
+        if brands & _AVIF_BRANDS:
+            return "avif"
+        if brands & _HEIC_BRANDS:
+            return "heic"
+    if ({major} | compatible) & _HEIF_GENERIC_BRANDS:
+        return "heic"
+    return "video"
+
+
+# What an original may be served as. The rest (SVG above all: a browser runs its scripts) is served
+# as application/octet-stream.
+_IMAGE_MIME_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+    "heic": "image/heic",
+    "avif": "image/avif",
+}
+
+
+def image_mime_type(data: bytes) -> str | None:
+    """The picture's MIME type from its bytes, None when the bytes are not a picture."""
+    return _IMAGE_MIME_TYPES.get(sniff(data))
 
 
 def kind_label(kind: str) -> str:

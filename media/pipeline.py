@@ -211,6 +211,15 @@ def phash(rgb: np.ndarray) -> str:
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
 
 
-def hamming(a: str, b: str) -> int:
-    """Bits that differ between two phash values; ≤ 10 of 64 means 'the same photo' for our purposes."""
-    return (int(a, 16) ^ int(b, 16)).bit_count()
+def hamming(a: str, b: str) -> int | None:
+    """Bits that differ between two phash values; ≤ 10 of 64 means 'the same photo' for our purposes.
+
+    None when the two are not comparable (lengths differ, not hex): a stored hash from another
+    construction must not count as a near match.
+    """
+    if len(a) != len(b):
+        return None
+    try:
+        return (int(a, 16) ^ int(b, 16)).bit_count()
+    except ValueError:
+        return None

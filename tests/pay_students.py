@@ -12,7 +12,8 @@ from app.services.identities import IdentityInput
 from app.services.payments import PaidNotice
 from app.services.schools import BatchData, upsert_batch, upsert_school
 from media.spec import PhotoSpec
-from models import PaymentOrder, Photo, User, utcnow
+from models import PaymentOrder, User, utcnow
+from tests.factories import add_photo
 
 TODAY = date.today()
 
@@ -41,18 +42,7 @@ def student(openid: str = "o-pay", passed: bool = True) -> tuple[int, int]:
     )
     db.session.commit()
     enrollments.link(db.session, user.id, batch.id, now)
-    photo = Photo(
-        user_id=user.id,
-        batch_id=batch.id,
-        source="h5",
-        original_key="k" * 64,
-        original_sha256="s" * 64,
-        original_bytes=1000,
-        passed=passed,
-        checks=[],
-        fixes=[],
-    )
-    db.session.add(photo)
+    photo = add_photo(user.id, batch.id, passed=passed)
     db.session.commit()
     return user.id, photo.id
 

@@ -21,10 +21,9 @@ from flask import Flask
 from PIL import Image
 from sqlalchemy import select
 
-from app.demo import load_demo_data
 from app.extensions import db
 from app.integrations import pii_keyring
-from app.services import enrollments, identities, users
+from app.services import demo_data, enrollments, identities, users
 from app.services.identities import IdentityInput
 from models import Batch, School
 
@@ -77,7 +76,7 @@ def prepare(
     """The user exists (and is bound, and linked to the open 湖南师范大学 batch); returns the user id."""
     with app.app_context():
         if link and db.session.scalar(select(School.id).where(School.code == HUNAN)) is None:
-            load_demo_data()
+            demo_data.load_schools(db.session)
         user = users.get_or_create(db.session, openid)
         user_id = user.id
         db.session.commit()

@@ -14,9 +14,8 @@ import requests
 from flask import Flask
 from sqlalchemy import inspect, select, text
 
-from app.demo import load_demo_data
 from app.extensions import db
-from app.services import enrollments, identities
+from app.services import demo_data, enrollments, identities
 from models import Batch, Identity, School, User
 
 ZHANG = {"id_type": "resident_id", "id_number": "210101200101010011", "name": "张三"}
@@ -289,7 +288,7 @@ def test_unbind_ends_the_school_link_too_and_a_rebind_starts_over(app: Flask, ba
     student.call("PUT", "/me/identity", ZHANG)
     user_id = _user_id(app, "o-unbind")
     with app.app_context():
-        load_demo_data()
+        demo_data.load_schools(db.session)
         batch_id = db.session.scalar(
             select(Batch.id).join(School).where(School.code == "10542").order_by(Batch.closes_at.desc())
         )
@@ -340,7 +339,7 @@ def test_me_shows_the_school_batch_fee_and_photo_spec(app: Flask, base: str) -> 
     student = Student(base, "o-enrolled")
     student.call("PUT", "/me/identity", ZHANG)
     with app.app_context():
-        load_demo_data()
+        demo_data.load_schools(db.session)
         batch = db.session.scalars(
             select(Batch).join(School).where(School.code == "10542").order_by(Batch.closes_at.desc())
         ).first()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -19,6 +18,7 @@ from app.extensions import db
 from app.integrations import pii_keyring
 from app.services import enrollments, identities, schools
 from app.services.identities import IdentityInput
+from app.services.localtime import BEIJING
 from app.services.schools import BatchData
 from media.spec import PhotoSpec
 from models import Enrollment, User
@@ -26,7 +26,6 @@ from models import Enrollment, User
 OPENID = "oSchoolStudent000000000001"
 ZHANG = IdentityInput("resident_id", "210101200101010011", "张三")
 NOW = datetime.now(UTC)
-BEIJING = ZoneInfo("Asia/Shanghai")
 SPEC = PhotoSpec(min_bytes=100 * 1024, max_bytes=200 * 1024, background="light_blue")
 
 

@@ -12,7 +12,8 @@ from app.extensions import db
 from app.services import dashboard
 from app.services.localtime import BEIJING
 from models import Submission, SubmissionStatus, User
-from tests.test_review_pages import Desk, make_desk, make_waiting, sign_in
+from tests.factories import Desk, make_desk, make_waiting
+from tests.staff_pages import sign_in
 from tests.wechat_posts import WeChat, event_message
 
 CHINA = BEIJING

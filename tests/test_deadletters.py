@@ -14,7 +14,8 @@ from app.jobs import JOBS
 from app.jobs.worker import run_due
 from app.services import deadletters
 from models import AuditEntry, OutboxItem, OutboxStatus
-from tests.test_review_pages import csrf_of, make_desk, sign_in
+from tests.factories import make_dead, make_desk
+from tests.staff_pages import csrf_of, sign_in
 
 OPENID = "oABCDEFsecretpart"
 
@@ -26,25 +27,11 @@ def delivered(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return sent
 
 
-def make_dead(app: Flask, kind: str = "test.deliver") -> int:
-    with app.app_context():
-        item = OutboxItem(
-            kind=kind,
-            payload={"submission_id": 7, "openid": OPENID, "name": "张三"},
-            status=OutboxStatus.DEAD,
-            attempts=8,
-            last_error="WeChatClientException: 43004 require subscribe",
-        )
-        db.session.add(item)
-        db.session.commit()
-        return item.id
-
-
 def test_a_dead_row_shows_masked_and_retry_lets_the_worker_deliver_it(
     app: Flask, client: FlaskClient, delivered: list[dict[str, Any]]
 ) -> None:
     make_desk(app)
-    item_id = make_dead(app)
+    item_id = make_dead(app, OPENID)
     sign_in(client, "admin")
     page = client.get("/review/outbox")
     html = page.get_data(as_text=True)
@@ -74,7 +61,7 @@ def test_a_dead_row_shows_masked_and_retry_lets_the_worker_deliver_it(
 
 def test_retry_refuses_a_row_that_is_not_dead(app: Flask, client: FlaskClient) -> None:
     make_desk(app)
-    item_id = make_dead(app)
+    item_id = make_dead(app, OPENID)
     with app.app_context():
         deadletters.retry(db.session, item_id, None)
         with pytest.raises(deadletters.DeadLetterError):
@@ -91,7 +78,7 @@ def test_retry_refuses_a_row_that_is_not_dead(app: Flask, client: FlaskClient) -
 
 def test_retry_needs_csrf(app: Flask, client: FlaskClient) -> None:
     make_desk(app)
-    item_id = make_dead(app)
+    item_id = make_dead(app, OPENID)
     sign_in(client, "admin")
     assert client.post(f"/review/outbox/{item_id}/retry").status_code == 400
     with app.app_context():
@@ -101,7 +88,7 @@ def test_retry_needs_csrf(app: Flask, client: FlaskClient) -> None:
 
 def test_a_reviewer_is_refused(app: Flask, client: FlaskClient) -> None:
     make_desk(app)
-    item_id = make_dead(app)
+    item_id = make_dead(app, OPENID)
     sign_in(client, "rev-a")
     assert client.get("/review/outbox").status_code == 403
     token = csrf_of(client, "/review/")

@@ -6,9 +6,9 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
-from app.demo import SCHOOLS
 from app.extensions import db
 from app.services import staff
+from app.services.demo_data import SCHOOLS
 from media.spec import PhotoSpec
 from models import Batch, School, Staff, StaffRole
 

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.services import schools
 from app.services import staff as staff_service
 from models import AuditEntry, StaffRole, SubmissionStatus
-from tests.test_status_receipt import make_batch, make_student
+from tests.factories import make_batch, make_student
 
 PASSWORD = "correct horse battery"
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -110,7 +110,7 @@ def test_signed_out_goes_to_login_and_bad_batches_are_refused(app: Flask, client
 
 def test_export_memory_does_not_grow_with_the_batch(app: Flask, client: FlaskClient, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Each chunk the generator yields stays about one photo in size, however many photos there are."""
-    import app.review.export as export
+    import app.services.exports as export
 
     monkeypatch.setattr(export, "CHUNK_ROWS", 3)  # several database chunks
     with app.app_context():

@@ -203,3 +203,10 @@ def test_default_detector_is_one_per_thread() -> None:
     t.start()
     t.join()
     assert seen and seen[0] is not mine
+
+
+def test_hamming() -> None:
+    assert hamming("ffffffffffffffff", "fffffffffffffff0") == 4
+    assert hamming("0000000000000000", "0000000000000000") == 0
+    assert hamming("abc", "abcd") is None
+    assert hamming("zz", "00") is None

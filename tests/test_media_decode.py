@@ -59,6 +59,11 @@ def detector():
         (encode(Image.new("RGB", (64, 64), "red"), "TIFF"), "tiff", "TIFF"),
         (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "heic", "HEIC"),
         (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + b"\x00" * 64, "avif", "AVIF"),
+        # A HEIF container's generic brand first: the compatible brands tell AVIF from HEIC.
+        (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1avifmiaf" + b"\x00" * 64, "avif", "AVIF"),
+        (b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "heic", "HEIC"),
+        # Same box, not a picture: an MP4 from the phone's camera.
+        (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64, "video", "视频"),
         (b"PK\x03\x04" + b"\x00" * 100, "zip", "压缩包"),
         (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "svg", "SVG"),
         ("我的证件照\n".encode(), "text", "文本"),
@@ -72,6 +77,22 @@ def test_other_types_are_named_and_refused(blob: bytes, kind: str, named: str, d
         process(blob, PhotoSpec(formats=("jpeg", "png")), detector=detector)
     assert named in err.value.message
     assert "JPG 或 PNG" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("blob", "mime"),
+    [
+        (photo("id_ok.jpg"), "image/jpeg"),
+        (encode(Image.new("RGB", (64, 64), "red"), "TIFF"), "image/tiff"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + b"\x00" * 64, "image/avif"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "image/heic"),
+        (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64, None),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", None),  # never served as an image
+        (photo("document.pdf"), None),
+    ],
+)
+def test_image_mime_type_names_pictures_only(blob: bytes, mime: str | None) -> None:
+    assert decode.image_mime_type(blob) == mime
 
 
 def test_sniff_ignores_what_the_name_claims() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -12,9 +12,8 @@ from test_payments_sync import _app, _faults, _order, _ordered, _pay, _submissio
 from app.extensions import db
 from app.integrations import pay_client
 from app.services import payment_sync, payments, submissions
+from app.services.localtime import BEIJING
 from models import OrderStatus, OutboxItem, PaymentOrder, Refund, Submission, SubmissionStatus, utcnow
-
-BEIJING = timezone(timedelta(hours=8))
 
 
 def _today() -> str:

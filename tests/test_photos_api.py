@@ -294,13 +294,6 @@ def test_the_same_rejected_picture_again_is_flagged(app: Flask, base: str) -> No
     assert not any(c["name"] == "duplicate_of_rejected" for c in third["checks"])
 
 
-def test_hamming() -> None:
-    assert photos.hamming("ffffffffffffffff", "fffffffffffffff0") == 4
-    assert photos.hamming("0000000000000000", "0000000000000000") == 0
-    assert photos.hamming("abc", "abcd") is None
-    assert photos.hamming("zz", "00") is None
-
-
 # --- signed links ------------------------------------------------------------------------------
 
 

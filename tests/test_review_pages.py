@@ -2,141 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
-from PIL import Image
 from sqlalchemy import select
 
 from app.extensions import db
-from app.integrations import photo_storage, pii_keyring
-from app.services import schools
-from app.services import staff as staff_service
-from models import Batch, Identity, OutboxItem, Photo, School, StaffRole, Submission, SubmissionStatus, User
-
-PASSWORD = "review pages password"
-ID_NUMBER = "11010519491231002X"
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-
-
-@dataclass
-class Desk:
-    school_a: int
-    school_b: int
-    batch_a: int
-    batch_b: int
-
-
-def jpeg(color: tuple[int, int, int] = (200, 220, 255)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (48, 64), color).save(out, "JPEG")
-    return out.getvalue()
-
-
-def make_desk(app: Flask) -> Desk:
-    """Two schools with an open batch each; reviewers rev-a (school A), rev-a2 (A), rev-b (B), admin."""
-    with app.app_context():
-        schools.upsert_school(db.session, "10542", "湖南师范大学", "湖南省", "长沙市")
-        schools.upsert_school(db.session, "10699", "西北工业大学", "陕西省", "西安市")
-        db.session.commit()
-        ids = {}
-        for code in ("10542", "10699"):
-            school = db.session.scalars(select(School).where(School.code == code)).one()
-            batch = Batch(
-                school_id=school.id,
-                name=f"成人教育 {code} 批次",
-                education="成人教育",
-                opens_at=T0 - timedelta(days=30),
-                closes_at=datetime.now(UTC) + timedelta(days=300),
-                fee_fen=200,
-                photo_spec={},
-            )
-            db.session.add(batch)
-            db.session.commit()
-            ids[code] = (school.id, batch.id)
-        staff_service.create(db.session, "rev-a", PASSWORD, StaffRole.REVIEWER, ["10542"])
-        staff_service.create(db.session, "rev-a2", PASSWORD, StaffRole.REVIEWER, ["10542"])
-        staff_service.create(db.session, "rev-b", PASSWORD, StaffRole.REVIEWER, ["10699"])
-        staff_service.create(db.session, "admin", PASSWORD, StaffRole.ADMIN, [])
-        return Desk(ids["10542"][0], ids["10699"][0], ids["10542"][1], ids["10699"][1])
-
-
-def make_waiting(app: Flask, batch_id: int, openid: str, created_at: datetime, *, name: str = "张三") -> int:
-    """A paid, verified attempt waiting for review, with real photo files and an encrypted identity."""
-    with app.app_context():
-        storage = photo_storage()
-        keyring = pii_keyring()
-        user = User(openid=openid)
-        db.session.add(user)
-        db.session.flush()
-        identity = Identity(
-            user_id=user.id,
-            doc_type="resident_id",
-            number_hash=keyring.lookup_hash(f"resident_id:{ID_NUMBER}-{openid}"),
-            number_enc=keyring.encrypt(ID_NUMBER),
-            name_enc=keyring.encrypt(name),
-        )
-        original = jpeg((120, 130, 140))
-        normalized = jpeg()
-        photo = Photo(
-            user_id=user.id,
-            batch_id=batch_id,
-            source="h5",
-            original_key=storage.put(original, "image/jpeg"),
-            original_sha256="s" * 64,
-            original_bytes=len(original),
-            normalized_key=storage.put(normalized, "image/jpeg"),
-            normalized_bytes=len(normalized),
-            normalized_format="jpeg",
-            width=480,
-            height=640,
-            passed=True,
-            checks=[
-                {"name": "face_count", "ok": True, "value": 1, "limit": "1", "message": "符合要求"},
-                {"name": "sharpness", "ok": False, "value": 12.5, "limit": "≥ 40", "message": "照片模糊"},
-            ],
-            fixes=[],
-            face={"x": 120.0, "y": 160.0, "w": 240.0, "h": 300.0, "score": 0.99},
-        )
-        db.session.add_all([identity, photo])
-        db.session.flush()
-        sub = Submission(
-            user_id=user.id,
-            batch_id=batch_id,
-            photo_id=photo.id,
-            identity_id=identity.id,
-            status=SubmissionStatus.PENDING_REVIEW,
-            verification={"result": "match", "reason": None, "provider": "sandbox", "reference": "r1"},
-            created_at=created_at,
-        )
-        db.session.add(sub)
-        db.session.commit()
-        return sub.id
-
-
-def csrf_of(client: FlaskClient, path: str = "/review/login") -> str:
-    found = CSRF_INPUT.search(client.get(path).get_data(as_text=True))
-    assert found
-    return found.group(1)
-
-
-def sign_in(client: FlaskClient, username: str) -> None:
-    response = client.post(
-        "/review/login", data={"username": username, "password": PASSWORD, "csrf_token": csrf_of(client)}
-    )
-    assert response.status_code == 303, response.get_data(as_text=True)
-
-
-def status_of(app: Flask, submission_id: int) -> tuple[SubmissionStatus, str | None]:
-    with app.app_context():
-        found = db.session.get(Submission, submission_id)
-        assert found is not None
-        return SubmissionStatus(found.status), found.status_reason
+from models import OutboxItem, Photo, Submission, SubmissionStatus
+from tests.factories import ID_NUMBER, T0, make_desk, make_waiting, status_and_reason
+from tests.staff_pages import csrf_of, sign_in
 
 
 def row_ids(html: str) -> list[int]:
@@ -208,14 +84,14 @@ def test_claim_and_decide_need_csrf(app: Flask, client: FlaskClient) -> None:
     sign_in(client, "rev-a")
     assert client.post(f"/review/submissions/{sub}/claim").status_code == 400
     assert client.post(f"/review/submissions/{sub}/claim", data={"csrf_token": "forged"}).status_code == 400
-    assert status_of(app, sub)[0] == SubmissionStatus.PENDING_REVIEW
+    assert status_and_reason(app, sub)[0] == SubmissionStatus.PENDING_REVIEW
 
     token = csrf_of(client, "/review/")
     claimed = client.post(f"/review/submissions/{sub}/claim", data={"csrf_token": token})
     assert claimed.status_code == 303 and claimed.location == f"/review/submissions/{sub}"
     refused = client.post(f"/review/submissions/{sub}/decide", data={"decision": "approve"})
     assert refused.status_code == 400
-    assert status_of(app, sub)[0] == SubmissionStatus.IN_REVIEW
+    assert status_and_reason(app, sub)[0] == SubmissionStatus.IN_REVIEW
 
 
 def test_claim_race_shows_the_message(app: Flask, client: FlaskClient) -> None:
@@ -318,7 +194,7 @@ def test_decide_without_reason_is_refused_then_return_moves_on(app: Flask, clien
     )
     assert refused.status_code == 422
     assert "驳回或不通过需要填写原因" in refused.get_data(as_text=True)
-    assert status_of(app, first)[0] == SubmissionStatus.IN_REVIEW
+    assert status_and_reason(app, first)[0] == SubmissionStatus.IN_REVIEW
 
     done = client.post(
         f"/review/submissions/{first}/decide",
@@ -330,7 +206,7 @@ def test_decide_without_reason_is_refused_then_return_moves_on(app: Flask, clien
         },
     )
     assert done.status_code == 303 and done.location == f"/review/submissions/{second}"
-    assert status_of(app, first) == (SubmissionStatus.RETURNED, "背景颜色不符：请换白底")
+    assert status_and_reason(app, first) == (SubmissionStatus.RETURNED, "背景颜色不符：请换白底")
     with app.app_context():
         keys = list(db.session.scalars(select(OutboxItem.idempotency_key)))
     assert f"decision:{first}" in keys
@@ -359,7 +235,7 @@ def test_batch_approve_only_what_the_reviewer_holds(app: Flask, client: FlaskCli
     )
     assert refused.status_code == 303
     assert "只能批量通过自己已领取的提交" in client.get("/review/").get_data(as_text=True)
-    assert all(status_of(app, s)[0] != SubmissionStatus.APPROVED for s in subs)
+    assert all(status_and_reason(app, s)[0] != SubmissionStatus.APPROVED for s in subs)
 
     assert client.post("/review/batch-approve", data={"ids": [str(subs[0])]}).status_code == 400
 
@@ -369,7 +245,7 @@ def test_batch_approve_only_what_the_reviewer_holds(app: Flask, client: FlaskCli
     )
     assert done.status_code == 303
     assert "已批量通过 2 条" in client.get("/review/").get_data(as_text=True)
-    assert [status_of(app, s)[0] for s in subs] == [
+    assert [status_and_reason(app, s)[0] for s in subs] == [
         SubmissionStatus.APPROVED,
         SubmissionStatus.APPROVED,
         SubmissionStatus.PENDING_REVIEW,
@@ -384,4 +260,4 @@ def test_batch_approve_only_what_the_reviewer_holds(app: Flask, client: FlaskCli
         ).status_code
         == 303
     )
-    assert status_of(app, subs[2])[0] == SubmissionStatus.APPROVED
+    assert status_and_reason(app, subs[2])[0] == SubmissionStatus.APPROVED

@@ -16,7 +16,7 @@ from app.sandbox import state, store
 from app.services import reviews
 from app.services.reviews import ResultPush
 from models import OutboxItem, OutboxStatus, SubmissionStatus, utcnow
-from tests.test_reviews_service import World, make_submission, make_world, staff, status_of
+from tests.factories import World, get_staff, make_queued, make_world, status_of
 
 REASON = "背景颜色不符，请使用浅蓝色背景重新拍摄，注意不要有阴影"
 
@@ -44,9 +44,9 @@ def decided_in_world(
 ) -> tuple[World, int]:
     world = make_world()
     follower(openid)
-    sid = make_submission(world.batch_a, openid, utcnow() - timedelta(days=1))
+    sid = make_queued(world.batch_a, openid, utcnow() - timedelta(days=1))
     now = utcnow()
-    me = staff(world.reviewer_a)
+    me = get_staff(world.reviewer_a)
     reviews.claim(db.session, me, sid, now)
     reviews.decide(db.session, me, sid, decision, reason, now, push=ResultPush.from_config(app.config))
     return world, sid
@@ -127,7 +127,7 @@ def test_a_worker_killed_between_send_and_commit_does_not_push_twice(app: Flask)
         try:
             reviews.decide(
                 db.session,
-                staff(world.admin),
+                get_staff(world.admin),
                 sid,
                 "approve",
                 None,

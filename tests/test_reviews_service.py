@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,125 +15,14 @@ from app.services import reviews, wording
 from app.services.reviews import ResultPush
 from models import (
     AuditEntry,
-    Batch,
-    Identity,
     OutboxItem,
-    Photo,
-    School,
-    Staff,
-    StaffRole,
     Submission,
     SubmissionStatus,
-    User,
     utcnow,
 )
+from tests.factories import T0, World, get_staff, make_queued, make_world, status_of
 
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 PUSH = ResultPush(base_url="http://example.test", template_id="sandbox-review-result")
-
-
-@dataclass
-class World:
-    school_a: int
-    school_b: int
-    batch_a: int
-    batch_b: int
-    reviewer_a: int
-    reviewer_a2: int
-    reviewer_b: int
-    admin: int
-
-
-def make_school(code: str, name: str) -> tuple[int, int]:
-    school = School(code=code, name=name, province="湖南省", city="长沙市")
-    db.session.add(school)
-    db.session.flush()
-    batch = Batch(
-        school_id=school.id,
-        name=f"成人教育 {code} 批次",
-        education="成人教育",
-        opens_at=T0 - timedelta(days=30),
-        closes_at=T0 + timedelta(days=300),
-        fee_fen=200,
-        photo_spec={},
-    )
-    db.session.add(batch)
-    db.session.commit()
-    return school.id, batch.id
-
-
-def make_staff(username: str, role: StaffRole, school_ids: list[int]) -> int:
-    staff = Staff(username=username, password_hash="x", role=role)
-    staff.schools = [s for s in (db.session.get(School, i) for i in school_ids) if s is not None]
-    db.session.add(staff)
-    db.session.commit()
-    return staff.id
-
-
-def make_submission(
-    batch_id: int,
-    openid: str,
-    created_at: datetime = T0,
-    status: SubmissionStatus = SubmissionStatus.PENDING_REVIEW,
-) -> int:
-    user = User(openid=openid)
-    db.session.add(user)
-    db.session.flush()
-    identity = Identity(
-        user_id=user.id, doc_type="resident_id", number_hash=f"h-{openid}", number_enc="x", name_enc="x"
-    )
-    photo = Photo(
-        user_id=user.id,
-        batch_id=batch_id,
-        source="h5",
-        original_key="k" * 64,
-        original_sha256="s" * 64,
-        original_bytes=1000,
-        passed=True,
-        checks=[],
-        fixes=[],
-    )
-    db.session.add_all([identity, photo])
-    db.session.flush()
-    sub = Submission(
-        user_id=user.id,
-        batch_id=batch_id,
-        photo_id=photo.id,
-        identity_id=identity.id,
-        status=status,
-        created_at=created_at,
-    )
-    db.session.add(sub)
-    db.session.commit()
-    return sub.id
-
-
-def make_world() -> World:
-    school_a, batch_a = make_school("10542", "湖南师范大学")
-    school_b, batch_b = make_school("10699", "西北工业大学")
-    return World(
-        school_a,
-        school_b,
-        batch_a,
-        batch_b,
-        make_staff("rev-a", StaffRole.REVIEWER, [school_a]),
-        make_staff("rev-a2", StaffRole.REVIEWER, [school_a]),
-        make_staff("rev-b", StaffRole.REVIEWER, [school_b]),
-        make_staff("admin", StaffRole.ADMIN, []),
-    )
-
-
-def staff(staff_id: int) -> Staff:
-    found = db.session.get(Staff, staff_id)
-    assert found is not None
-    return found
-
-
-def status_of(submission_id: int) -> SubmissionStatus:
-    db.session.expire_all()
-    found = db.session.get(Submission, submission_id)
-    assert found is not None
-    return SubmissionStatus(found.status)
 
 
 @pytest.fixture
@@ -148,13 +36,13 @@ def world(app: Flask) -> Any:
 
 
 def test_queue_is_oldest_first_and_scoped_to_the_reviewers_schools(world: World) -> None:
-    a_old = make_submission(world.batch_a, "o-a1", T0)
-    b_mid = make_submission(world.batch_b, "o-b1", T0 + timedelta(minutes=1))
-    a_new = make_submission(world.batch_a, "o-a2", T0 + timedelta(minutes=2))
-    make_submission(world.batch_a, "o-a3", T0, status=SubmissionStatus.APPROVED)
-    make_submission(world.batch_a, "o-a4", T0, status=SubmissionStatus.VERIFYING)
+    a_old = make_queued(world.batch_a, "o-a1", T0)
+    b_mid = make_queued(world.batch_b, "o-b1", T0 + timedelta(minutes=1))
+    a_new = make_queued(world.batch_a, "o-a2", T0 + timedelta(minutes=2))
+    make_queued(world.batch_a, "o-a3", T0, status=SubmissionStatus.APPROVED)
+    make_queued(world.batch_a, "o-a4", T0, status=SubmissionStatus.VERIFYING)
 
-    scope_a = reviews.school_scope(staff(world.reviewer_a))
+    scope_a = reviews.school_scope(get_staff(world.reviewer_a))
     assert scope_a == {world.school_a}
     page = reviews.queue(db.session, school_ids=scope_a)
     assert [i.id for i in page.items] == [a_old, a_new]
@@ -162,16 +50,16 @@ def test_queue_is_oldest_first_and_scoped_to_the_reviewers_schools(world: World)
     assert page.items[0].school_name == "湖南师范大学"
     assert page.items[0].status_label == "未审核"
 
-    admin_page = reviews.queue(db.session, school_ids=reviews.school_scope(staff(world.admin)))
+    admin_page = reviews.queue(db.session, school_ids=reviews.school_scope(get_staff(world.admin)))
     assert [i.id for i in admin_page.items] == [a_old, b_mid, a_new]
     assert reviews.queue(db.session, school_ids=set()).items == []
     assert [i.id for i in reviews.queue(db.session, school_ids=None, batch_id=world.batch_b).items] == [b_mid]
 
 
 def test_queue_filters_by_state_and_dates(world: World) -> None:
-    first = make_submission(world.batch_a, "o-1", T0)
-    second = make_submission(world.batch_a, "o-2", T0 + timedelta(days=1))
-    reviews.claim(db.session, staff(world.reviewer_a), second, T0 + timedelta(days=2))
+    first = make_queued(world.batch_a, "o-1", T0)
+    second = make_queued(world.batch_a, "o-2", T0 + timedelta(days=1))
+    reviews.claim(db.session, get_staff(world.reviewer_a), second, T0 + timedelta(days=2))
     waiting = reviews.queue(db.session, school_ids=None, status=SubmissionStatus.PENDING_REVIEW)
     assert [i.id for i in waiting.items] == [first]
     claimed = reviews.queue(
@@ -197,12 +85,10 @@ def test_keyset_pages_have_no_gaps_or_duplicates_with_equal_timestamps(world: Wo
     for n in range(23):
         # Groups of five share a timestamp; both states interleave.
         ids.append(
-            make_submission(
-                world.batch_a if n % 3 else world.batch_b, f"o-{n}", T0 + timedelta(seconds=n // 5)
-            )
+            make_queued(world.batch_a if n % 3 else world.batch_b, f"o-{n}", T0 + timedelta(seconds=n // 5))
         )
     for sid in ids[::4]:
-        reviews.claim(db.session, staff(world.admin), sid, T0)
+        reviews.claim(db.session, get_staff(world.admin), sid, T0)
     expected = [
         s.id for s in db.session.scalars(select(Submission).order_by(Submission.created_at, Submission.id))
     ]
@@ -233,55 +119,61 @@ def test_keyset_pages_have_no_gaps_or_duplicates_with_equal_timestamps(world: Wo
 
 
 def test_claim_marks_in_review_and_scopes_by_school(world: World) -> None:
-    sid = make_submission(world.batch_a, "o-1")
+    sid = make_queued(world.batch_a, "o-1")
     with pytest.raises(reviews.ReviewNotFoundError):
-        reviews.claim(db.session, staff(world.reviewer_b), sid, T0)
+        reviews.claim(db.session, get_staff(world.reviewer_b), sid, T0)
     with pytest.raises(reviews.ReviewNotFoundError):
-        reviews.get(db.session, staff(world.reviewer_b), sid)
+        reviews.get(db.session, get_staff(world.reviewer_b), sid)
     with pytest.raises(reviews.ReviewNotFoundError):
-        reviews.claim(db.session, staff(world.reviewer_a), 999999, T0)
+        reviews.claim(db.session, get_staff(world.reviewer_a), 999999, T0)
     assert status_of(sid) == SubmissionStatus.PENDING_REVIEW
 
-    expires = reviews.claim(db.session, staff(world.reviewer_a), sid, T0)
+    expires = reviews.claim(db.session, get_staff(world.reviewer_a), sid, T0)
     assert expires == T0 + timedelta(minutes=30)
     assert status_of(sid) == SubmissionStatus.IN_REVIEW
     with pytest.raises(reviews.ReviewClaimedError, match="已被其他审核员领取"):
-        reviews.claim(db.session, staff(world.reviewer_a2), sid, T0 + timedelta(minutes=5))
+        reviews.claim(db.session, get_staff(world.reviewer_a2), sid, T0 + timedelta(minutes=5))
     # Claiming again extends one's own claim.
     assert reviews.claim(
-        db.session, staff(world.reviewer_a), sid, T0 + timedelta(minutes=10)
+        db.session, get_staff(world.reviewer_a), sid, T0 + timedelta(minutes=10)
     ) == T0 + timedelta(minutes=40)
     actions = db.session.scalars(select(AuditEntry.action).where(AuditEntry.target_id == sid)).all()
     assert actions == ["claim", "claim"]
 
 
 def test_expired_claim_counts_as_unclaimed(world: World) -> None:
-    sid = make_submission(world.batch_a, "o-1")
-    reviews.claim(db.session, staff(world.reviewer_a), sid, T0, minutes=30)
+    sid = make_queued(world.batch_a, "o-1")
+    reviews.claim(db.session, get_staff(world.reviewer_a), sid, T0, minutes=30)
     with pytest.raises(reviews.ReviewClaimedError):
-        reviews.claim(db.session, staff(world.reviewer_a2), sid, T0 + timedelta(minutes=29))
-    reviews.claim(db.session, staff(world.reviewer_a2), sid, T0 + timedelta(minutes=31))
+        reviews.claim(db.session, get_staff(world.reviewer_a2), sid, T0 + timedelta(minutes=29))
+    reviews.claim(db.session, get_staff(world.reviewer_a2), sid, T0 + timedelta(minutes=31))
     found = db.session.get(Submission, sid, populate_existing=True)
     assert found is not None and found.claimed_by_id == world.reviewer_a2
     # The first reviewer's claim is gone: they cannot decide any more.
     with pytest.raises(reviews.ReviewClaimedError):
         reviews.decide(
-            db.session, staff(world.reviewer_a), sid, "approve", None, T0 + timedelta(minutes=32), push=PUSH
+            db.session,
+            get_staff(world.reviewer_a),
+            sid,
+            "approve",
+            None,
+            T0 + timedelta(minutes=32),
+            push=PUSH,
         )
 
 
 def test_release_puts_it_back(world: World) -> None:
-    sid = make_submission(world.batch_a, "o-1")
+    sid = make_queued(world.batch_a, "o-1")
     with pytest.raises(reviews.ReviewClaimRequiredError):
-        reviews.release(db.session, staff(world.reviewer_a), sid, T0)
-    reviews.claim(db.session, staff(world.reviewer_a), sid, T0)
+        reviews.release(db.session, get_staff(world.reviewer_a), sid, T0)
+    reviews.claim(db.session, get_staff(world.reviewer_a), sid, T0)
     with pytest.raises(reviews.ReviewClaimRequiredError):
-        reviews.release(db.session, staff(world.reviewer_a2), sid, T0)
+        reviews.release(db.session, get_staff(world.reviewer_a2), sid, T0)
     with pytest.raises(reviews.ReviewNotFoundError):
-        reviews.release(db.session, staff(world.reviewer_b), sid, T0)
-    reviews.release(db.session, staff(world.reviewer_a), sid, T0)
+        reviews.release(db.session, get_staff(world.reviewer_b), sid, T0)
+    reviews.release(db.session, get_staff(world.reviewer_a), sid, T0)
     assert status_of(sid) == SubmissionStatus.PENDING_REVIEW
-    reviews.claim(db.session, staff(world.reviewer_a2), sid, T0)
+    reviews.claim(db.session, get_staff(world.reviewer_a2), sid, T0)
 
 
 def race_claims(app: Flask, submission_id: int, staff_ids: list[int]) -> dict[int, str]:
@@ -291,7 +183,7 @@ def race_claims(app: Flask, submission_id: int, staff_ids: list[int]) -> dict[in
 
     def attempt(staff_id: int) -> None:
         with app.app_context():
-            me = staff(staff_id)
+            me = get_staff(staff_id)
             barrier.wait()
             try:
                 reviews.claim(db.session, me, submission_id, T0)
@@ -311,7 +203,7 @@ def race_claims(app: Flask, submission_id: int, staff_ids: list[int]) -> dict[in
 
 def test_two_reviewers_racing_for_one_claim_one_wins(app: Flask, world: World) -> None:
     for round_ in range(5):
-        sid = make_submission(world.batch_a, f"o-race-{round_}")
+        sid = make_queued(world.batch_a, f"o-race-{round_}")
         outcomes = race_claims(app, sid, [world.reviewer_a, world.reviewer_a2])
         assert sorted(outcomes.values()) == sorted(["已被其他审核员领取", "won"]), outcomes
         winner = next(s for s, o in outcomes.items() if o == "won")
@@ -327,24 +219,24 @@ def test_two_reviewers_racing_for_one_claim_one_wins(app: Flask, world: World) -
 
 
 def test_decide_needs_a_live_claim_of_ones_own(world: World) -> None:
-    sid = make_submission(world.batch_a, "o-1")
+    sid = make_queued(world.batch_a, "o-1")
     with pytest.raises(reviews.ReviewClaimRequiredError):
-        reviews.decide(db.session, staff(world.reviewer_a), sid, "approve", None, T0, push=PUSH)
-    reviews.claim(db.session, staff(world.reviewer_a), sid, T0)
+        reviews.decide(db.session, get_staff(world.reviewer_a), sid, "approve", None, T0, push=PUSH)
+    reviews.claim(db.session, get_staff(world.reviewer_a), sid, T0)
     with pytest.raises(reviews.ReviewClaimedError):
-        reviews.decide(db.session, staff(world.reviewer_a2), sid, "approve", None, T0, push=PUSH)
+        reviews.decide(db.session, get_staff(world.reviewer_a2), sid, "approve", None, T0, push=PUSH)
     with pytest.raises(reviews.ReviewNotFoundError):
-        reviews.decide(db.session, staff(world.reviewer_b), sid, "refuse", "身份核验失败", T0, push=PUSH)
+        reviews.decide(db.session, get_staff(world.reviewer_b), sid, "refuse", "身份核验失败", T0, push=PUSH)
     with pytest.raises(reviews.ReviewClaimRequiredError):  # the claim ran out
         reviews.decide(
-            db.session, staff(world.reviewer_a), sid, "approve", None, T0 + timedelta(hours=1), push=PUSH
+            db.session, get_staff(world.reviewer_a), sid, "approve", None, T0 + timedelta(hours=1), push=PUSH
         )
     assert status_of(sid) == SubmissionStatus.IN_REVIEW
     assert db.session.scalar(select(func.count()).select_from(OutboxItem)) == 0
 
-    reviews.claim(db.session, staff(world.reviewer_a), sid, T0 + timedelta(hours=1))
+    reviews.claim(db.session, get_staff(world.reviewer_a), sid, T0 + timedelta(hours=1))
     reviews.decide(
-        db.session, staff(world.reviewer_a), sid, "approve", None, T0 + timedelta(hours=1), push=PUSH
+        db.session, get_staff(world.reviewer_a), sid, "approve", None, T0 + timedelta(hours=1), push=PUSH
     )
     found = db.session.get(Submission, sid, populate_existing=True)
     assert found is not None
@@ -354,32 +246,32 @@ def test_decide_needs_a_live_claim_of_ones_own(world: World) -> None:
         T0 + timedelta(hours=1),
     )
     with pytest.raises(reviews.ReviewStateError, match="已审核"):
-        reviews.decide(db.session, staff(world.reviewer_a), sid, "refuse", "背景颜色不符", T0, push=PUSH)
+        reviews.decide(db.session, get_staff(world.reviewer_a), sid, "refuse", "背景颜色不符", T0, push=PUSH)
     with pytest.raises(reviews.ReviewStateError):
-        reviews.claim(db.session, staff(world.reviewer_a), sid, T0)
+        reviews.claim(db.session, get_staff(world.reviewer_a), sid, T0)
 
 
 def test_admin_decides_without_a_claim(world: World) -> None:
-    sid = make_submission(world.batch_b, "o-1")
-    reviews.decide(db.session, staff(world.admin), sid, "refuse", "非本人近期照片", T0, push=PUSH)
+    sid = make_queued(world.batch_b, "o-1")
+    reviews.decide(db.session, get_staff(world.admin), sid, "refuse", "非本人近期照片", T0, push=PUSH)
     assert status_of(sid) == SubmissionStatus.REFUSED
 
 
 @pytest.mark.parametrize("decision", ["return", "refuse"])
 def test_return_and_refuse_need_a_reason(world: World, decision: str) -> None:
-    sid = make_submission(world.batch_a, "o-1")
-    reviews.claim(db.session, staff(world.reviewer_a), sid, T0)
+    sid = make_queued(world.batch_a, "o-1")
+    reviews.claim(db.session, get_staff(world.reviewer_a), sid, T0)
     for bad in (None, "", "   "):
         with pytest.raises(reviews.ReviewReasonError, match="需要填写原因"):
-            reviews.decide(db.session, staff(world.reviewer_a), sid, decision, bad, T0, push=PUSH)
+            reviews.decide(db.session, get_staff(world.reviewer_a), sid, decision, bad, T0, push=PUSH)
     with pytest.raises(reviews.ReviewReasonError, match="200"):
-        reviews.decide(db.session, staff(world.reviewer_a), sid, decision, "字" * 201, T0, push=PUSH)
+        reviews.decide(db.session, get_staff(world.reviewer_a), sid, decision, "字" * 201, T0, push=PUSH)
     with pytest.raises(reviews.ReviewError, match="未知"):
-        reviews.decide(db.session, staff(world.reviewer_a), sid, "maybe", "x", T0, push=PUSH)
+        reviews.decide(db.session, get_staff(world.reviewer_a), sid, "maybe", "x", T0, push=PUSH)
     assert status_of(sid) == SubmissionStatus.IN_REVIEW
 
     reason = "背景颜色不符，请使用浅蓝色背景重新拍摄，注意不要有阴影"
-    reviews.decide(db.session, staff(world.reviewer_a), sid, decision, f"  {reason} ", T0, push=PUSH)
+    reviews.decide(db.session, get_staff(world.reviewer_a), sid, decision, f"  {reason} ", T0, push=PUSH)
     found = db.session.get(Submission, sid, populate_existing=True)
     assert found is not None
     assert found.status == reviews.DECISIONS[decision]
@@ -396,12 +288,12 @@ def test_return_and_refuse_need_a_reason(world: World, decision: str) -> None:
 
 
 def test_batch_approve_is_all_or_nothing_and_pushes_each_once(world: World) -> None:
-    a1 = make_submission(world.batch_a, "o-1")
-    a2 = make_submission(world.batch_a, "o-2")
-    a3 = make_submission(world.batch_a, "o-3")
-    b1 = make_submission(world.batch_b, "o-4")
-    reviews.claim(db.session, staff(world.reviewer_a2), a3, T0)
-    me = staff(world.reviewer_a)
+    a1 = make_queued(world.batch_a, "o-1")
+    a2 = make_queued(world.batch_a, "o-2")
+    a3 = make_queued(world.batch_a, "o-3")
+    b1 = make_queued(world.batch_b, "o-4")
+    reviews.claim(db.session, get_staff(world.reviewer_a2), a3, T0)
+    me = get_staff(world.reviewer_a)
     for held in (a1, a2):  # a reviewer batch-approves only what they hold
         reviews.claim(db.session, me, held, T0)
     with pytest.raises(reviews.ReviewNotFoundError):
@@ -422,11 +314,11 @@ def test_batch_approve_is_all_or_nothing_and_pushes_each_once(world: World) -> N
 
 
 def test_reviewers_batch_approve_only_what_they_hold_and_admins_also_unclaimed(world: World) -> None:
-    held = make_submission(world.batch_a, "o-held")
-    unclaimed = make_submission(world.batch_a, "o-unclaimed")
-    expired = make_submission(world.batch_a, "o-expired")
-    theirs = make_submission(world.batch_a, "o-theirs")
-    me, colleague = staff(world.reviewer_a), staff(world.reviewer_a2)
+    held = make_queued(world.batch_a, "o-held")
+    unclaimed = make_queued(world.batch_a, "o-unclaimed")
+    expired = make_queued(world.batch_a, "o-expired")
+    theirs = make_queued(world.batch_a, "o-theirs")
+    me, colleague = get_staff(world.reviewer_a), get_staff(world.reviewer_a2)
     reviews.claim(db.session, me, held, T0)
     reviews.claim(db.session, me, expired, T0 - timedelta(hours=1))
     reviews.claim(db.session, colleague, theirs, T0)
@@ -438,7 +330,7 @@ def test_reviewers_batch_approve_only_what_they_hold_and_admins_also_unclaimed(w
         reviews.batch_approve(db.session, me, [theirs], T0, push=PUSH)
     assert reviews.batch_approve(db.session, me, [held], T0, push=PUSH) == [held]
 
-    admin = staff(world.admin)
+    admin = get_staff(world.admin)
     with pytest.raises(reviews.ReviewClaimedError):  # an admin does not take a live claim either
         reviews.batch_approve(db.session, admin, [unclaimed, theirs], T0, push=PUSH)
     assert reviews.batch_approve(db.session, admin, [unclaimed, expired], T0, push=PUSH) == [

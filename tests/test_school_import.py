@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -16,13 +15,13 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.services import school_import, schools
+from app.services.localtime import BEIJING
 from models import Batch, School
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOOD = FIXTURES / "schools.csv"
 EXCEL = FIXTURES / "schools_excel_bom.csv"
 BAD = FIXTURES / "schools_bad.csv"
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 def _import(runner: FlaskCliRunner, path: Path, *options: str) -> Any:

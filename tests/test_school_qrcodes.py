@@ -8,7 +8,6 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -22,11 +21,10 @@ from app.integrations import pii_keyring, redis_client
 from app.sandbox import state
 from app.services import identities, school_qrcodes, schools
 from app.services.identities import IdentityInput
+from app.services.localtime import BEIJING
 from app.services.schools import BatchData
 from media.spec import PhotoSpec
 from models import User
-
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture

@@ -3,108 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import db
-from app.integrations import photo_storage, pii_keyring
 from app.services import receipts
-from media import storage as media_storage
-from models import Batch, Enrollment, Identity, Photo, School, Submission, SubmissionStatus, User
-
-NOW = datetime.now(UTC)
-ID_NUMBER = "11010519491231002X"
-NAME = "张三丰"
-
-
-@dataclass
-class Student:
-    user_id: int
-    submission_id: int
-    batch_id: int
-
-
-def make_batch(code: str = "10542", school_name: str = "湖南师范大学", *, open_: bool = True) -> int:
-    school = db.session.query(School).filter_by(code=code).one_or_none()
-    if school is None:
-        school = School(code=code, name=school_name, province="湖南省", city="长沙市")
-        db.session.add(school)
-        db.session.flush()
-    closes = NOW + timedelta(days=30) if open_ else NOW - timedelta(days=1)
-    batch = Batch(
-        school_id=school.id,
-        name=f"成人教育 {code} 批次{'' if open_ else '（已截止）'}",
-        education="成人教育",
-        opens_at=NOW - timedelta(days=60),
-        closes_at=closes,
-        fee_fen=200,
-        photo_spec={},
-    )
-    db.session.add(batch)
-    db.session.commit()
-    return batch.id
-
-
-def make_student(
-    batch_id: int,
-    status: SubmissionStatus,
-    *,
-    openid: str = "o-student",
-    id_number: str = ID_NUMBER,
-    name: str = NAME,
-    reason: str | None = None,
-    photo_bytes: bytes | None = None,
-) -> Student:
-    """A bound, linked student with one attempt in `status` (approved ones decided now)."""
-    keyring = pii_keyring()
-    user = User(openid=openid)
-    db.session.add(user)
-    db.session.flush()
-    identity = Identity(
-        user_id=user.id,
-        doc_type="resident_id",
-        number_hash=keyring.lookup_hash(id_number),
-        number_enc=keyring.encrypt(id_number),
-        name_enc=keyring.encrypt(name),
-        locked_at=NOW,
-    )
-    data = photo_bytes if photo_bytes is not None else b"\xff\xd8\xff\xe0 jpeg of " + openid.encode()
-    key = photo_storage().put(data, "image/jpeg")
-    photo = Photo(
-        user_id=user.id,
-        batch_id=batch_id,
-        source="h5",
-        original_key=key,
-        original_sha256=media_storage.sha256_hex(data),
-        original_bytes=len(data),
-        normalized_key=key,
-        normalized_bytes=len(data),
-        normalized_format="jpeg",
-        passed=True,
-        checks=[],
-        fixes=[],
-    )
-    db.session.add_all([identity, photo, Enrollment(user_id=user.id, batch_id=batch_id)])
-    db.session.flush()
-    decided = status in (SubmissionStatus.APPROVED, SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
-    sub = Submission(
-        user_id=user.id,
-        batch_id=batch_id,
-        photo_id=photo.id,
-        identity_id=identity.id,
-        status=status,
-        status_reason=reason,
-        paid_at=NOW - timedelta(days=9),
-        created_at=NOW - timedelta(days=9),
-        decided_at=NOW - timedelta(hours=1) if decided else None,
-    )
-    db.session.add(sub)
-    db.session.commit()
-    return Student(user.id, sub.id, batch_id)
+from models import Submission, SubmissionStatus, User
+from tests.factories import ID_NUMBER, NOW, STUDENT_NAME, make_batch, make_student
 
 
 def sign_in(client: FlaskClient, user_id: int) -> None:
@@ -221,7 +129,7 @@ def test_receipt_for_approved_student_is_masked_and_verifies(app: Flask, client:
         student = make_student(make_batch(), SubmissionStatus.APPROVED)
     sign_in(client, student.user_id)
     html = page(client, "/h5/receipt")
-    assert "张*丰" in html and NAME not in html
+    assert "张*丰" in html and STUDENT_NAME not in html
     assert "1101**********002X" in html and ID_NUMBER not in html
     assert "湖南师范大学" in html and "成人教育 10542 批次" in html
     assert "<svg" in html and "@media print" in html

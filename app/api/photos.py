@@ -1,9 +1,10 @@
-"""The signed-in student's photos: POST /api/v1/me/photos (multipart field `file`), GET
-/api/v1/me/photos/latest, and the signed file links /media/photos/<token>.
+"""The signed-in student's photos: POST /api/v1/me/photos (multipart field `file`) and GET
+/api/v1/me/photos/latest.
 
 Files are never reachable by id or storage key: each answer carries links signed for this photo,
-this file and this user, valid for MEDIA_URL_TTL_SECONDS; the link also checks that the signed-in
-user is the one it was made for, or signed-in staff who cover the photo's school.
+this file and this user, valid for MEDIA_URL_TTL_SECONDS, served by /media/photos/<token>
+(app/links/photos.py), which also checks that the signed-in user is the one a link was made for,
+or signed-in staff who cover the photo's school.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from flask import Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
 from spectree import Response as SpecResponse
 from spectree.model_adapter.pydantic_adapter import BaseFile
-from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api import bp
@@ -27,11 +27,10 @@ from app.auth.session import api_login_required, current_user
 from app.errors import error_response
 from app.extensions import db
 from app.integrations import photo_storage
-from app.review.auth import current_staff, visible_school_ids
 from app.services import photos
-from app.services.photos import FileKind, PhotoError, PhotoLinkExpiredError, PhotoTooLargeError
-from media.storage import MediaNotFoundError, Storage
-from models import Batch, Photo
+from app.services.photos import FileKind, PhotoError, PhotoTooLargeError
+from media.storage import Storage
+from models import Photo
 
 UPLOAD_ENDPOINT = "api.upload_photo"
 
@@ -174,51 +173,3 @@ def latest_photo() -> PhotoOut | tuple[Response | str, int]:
     if photo is None:
         return error_response(404, "还没有上传照片。")
     return photo_out(photo)
-
-
-def _staff_may_view(photo_id: int) -> bool:
-    """Signed-in staff whose schools include the photo's batch (admins: any photo)."""
-    staff = current_staff()
-    if staff is None:
-        return False
-    scope = visible_school_ids(staff)
-    if scope is None:
-        return True
-    school_id = db.session.scalar(
-        select(Batch.school_id).join(Photo, Photo.batch_id == Batch.id).where(Photo.id == photo_id)
-    )
-    return school_id is not None and school_id in scope
-
-
-def serve_file(token: str) -> Response | tuple[Response | str, int]:
-    """GET /media/photos/<token>: the file, to the user the link was made for."""
-    try:
-        link = photos.read_file_token(
-            current_app.config["SECRET_KEY"], token, time.time(), current_app.config["MEDIA_URL_TTL_SECONDS"]
-        )
-    except PhotoLinkExpiredError as exc:
-        return error_response(403, exc.message)
-    except PhotoError:
-        return error_response(404, "照片不存在或链接已失效。")
-    viewer = current_user()
-    if (viewer is None or viewer.id != link.user_id) and not _staff_may_view(link.photo_id):
-        return error_response(403, "没有权限查看这张照片。")
-    try:
-        data, mimetype = photos.open_file(db.session, _storage(), link)
-    except (PhotoError, MediaNotFoundError):
-        return error_response(404, "照片不存在或链接已失效。")
-    response = Response(data, mimetype=mimetype)
-    # Personal data: the browser may keep it for the link's life, shared caches never.
-    response.headers["Cache-Control"] = f"private, max-age={current_app.config['MEDIA_URL_TTL_SECONDS']}"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Disposition"] = "inline"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
-# Files are served at the site root (/media/...), outside the API's /api/v1 prefix.
-bp.record_once(
-    lambda state: state.app.add_url_rule(
-        "/media/photos/<token>", endpoint="media_photo_file", view_func=serve_file, methods=["GET"]
-    )
-)

@@ -1,5 +1,5 @@
-"""审核结果: /h5/status (state, reason, next step, history), the printable receipt /h5/receipt, and
-the public /verify/<token> page staff open by scanning the receipt's QR code."""
+"""审核结果: /h5/status (state, reason, next step, history) and the printable receipt /h5/receipt,
+whose QR code opens /verify/<token> (app/links/receipts.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import qrcode
 import qrcode.image.svg
 from flask import current_app, render_template
-from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
@@ -19,7 +18,7 @@ from app.extensions import db
 from app.h5 import bp
 from app.integrations import pii_keyring
 from app.services import progress, receipts
-from app.services.localtime import BEIJING
+from app.services.localtime import chinese_time
 from models.submission import SubmissionStatus
 
 
@@ -31,13 +30,6 @@ def _user_id() -> int:
     user = current_user()
     assert user is not None  # login_required ran first
     return user.id
-
-
-def _local(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    local = moment.astimezone(BEIJING)
-    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
 
 
 def verify_url(token: str) -> str:
@@ -73,7 +65,7 @@ def status() -> str:
         attempts=attempts,
         step=progress.of(db.session, user_id, now),
         can_resubmit=can_resubmit,
-        local=_local,
+        local=chinese_time,
         S=SubmissionStatus,
     )
 
@@ -85,23 +77,9 @@ def receipt() -> ResponseReturnValue:
     if found is None:
         return render_template("h5/receipt.html", receipt=None), 404
     url = verify_url(found.token)
-    return render_template("h5/receipt.html", receipt=found, verify_url=url, qr=_qr_svg(url), local=_local)
-
-
-def verify(token: str) -> ResponseReturnValue:
-    found = receipts.verify(db.session, pii_keyring(), current_app.config["SECRET_KEY"], token)
-    response = current_app.make_response(
-        (render_template("h5/verify.html", receipt=found, local=_local), 200 if found else 404)
+    return render_template(
+        "h5/receipt.html", receipt=found, verify_url=url, qr=_qr_svg(url), local=chinese_time
     )
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
-@bp.record_once
-def _register_verify(state: BlueprintSetupState) -> None:
-    # Outside /h5: the QR code's URL is short and public (anyone scanning it needs no sign-in).
-    state.app.add_url_rule("/verify/<token>", endpoint="verify_receipt", view_func=verify, methods=["GET"])
 
 
 # Debian's fonts-noto-cjk (already there for Chromium); RECEIPT_FONT_PATH overrides. fpdf2 embeds
@@ -137,7 +115,7 @@ def _receipt_pdf(found: receipts.Receipt, url: str, font: str) -> bytes:
         ("学校", found.school_name),
         ("批次", found.batch_name),
         ("审核结果", "通过"),
-        ("审核时间", _local(found.decided_at)),
+        ("审核时间", chinese_time(found.decided_at)),
         ("回执编号", str(found.submission_id)),
     )
     for label, value in facts:

@@ -18,10 +18,10 @@ from app.extensions import db
 from app.integrations import pii_keyring
 from app.review import bp
 from app.review.auth import current_staff, safe_next, staff_required
-from app.services import identities, photos, reviews
+from app.services import photos, review_details, reviews
 from app.services.localtime import BEIJING
 from app.services.reviews import PRESET_REASONS, ResultPush, ReviewError, ReviewNotFoundError
-from models import Batch, School, Staff, StaffRole, Submission, SubmissionStatus
+from models import Batch, School, Staff, SubmissionStatus
 from models.submission import STATUS_LABELS
 
 PAGE_SIZE = 50
@@ -173,74 +173,40 @@ def _photo_link(photo_id: int, kind: photos.FileKind, user_id: int) -> str:
     return f"/media/photos/{token}"
 
 
-def _next_waiting(staff: Staff, after_id: int) -> int | None:
-    """The oldest waiting attempt in scope that nobody else holds (not the one just decided)."""
-    now = _now()
-    page = reviews.queue(db.session, school_ids=reviews.school_scope(staff), limit=20, now=now)
-    for item in page.items:
-        if item.id != after_id and item.claimed_by_id in (None, staff.id):
-            return item.id
-    return None
-
-
 def _decision_page(
     staff: Staff, submission_id: int, error: str | None = None, status: int = 200
 ) -> ResponseReturnValue:
     try:
-        found = reviews.get(db.session, staff, submission_id)
+        detail = review_details.load(db.session, pii_keyring(), staff, submission_id, _now())
     except ReviewNotFoundError:
         abort(404)
-    now = _now()
-    photo = found.photo
-    identity = identities.view(pii_keyring(), found.identity, now.astimezone(BEIJING).date())
-    full_number = None
-    if staff.role == StaffRole.ADMIN:  # reviewers see the masked number only
-        full_number = pii_keyring().decrypt(found.identity.number_enc)
-    claim_live = (
-        found.status == SubmissionStatus.IN_REVIEW
-        and found.claim_expires_at is not None
-        and _aware(found.claim_expires_at) > now
-    )
-    claimer = db.session.get(Staff, found.claimed_by_id) if claim_live and found.claimed_by_id else None
-    previous = list(
-        db.session.scalars(
-            select(Submission)
-            .where(Submission.user_id == found.user_id, Submission.id != found.id)
-            .order_by(Submission.created_at.desc())
-            .limit(20)
-        )
-    )
-    face_box = _face_box(photo.face, photo.width, photo.height)
+    photo = detail.photo
     checks = [{**c, "label": photos.check_label(str(c.get("name")))} for c in (photo.checks or [])]
-    mine = claim_live and found.claimed_by_id == staff.id
     normalized_url = _photo_link(photo.id, "normalized", photo.user_id) if photo.normalized_key else None
-    waiting = found.status in reviews.QUEUE_STATUSES
     return (
         render_template(
             "review/decide.html",
             staff=staff,
-            sub=found,
+            sub=detail.submission,
             photo=photo,
-            status_label=STATUS_LABELS[SubmissionStatus(found.status)]
-            if claim_live or found.status != SubmissionStatus.IN_REVIEW
-            else STATUS_LABELS[SubmissionStatus.PENDING_REVIEW],
+            status_label=STATUS_LABELS[detail.shown_status],
             labels=STATUS_LABELS,
-            identity=identity,
-            full_number=full_number,
-            claimer=claimer,
-            mine=mine,
-            can_decide=waiting and (mine or staff.role == StaffRole.ADMIN),
-            can_claim=waiting and not mine and claimer is None,
+            identity=detail.identity,
+            full_number=detail.full_number,
+            claimer=detail.claimer,
+            mine=detail.mine,
+            can_decide=detail.can_decide,
+            can_claim=detail.can_claim,
             normalized_url=normalized_url,
             original_url=_photo_link(photo.id, "original", photo.user_id),
-            face_box=face_box,
+            face_box=_face_box(photo.face, photo.width, photo.height),
             checks=checks,
-            verification=found.verification or {},
-            previous=previous,
+            verification=detail.submission.verification or {},
+            previous=detail.previous,
             presets=PRESET_REASONS,
             error=error,
             form=request.form if request.method == "POST" else {},
-            next_id=_next_waiting(staff, found.id),
+            next_id=detail.next_id,
             local=local_time,
         ),
         status,
@@ -308,7 +274,7 @@ def decide(submission_id: int) -> ResponseReturnValue:
     except ReviewError as exc:
         return _decision_page(staff, submission_id, exc.message, 422)
     flash(f"提交 #{submission_id} {DECISION_DONE.get(decision, '已审核')}", "ok")
-    next_id = _next_waiting(staff, submission_id)
+    next_id = review_details.next_waiting(db.session, staff, submission_id, _now())
     if next_id is None:
         flash("队列中暂无待审核的提交", "ok")
         return redirect(url_for("review.index"), 303)

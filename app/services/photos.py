@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -24,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from app.services import enrollments, identities, outbox
 from app.services.job_kinds import JobKind
+from media import decode
 from media.spec import PhotoSpec
-from media.storage import Storage, sha256_hex
-from models import Batch, Photo
+from media.storage import MediaNotFoundError, Storage, sha256_hex
+from models import Batch, Photo, Staff, StaffRole
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,10 @@ class PhotoLinkExpiredError(PhotoError):
     message = "照片链接已过期，请刷新页面。"
 
 
+class PhotoForbiddenError(PhotoError):
+    message = "没有权限查看这张照片。"
+
+
 def too_large_message(max_bytes: int) -> str:
     return f"照片文件太大，请上传 {max_bytes // (1024 * 1024)} MB 以内的照片。"
 
@@ -182,7 +188,7 @@ def upload(
 
     # Files first, row second: a crash between them leaves an unreferenced file (harmless, the key
     # is its content), never a row that points at nothing.
-    original_key = storage.put(data, sniff_type(data) or "application/octet-stream")
+    original_key = storage.put(data, decode.image_mime_type(data) or "application/octet-stream")
     normalized_key = None
     if result.normalized is not None:
         normalized_key = storage.put(result.normalized, _format_type(result.format))
@@ -247,19 +253,12 @@ def _check_dict(check: Any) -> dict[str, Any]:
     }
 
 
-def hamming(a: str, b: str) -> int | None:
-    """Bits that differ between two hex hashes of the same length; None when not comparable."""
-    if len(a) != len(b):
-        return None
-    try:
-        return (int(a, 16) ^ int(b, 16)).bit_count()
-    except ValueError:
-        return None
-
-
 def _duplicate_of_rejected(session: Session, user_id: int, phash: str | None) -> dict[str, Any] | None:
     if not phash:
         return None
+    # Loaded with the pipeline by save(), the only caller: no OpenCV import at start.
+    from media.pipeline import hamming
+
     earlier = session.execute(
         select(Photo.phash, Photo.created_at)
         .where(Photo.user_id == user_id, Photo.passed.is_(False), Photo.phash.is_not(None))
@@ -304,23 +303,6 @@ def get_own(session: Session, user_id: int, photo_id: int) -> Photo:
 
 
 # --- files and signed links -----------------------------------------------------------------
-
-
-def sniff_type(data: bytes) -> str | None:
-    """The MIME type the bytes say they are (for serving originals; the pipeline does the real check)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1"):
-        return "image/heic"
-    if data.startswith(b"BM"):
-        return "image/bmp"
-    return None
 
 
 def _format_type(fmt: str | None) -> str:
@@ -387,7 +369,44 @@ def open_file(session: Session, storage: Storage, link: FileLink) -> tuple[bytes
             raise PhotoNotFoundError()
         return storage.get(photo.normalized_key), _format_type(photo.normalized_format)
     data = storage.get(photo.original_key)
-    return data, sniff_type(data) or "application/octet-stream"
+    return data, decode.image_mime_type(data) or "application/octet-stream"
+
+
+def open_link(
+    session: Session,
+    storage: Storage,
+    secret_key: str,
+    token: str,
+    now: float,
+    max_age: int,
+    *,
+    viewer_id: int | None,
+    staff: Callable[[], Staff | None],
+) -> tuple[bytes, str]:
+    """The bytes and MIME type behind a signed link, for the user it was made for or signed-in staff
+    who cover the photo's school (admins: any photo).
+
+    `staff` is asked only when the viewer is not the link's user: looking up a staff sign-in may end
+    an idle one. Raises PhotoLinkExpiredError, PhotoForbiddenError or PhotoNotFoundError.
+    """
+    link = read_file_token(secret_key, token, now, max_age)
+    if viewer_id != link.user_id and not _staff_may_view(session, staff(), link.photo_id):
+        raise PhotoForbiddenError()
+    try:
+        return open_file(session, storage, link)
+    except MediaNotFoundError:
+        raise PhotoNotFoundError() from None
+
+
+def _staff_may_view(session: Session, staff: Staff | None, photo_id: int) -> bool:
+    if staff is None:
+        return False
+    if staff.role == StaffRole.ADMIN:
+        return True
+    school_id = session.scalar(
+        select(Batch.school_id).join(Photo, Photo.batch_id == Batch.id).where(Photo.id == photo_id)
+    )
+    return school_id is not None and school_id in {school.id for school in staff.schools}
 
 
 # --- photos sent in the chat -------------------------------------------------------------------

@@ -10,8 +10,8 @@ from typing import Any
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from app.demo import load_demo_data
 from app.extensions import db
+from app.services import demo_data
 
 OPENID = "oPhoneStudent0000000000001"
 NAME = "张三"
@@ -45,7 +45,7 @@ def _bind(page: Page) -> None:
 
 def test_bind_link_me_unbind_and_rebind(app: Flask, live_server: Any, phone: Page) -> None:
     with app.app_context():
-        load_demo_data()
+        demo_data.load_schools(db.session)
         db.session.remove()
     base = live_server.url
     phone.goto(f"{base}/_sandbox/login-as/{OPENID}?next=/h5/bind")

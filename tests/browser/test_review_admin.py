@@ -9,8 +9,7 @@ from flask import Flask
 
 from app.jobs import JOBS
 from app.jobs.worker import run_due
-from tests.test_deadletters import make_dead
-from tests.test_review_pages import PASSWORD, T0, make_desk, make_waiting
+from tests.factories import STAFF_PASSWORD, T0, make_dead, make_desk, make_waiting
 
 
 def test_admin_reads_the_dashboard_and_retries_a_dead_job(
@@ -20,11 +19,11 @@ def test_admin_reads_the_dashboard_and_retries_a_dead_job(
     monkeypatch.setitem(JOBS, "test.deliver", delivered.append)
     world = make_desk(app)
     make_waiting(app, world.batch_a, "o-dash-1", T0)
-    item_id = make_dead(app)
+    item_id = make_dead(app, "oABCDEFsecretpart")
 
     desk.goto(live_server.url + "/review/login")
     desk.fill("#username", "admin")
-    desk.fill("#password", PASSWORD)
+    desk.fill("#password", STAFF_PASSWORD)
     desk.click("button[type=submit]")
     desk.wait_for_url(live_server.url + "/review/")
 

@@ -28,7 +28,7 @@ from app.jobs.worker import run_due
 from app.sandbox import phone as phone_view
 from app.sandbox import state
 from models import SubmissionStatus
-from tests.test_review_pages import PASSWORD, T0, make_desk, make_waiting, status_of
+from tests.factories import STAFF_PASSWORD, T0, make_desk, make_waiting, status_and_reason
 
 REASON = "背景颜色不符：请换成白色背景"
 
@@ -49,7 +49,7 @@ def review_return_then_approve_by_keyboard(desk: Page, base: str, first: int, se
     """rev-a signs in, filters to school A's pending attempts, returns `first`, approves `second`."""
     desk.goto(base + "/review/")
     desk.fill("#username", "rev-a")
-    desk.fill("#password", PASSWORD)
+    desk.fill("#password", STAFF_PASSWORD)
     desk.click("button[type=submit]")
     desk.wait_for_url(base + "/review/")
 
@@ -200,8 +200,8 @@ def test_review_walk_reaches_the_students_phones_status_page_and_receipt(
     make_waiting(app, world.batch_b, follower(app, "小刚"), T0 - timedelta(minutes=5))
 
     review_return_then_approve_by_keyboard(desk, base, first, second)
-    assert status_of(app, first) == (SubmissionStatus.RETURNED, REASON)
-    assert status_of(app, second)[0] == SubmissionStatus.APPROVED
+    assert status_and_reason(app, first) == (SubmissionStatus.RETURNED, REASON)
+    assert status_and_reason(app, second)[0] == SubmissionStatus.APPROVED
 
     # The worker delivers the two decisions as template messages (the sandbox's chat log).
     assert run_due(app) >= 2

@@ -11,10 +11,9 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from app.demo import load_demo_data
 from app.extensions import db
 from app.integrations import pii_keyring
-from app.services import enrollments, identities
+from app.services import demo_data, enrollments, identities
 from app.services.identities import IdentityInput
 from models import Batch, School, User
 
@@ -23,7 +22,7 @@ OPENID = "oSchoolPageStudent00000001"
 
 def _signed_in_and_bound(app: Flask, phone: Page, base: str, scene: str | None = None) -> int:
     with app.app_context():
-        load_demo_data()
+        demo_data.load_schools(db.session)
     phone.goto(f"{base}/_sandbox/login-as/{OPENID}?next=/h5/")
     # Browsers carry the authorize URL's #wechat_redirect through the redirects.
     expect(phone).to_have_url(re.compile(re.escape(f"{base}/h5/") + r"(#.*)?$"))

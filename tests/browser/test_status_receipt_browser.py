@@ -10,7 +10,7 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from models import SubmissionStatus
-from tests.test_status_receipt import make_batch, make_student
+from tests.factories import make_batch, make_student
 
 OPENID = "oStatusReceiptStudent0001"
 

@@ -1,4 +1,4 @@
-"""`flask demo load`: the schools of the seed manuals, their batches and a demo admin.
+"""Demo data for `flask demo load`: the schools of the seed manuals, their batches and a demo admin.
 
 Each school carries the photo rules of its own manual (shared/seeds), a batch open now that closes
 months ahead, and a closed batch so the closed-batch message can be seen. Dates are relative to
@@ -8,16 +8,11 @@ none is configured.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import click
-from flask import current_app
-from flask.cli import AppGroup
+from sqlalchemy.orm import Session
 
-from app.extensions import db
 from app.services import outbox, schools, staff
 from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
@@ -25,9 +20,8 @@ from app.services.schools import BatchData
 from media.spec import PhotoSpec
 from models import StaffRole
 
-demo_cli = AppGroup("demo", help="Demo data for trying the service out.")
-
 FEE_FEN = 200  # seed 004: 技术服务费 2 元/次
+ADMIN_USERNAME = "admin"
 
 
 @dataclass(frozen=True)
@@ -99,14 +93,13 @@ def _term(moment: datetime) -> str:
     return f"{moment.year} 年{'上' if moment.month <= 6 else '下'}"
 
 
-def load_demo_data(now: datetime | None = None) -> list[str]:
+def load_schools(session: Session, now: datetime | None = None) -> list[str]:
     """Upsert the demo schools and batches; returns a line per batch for the console."""
     # Batches open at 00:00 and close at 23:59:59, Beijing time, as schools announce them.
-    midnight = {"hour": 0, "minute": 0, "second": 0, "microsecond": 0}
-    now = (now or datetime.now(UTC)).astimezone(BEIJING).replace(**midnight)
+    now = (now or datetime.now(UTC)).astimezone(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
     lines = []
     for demo in SCHOOLS:
-        school = schools.upsert_school(db.session, demo.code, demo.name, demo.province, demo.city)
+        school = schools.upsert_school(session, demo.code, demo.name, demo.province, demo.city)
         open_batch = BatchData(
             name=demo.batch_title.format(term=_term(now)),
             education=demo.education,
@@ -125,49 +118,21 @@ def load_demo_data(now: datetime | None = None) -> list[str]:
             photo_spec=demo.spec,
         )
         for data in (open_batch, closed_batch):
-            schools.upsert_batch(db.session, school, data)
+            schools.upsert_batch(session, school, data)
         lines.append(f"  {demo.name}（{demo.code}）：{open_batch.name}，{demo.spec.describe()}")
-    db.session.commit()
+    session.commit()
     return lines
 
 
-def _demo_password() -> tuple[str, str]:
-    """The configured password, else the one generated earlier (var/), else a new one."""
-    configured: str = current_app.config["DEMO_STAFF_PASSWORD"]
-    if configured:
-        return configured, "DEMO_STAFF_PASSWORD"
-    path = Path(current_app.config["MEDIA_ROOT"]).parent / "demo-admin-password"
-    if path.exists():
-        return path.read_text().strip(), str(path)
-    password = secrets.token_urlsafe(12)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(password + "\n")
-    return password, f"generated, saved in {path}"
+def load(session: Session, admin_password: str, *, push_menu: bool, now: datetime | None = None) -> list[str]:
+    """Upsert the demo schools and batches and the admin account; returns the console lines.
 
-
-@demo_cli.command("load")
-def load() -> None:
-    """Load the demo schools, batches and staff admin (idempotent), then print where to go."""
-    lines = load_demo_data()
-    password, source = _demo_password()
-    staff.ensure(db.session, "admin", password, StaffRole.ADMIN)
-    if current_app.config["SANDBOX"]:
-        # The sandbox (and its menus) lives in the server's memory: push once the server runs.
-        outbox.enqueue(db.session, JobKind.PUSH_MENU, {})
-        db.session.commit()
-    base: str = current_app.config["PUBLIC_BASE_URL"]
-    served = {rule.rule for rule in current_app.url_map.iter_rules()}
-    pages = [
-        ("WeChat sandbox phone", "/_sandbox/"),
-        ("Student H5 pages", "/h5/"),
-        ("Staff review", "/review/"),
-        ("API (OpenAPI)", "/api/v1/openapi.json"),
-        ("Health", "/healthz"),
-        ("Readiness", "/readyz"),
-    ]
-    click.echo("\n".join(["", "演示数据已载入（学校与批次）：", *lines, "", "Open:"]))
-    for label, path in pages:
-        if path in served:  # list only what this build serves
-            click.echo(f"  {label:<22}{base}{path}")
-    click.echo(f"Demo staff login: admin / {password}   ({source})\n")
+    With `push_menu` (the sandbox, whose menus live in the server's memory) the menu push is queued
+    for the worker, so it reaches the sandbox once the server runs.
+    """
+    lines = load_schools(session, now)
+    staff.ensure(session, ADMIN_USERNAME, admin_password, StaffRole.ADMIN)
+    if push_menu:
+        outbox.enqueue(session, JobKind.PUSH_MENU, {})
+        session.commit()
+    return lines

@@ -1,0 +1,90 @@
+"""What the review decision page shows about one attempt, as the asking staff member may see it.
+
+The full ID number is decrypted here, for admins only: reviewers see the masked number, so the
+rule cannot be lost in a template or a second page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.services import identities, reviews
+from app.services.identities import IdentityView
+from app.services.localtime import BEIJING
+from app.services.pii import Keyring
+from models import Photo, Staff, StaffRole, Submission, SubmissionStatus
+
+PREVIOUS_LIMIT = 20
+NEXT_LOOKAHEAD = 20
+
+
+@dataclass(frozen=True)
+class ReviewDetail:
+    submission: Submission
+    photo: Photo
+    identity: IdentityView
+    full_number: str | None  # admins only
+    shown_status: SubmissionStatus  # an expired claim shows as waiting again
+    claimer: Staff | None  # who holds a live claim
+    mine: bool  # the asking staff member holds the live claim
+    can_decide: bool
+    can_claim: bool
+    previous: list[Submission]  # the student's other attempts, newest first
+    next_id: int | None  # the next attempt to open after this one
+
+
+def load(session: Session, keyring: Keyring, staff: Staff, submission_id: int, now: datetime) -> ReviewDetail:
+    """Raises ReviewNotFoundError when the attempt does not exist or is outside the staff's schools."""
+    found = reviews.get(session, staff, submission_id)
+    identity = identities.view(keyring, found.identity, now.astimezone(BEIJING).date())
+    full_number = keyring.decrypt(found.identity.number_enc) if staff.role == StaffRole.ADMIN else None
+    claim_live = (
+        found.status == SubmissionStatus.IN_REVIEW
+        and found.claim_expires_at is not None
+        and _aware(found.claim_expires_at) > now
+    )
+    claimer = session.get(Staff, found.claimed_by_id) if claim_live and found.claimed_by_id else None
+    previous = list(
+        session.scalars(
+            select(Submission)
+            .where(Submission.user_id == found.user_id, Submission.id != found.id)
+            .order_by(Submission.created_at.desc())
+            .limit(PREVIOUS_LIMIT)
+        )
+    )
+    mine = claim_live and found.claimed_by_id == staff.id
+    waiting = found.status in reviews.QUEUE_STATUSES
+    status = SubmissionStatus(found.status)
+    return ReviewDetail(
+        submission=found,
+        photo=found.photo,
+        identity=identity,
+        full_number=full_number,
+        shown_status=status
+        if claim_live or status != SubmissionStatus.IN_REVIEW
+        else SubmissionStatus.PENDING_REVIEW,
+        claimer=claimer,
+        mine=mine,
+        can_decide=waiting and (mine or staff.role == StaffRole.ADMIN),
+        can_claim=waiting and not mine and claimer is None,
+        previous=previous,
+        next_id=next_waiting(session, staff, found.id, now),
+    )
+
+
+def next_waiting(session: Session, staff: Staff, after_id: int, now: datetime) -> int | None:
+    """The oldest waiting attempt in scope that nobody else holds (not the one just decided)."""
+    page = reviews.queue(session, school_ids=reviews.school_scope(staff), limit=NEXT_LOOKAHEAD, now=now)
+    for item in page.items:
+        if item.id != after_id and item.claimed_by_id in (None, staff.id):
+            return item.id
+    return None
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

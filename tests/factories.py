@@ -1,0 +1,375 @@
+"""Rows for tests, built the way the service leaves them.
+
+`add_*` adds one row to the session and flushes (so it has an id); the caller commits. `make_*`
+builds a whole scene a group of tests shares and commits: the review desk (two schools, their
+staff, attempts waiting with real photo files), the review world (the same without files or
+passwords, for service tests), students with one attempt in a given state, a dead outbox row.
+Call them inside an app context unless they take `app`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from flask import Flask
+from PIL import Image
+
+from app.extensions import db
+from app.integrations import photo_storage, pii_keyring
+from app.services import schools
+from app.services import staff as staff_service
+from media import storage as media_storage
+from models import (
+    Batch,
+    Enrollment,
+    Identity,
+    OutboxItem,
+    OutboxStatus,
+    Photo,
+    School,
+    Staff,
+    StaffRole,
+    Submission,
+    SubmissionStatus,
+    User,
+)
+
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)  # the review tests' clock
+NOW = datetime.now(UTC)  # for pages that compare with the real clock (open batches, "decided an hour ago")
+ID_NUMBER = "11010519491231002X"  # a valid resident ID (checksum X)
+STUDENT_NAME = "张三丰"
+STAFF_PASSWORD = "review pages password"
+
+
+# --- one row each ------------------------------------------------------------------------------
+
+
+_Row = TypeVar("_Row")
+
+
+def _add(row: _Row) -> _Row:
+    db.session.add(row)
+    db.session.flush()  # ids for the rows that point at this one
+    return row
+
+
+def add_school(code: str, name: str, province: str = "湖南省", city: str = "长沙市") -> School:
+    return _add(School(code=code, name=name, province=province, city=city))
+
+
+def add_batch(school_id: int, name: str, *, opens_at: datetime, closes_at: datetime, **fields: Any) -> Batch:
+    """An adult-education batch with a 2 yuan fee and the default photo spec; `fields` override."""
+    values: dict[str, Any] = {"education": "成人教育", "fee_fen": 200, "photo_spec": {}, **fields}
+    return _add(Batch(school_id=school_id, name=name, opens_at=opens_at, closes_at=closes_at, **values))
+
+
+def add_user(openid: str) -> User:
+    return _add(User(openid=openid))
+
+
+def add_identity(
+    user_id: int, *, number_hash: str, number_enc: str, name_enc: str, **fields: Any
+) -> Identity:
+    """An identity row as stored; `sealed_identity` encrypts real values."""
+    sealed = {"number_hash": number_hash, "number_enc": number_enc, "name_enc": name_enc}
+    return _add(Identity(user_id=user_id, doc_type="resident_id", **sealed, **fields))
+
+
+def sealed_identity(
+    user_id: int, id_number: str, name: str, *, number_hash: str | None = None, **fields: Any
+) -> Identity:
+    """An identity encrypted under the app's PII keys (the lookup hash is the number's by default)."""
+    keyring = pii_keyring()
+    return add_identity(
+        user_id,
+        number_hash=number_hash or keyring.lookup_hash(id_number),
+        number_enc=keyring.encrypt(id_number),
+        name_enc=keyring.encrypt(name),
+        **fields,
+    )
+
+
+def add_photo(user_id: int, batch_id: int, **fields: Any) -> Photo:
+    """A photo that passed its checks; `fields` override (keys, sizes, checks, face …)."""
+    values: dict[str, Any] = {
+        "source": "h5",
+        "original_key": "k" * 64,
+        "original_sha256": "s" * 64,
+        "original_bytes": 1000,
+        "passed": True,
+        "checks": [],
+        "fixes": [],
+        **fields,
+    }
+    return _add(Photo(user_id=user_id, batch_id=batch_id, **values))
+
+
+def add_enrollment(user_id: int, batch_id: int) -> Enrollment:
+    return _add(Enrollment(user_id=user_id, batch_id=batch_id))
+
+
+def add_submission(
+    user_id: int,
+    batch_id: int,
+    photo_id: int,
+    identity_id: int,
+    status: SubmissionStatus = SubmissionStatus.PENDING_REVIEW,
+    **fields: Any,
+) -> Submission:
+    rows = {"user_id": user_id, "batch_id": batch_id, "photo_id": photo_id, "identity_id": identity_id}
+    return _add(Submission(**rows, status=status, **fields))
+
+
+def add_staff(username: str, role: StaffRole, school_ids: list[int]) -> Staff:
+    """An account that cannot sign in (no password): for service tests."""
+    staff = Staff(username=username, password_hash="x", role=role)
+    staff.schools = [s for s in (db.session.get(School, i) for i in school_ids) if s is not None]
+    return _add(staff)
+
+
+def jpeg(color: tuple[int, int, int] = (200, 220, 255)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (48, 64), color).save(out, "JPEG")
+    return out.getvalue()
+
+
+# --- the review desk: staff pages through HTTP -------------------------------------------------
+
+
+@dataclass
+class Desk:
+    school_a: int
+    school_b: int
+    batch_a: int
+    batch_b: int
+
+
+def make_desk(app: Flask) -> Desk:
+    """Two schools with an open batch each; reviewers rev-a (school A), rev-a2 (A), rev-b (B), admin,
+    all with STAFF_PASSWORD."""
+    with app.app_context():
+        schools.upsert_school(db.session, "10542", "湖南师范大学", "湖南省", "长沙市")
+        schools.upsert_school(db.session, "10699", "西北工业大学", "陕西省", "西安市")
+        db.session.commit()
+        ids = {}
+        for code in ("10542", "10699"):
+            school = db.session.query(School).filter_by(code=code).one()
+            batch = add_batch(
+                school.id,
+                f"成人教育 {code} 批次",
+                opens_at=T0 - timedelta(days=30),
+                closes_at=datetime.now(UTC) + timedelta(days=300),
+            )
+            db.session.commit()
+            ids[code] = (school.id, batch.id)
+        staff_service.create(db.session, "rev-a", STAFF_PASSWORD, StaffRole.REVIEWER, ["10542"])
+        staff_service.create(db.session, "rev-a2", STAFF_PASSWORD, StaffRole.REVIEWER, ["10542"])
+        staff_service.create(db.session, "rev-b", STAFF_PASSWORD, StaffRole.REVIEWER, ["10699"])
+        staff_service.create(db.session, "admin", STAFF_PASSWORD, StaffRole.ADMIN, [])
+        return Desk(ids["10542"][0], ids["10699"][0], ids["10542"][1], ids["10699"][1])
+
+
+def make_waiting(app: Flask, batch_id: int, openid: str, created_at: datetime, *, name: str = "张三") -> int:
+    """A paid, verified attempt waiting for review, with real photo files and an encrypted identity."""
+    with app.app_context():
+        storage = photo_storage()
+        user = add_user(openid)
+        # Every student carries the same number here: the lookup hash is made unique per student.
+        identity = sealed_identity(
+            user.id,
+            ID_NUMBER,
+            name,
+            number_hash=pii_keyring().lookup_hash(f"resident_id:{ID_NUMBER}-{openid}"),
+        )
+        original = jpeg((120, 130, 140))
+        normalized = jpeg()
+        photo = add_photo(
+            user.id,
+            batch_id,
+            original_key=storage.put(original, "image/jpeg"),
+            original_bytes=len(original),
+            normalized_key=storage.put(normalized, "image/jpeg"),
+            normalized_bytes=len(normalized),
+            normalized_format="jpeg",
+            width=480,
+            height=640,
+            checks=[
+                {"name": "face_count", "ok": True, "value": 1, "limit": "1", "message": "符合要求"},
+                {"name": "sharpness", "ok": False, "value": 12.5, "limit": "≥ 40", "message": "照片模糊"},
+            ],
+            face={"x": 120.0, "y": 160.0, "w": 240.0, "h": 300.0, "score": 0.99},
+        )
+        sub = add_submission(
+            user.id,
+            batch_id,
+            photo.id,
+            identity.id,
+            verification={"result": "match", "reason": None, "provider": "sandbox", "reference": "r1"},
+            created_at=created_at,
+        )
+        db.session.commit()
+        return sub.id
+
+
+def status_and_reason(app: Flask, submission_id: int) -> tuple[SubmissionStatus, str | None]:
+    with app.app_context():
+        found = db.session.get(Submission, submission_id)
+        assert found is not None
+        return SubmissionStatus(found.status), found.status_reason
+
+
+# --- the review world: the reviews service -----------------------------------------------------
+
+
+@dataclass
+class World:
+    school_a: int
+    school_b: int
+    batch_a: int
+    batch_b: int
+    reviewer_a: int
+    reviewer_a2: int
+    reviewer_b: int
+    admin: int
+
+
+def _school_with_batch(code: str, name: str) -> tuple[int, int]:
+    school = add_school(code, name)
+    batch = add_batch(
+        school.id,
+        f"成人教育 {code} 批次",
+        opens_at=T0 - timedelta(days=30),
+        closes_at=T0 + timedelta(days=300),
+    )
+    db.session.commit()
+    return school.id, batch.id
+
+
+def make_world() -> World:
+    """Two schools with a batch each; reviewers rev-a, rev-a2 (school A), rev-b (B), and an admin."""
+    school_a, batch_a = _school_with_batch("10542", "湖南师范大学")
+    school_b, batch_b = _school_with_batch("10699", "西北工业大学")
+    staff = [
+        add_staff("rev-a", StaffRole.REVIEWER, [school_a]),
+        add_staff("rev-a2", StaffRole.REVIEWER, [school_a]),
+        add_staff("rev-b", StaffRole.REVIEWER, [school_b]),
+        add_staff("admin", StaffRole.ADMIN, []),
+    ]
+    db.session.commit()
+    return World(school_a, school_b, batch_a, batch_b, *(s.id for s in staff))
+
+
+def make_queued(
+    batch_id: int,
+    openid: str,
+    created_at: datetime = T0,
+    status: SubmissionStatus = SubmissionStatus.PENDING_REVIEW,
+) -> int:
+    """An attempt in `status` (no files, placeholder identity): what the queue and decisions need."""
+    user = add_user(openid)
+    identity = add_identity(user.id, number_hash=f"h-{openid}", number_enc="x", name_enc="x")
+    photo = add_photo(user.id, batch_id)
+    sub = add_submission(user.id, batch_id, photo.id, identity.id, status, created_at=created_at)
+    db.session.commit()
+    return sub.id
+
+
+def get_staff(staff_id: int) -> Staff:
+    found = db.session.get(Staff, staff_id)
+    assert found is not None
+    return found
+
+
+def status_of(submission_id: int) -> SubmissionStatus:
+    db.session.expire_all()
+    found = db.session.get(Submission, submission_id)
+    assert found is not None
+    return SubmissionStatus(found.status)
+
+
+# --- students with one attempt: status page, receipt, export -----------------------------------
+
+
+@dataclass
+class Attempt:
+    user_id: int
+    submission_id: int
+    batch_id: int
+
+
+def make_batch(code: str = "10542", school_name: str = "湖南师范大学", *, open_: bool = True) -> int:
+    """A batch open now (or closed since yesterday) of the school `code`, made when missing."""
+    school = db.session.query(School).filter_by(code=code).one_or_none()
+    if school is None:
+        school = add_school(code, school_name)
+    batch = add_batch(
+        school.id,
+        f"成人教育 {code} 批次{'' if open_ else '（已截止）'}",
+        opens_at=NOW - timedelta(days=60),
+        closes_at=NOW + timedelta(days=30) if open_ else NOW - timedelta(days=1),
+    )
+    db.session.commit()
+    return batch.id
+
+
+def make_student(
+    batch_id: int,
+    status: SubmissionStatus,
+    *,
+    openid: str = "o-student",
+    id_number: str = ID_NUMBER,
+    name: str = STUDENT_NAME,
+    reason: str | None = None,
+    photo_bytes: bytes | None = None,
+) -> Attempt:
+    """A bound, linked student with one attempt in `status` (decided ones an hour ago)."""
+    user = add_user(openid)
+    identity = sealed_identity(user.id, id_number, name, locked_at=NOW)
+    data = photo_bytes if photo_bytes is not None else b"\xff\xd8\xff\xe0 jpeg of " + openid.encode()
+    key = photo_storage().put(data, "image/jpeg")
+    photo = add_photo(
+        user.id,
+        batch_id,
+        original_key=key,
+        original_sha256=media_storage.sha256_hex(data),
+        original_bytes=len(data),
+        normalized_key=key,
+        normalized_bytes=len(data),
+        normalized_format="jpeg",
+    )
+    add_enrollment(user.id, batch_id)
+    decided = status in (SubmissionStatus.APPROVED, SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
+    sub = add_submission(
+        user.id,
+        batch_id,
+        photo.id,
+        identity.id,
+        status,
+        status_reason=reason,
+        paid_at=NOW - timedelta(days=9),
+        created_at=NOW - timedelta(days=9),
+        decided_at=NOW - timedelta(hours=1) if decided else None,
+    )
+    db.session.commit()
+    return Attempt(user.id, sub.id, batch_id)
+
+
+# --- the outbox ----------------------------------------------------------------------------------
+
+
+def make_dead(app: Flask, openid: str, kind: str = "test.deliver") -> int:
+    """A job that went dead after its retries (a result push the student never got)."""
+    with app.app_context():
+        item = OutboxItem(
+            kind=kind,
+            payload={"submission_id": 7, "openid": openid, "name": "张三"},
+            status=OutboxStatus.DEAD,
+            attempts=8,
+            last_error="WeChatClientException: 43004 require subscribe",
+        )
+        db.session.add(item)
+        db.session.commit()
+        return item.id
