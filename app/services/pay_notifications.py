@@ -35,21 +35,10 @@ def apply_notification(session: Session, notification: PaymentNotification) -> N
         if notification.event_type != "TRANSACTION.SUCCESS" or notification.trade_state != "SUCCESS":
             log.info("pay notification ignored", extra={"event_type": notification.event_type})
             return
-        if notification.amount_total is None or not notification.currency or not notification.transaction_id:
+        notice = payments.PaidNotice.of(notification, "notify", event_id=notification.id)
+        if notice is None:
             raise NotificationRejected("payment notification without amount or transaction id", 400)
-        payments.apply_payment(
-            session,
-            payments.PaidNotice(
-                out_trade_no=notification.out_trade_no,
-                transaction_id=notification.transaction_id,
-                amount_fen=notification.amount_total,
-                currency=notification.currency,
-                payer_openid=notification.payer_openid,
-                success_time=notification.success_time,
-                source="notify",
-                event_id=notification.id,
-            ),
-        )
+        payments.apply_payment(session, notice)
     except payments.UnknownOrderError:
         session.rollback()
         raise NotificationRejected("unknown order, try again later", 500) from None

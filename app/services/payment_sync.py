@@ -95,22 +95,12 @@ def sync_order(session: Session, client: PayQueryClient, out_trade_no: str) -> s
         session.commit()
         raise PaymentRejectedError()
     if state.trade_state == "SUCCESS":
-        if state.amount_total is None or not state.currency or not state.transaction_id:
+        notice = PaidNotice.of(state, "query")
+        if notice is None:
             _seen(session, out_trade_no, state, "rejected: incomplete answer")
             session.commit()
             raise PaymentRejectedError()
-        apply_payment(
-            session,
-            PaidNotice(
-                out_trade_no=out_trade_no,
-                transaction_id=state.transaction_id,
-                amount_fen=state.amount_total,
-                currency=state.currency,
-                payer_openid=state.payer_openid,
-                success_time=state.success_time,
-                source="query",
-            ),
-        )
+        apply_payment(session, notice)
         return "paid"
     if state.trade_state in PENDING_STATES:
         _seen(session, out_trade_no, state, "ignored: not paid yet")

@@ -14,6 +14,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -48,6 +49,40 @@ class PaidNotice:
     success_time: datetime | None
     source: str  # "notify" or "query"
     event_id: str | None = None
+
+    @classmethod
+    def of(cls, report: PaidReport, source: str, event_id: str | None = None) -> PaidNotice | None:
+        """The notice a notification or a query answer gives; None when it lacks the amount, the
+        currency or the transaction id, which a payment cannot be applied without."""
+        if report.amount_total is None or not report.currency or not report.transaction_id:
+            return None
+        return cls(
+            out_trade_no=report.out_trade_no,
+            transaction_id=report.transaction_id,
+            amount_fen=report.amount_total,
+            currency=report.currency,
+            payer_openid=report.payer_openid,
+            success_time=report.success_time,
+            source=source,
+            event_id=event_id,
+        )
+
+
+class PaidReport(Protocol):
+    """What WeChat Pay reports of a paid order, in a notification or in a query's answer."""
+
+    @property
+    def out_trade_no(self) -> str: ...
+    @property
+    def transaction_id(self) -> str | None: ...
+    @property
+    def amount_total(self) -> int | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def payer_openid(self) -> str | None: ...
+    @property
+    def success_time(self) -> datetime | None: ...
 
 
 class PaymentRejectedError(ServiceError):
@@ -124,7 +159,8 @@ def apply_payment(session: Session, notice: PaidNotice) -> str:
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
     if moved == 1:
-        # From here on the identity and the school link are what was paid for (seed 002: no changes).
+        # From here on the identity and the school link are what was paid for (新疆自考's manual: no
+        # changes once the order exists).
         identities.lock(session, submission.user_id)
         enrollments.lock(session, submission.user_id)
         outbox.enqueue(
