@@ -82,20 +82,19 @@ def test_get_or_create_of_a_known_follower_reads_one_row_and_writes_nothing(
     assert statements == ["SELECT"]
 
 
-def test_ensure_follower_asks_the_database_once_then_redis(session: Session, statements: list[str]) -> None:
+def test_recording_a_known_follower_reads_once_and_sets_the_mark(
+    session: Session, statements: list[str]
+) -> None:
     cache = redis_client()
     users.subscribe(session, "o-known")  # no cache given: no mark yet
     statements.clear()
-    users.ensure_follower(session, cache, "o-known")
-    assert statements == ["SELECT"]
+    users.record_follower(session, cache, "o-known")
+    assert statements == ["SELECT"]  # a known follower: no write
     assert cache.get(users.follower_mark("o-known")) == "1"
-    statements.clear()
-    users.ensure_follower(session, cache, "o-known")
-    assert statements == []
 
 
-def test_ensure_follower_creates_an_unknown_sender(session: Session) -> None:
-    users.ensure_follower(session, redis_client(), "o-new")
+def test_recording_creates_an_unknown_sender(session: Session) -> None:
+    users.record_follower(session, redis_client(), "o-new")
     found = users.get(session, "o-new")
     assert found is not None and found.subscribed
 
@@ -107,12 +106,12 @@ def test_follow_sets_the_mark_and_unfollow_clears_it(session: Session) -> None:
     users.unsubscribe(session, "o-1", cache=cache)
     assert cache.get(users.follower_mark("o-1")) is None
     # A message after all (our record was out of date): the database is asked and corrected.
-    users.ensure_follower(session, cache, "o-1")
+    users.record_follower(session, cache, "o-1")
     found = users.get(session, "o-1")
     assert found is not None and found.subscribed
 
 
-def test_ensure_follower_without_redis_still_works(session: Session) -> None:
+def test_recording_without_redis_still_works(session: Session) -> None:
     class Down:
         def get(self, key: str) -> None:
             raise RedisConnectionError("down")
@@ -120,7 +119,7 @@ def test_ensure_follower_without_redis_still_works(session: Session) -> None:
         def set(self, *args: Any, **kwargs: Any) -> None:
             raise RedisConnectionError("down")
 
-    users.ensure_follower(session, Down(), "o-nocache")  # type: ignore[arg-type]
+    users.record_follower(session, Down(), "o-nocache")  # type: ignore[arg-type]
     assert users.get(session, "o-nocache") is not None
 
 

@@ -5,7 +5,7 @@ nothing: this is on the path of every WeChat message. A Redis mark (`follower_ma
 has a following row"), set after the row is committed and cleared on unfollow, answers that case,
 so the common message costs one Redis GET instead of BEGIN/SELECT/ROLLBACK on PostgreSQL — /wechat
 reads it in the round trip that dedupes the message and calls `record_follower` only when it is
-missing; `ensure_follower` reads it itself. A missing or failed mark only means asking the database.
+missing. A missing or failed mark only means asking the database.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class TodayStats:
     new_followers: int
     unfollows: int
     total_followers: int
-    # Review figures (issue 6): paid attempts and decisions since Beijing midnight, and the queue now.
+    # Review figures: paid attempts and decisions since Beijing midnight, and the queue now.
     submissions: int = 0
     approved: int = 0
     returned: int = 0
@@ -61,20 +61,9 @@ def follower_mark(openid: str) -> str:
     return f"users:follower:{openid}"
 
 
-def ensure_follower(session: Session, cache: Redis, openid: str) -> None:
-    """The sender of a message is a known follower afterwards (see `get_or_create`)."""
-    try:
-        if cache.get(follower_mark(openid)):
-            return
-    except RedisError:
-        get_or_create(session, openid)
-        return
-    record_follower(session, cache, openid)
-
-
 def record_follower(session: Session, cache: Redis, openid: str) -> None:
-    """`ensure_follower` for a caller that already read the mark and found none (the /wechat
-    endpoint reads it in the round trip that dedupes the message)."""
+    """The sender of a message is a known follower afterwards, and marked so. For a caller that read
+    the mark and found none (the /wechat endpoint reads it in the round trip that dedupes the message)."""
     get_or_create(session, openid)
     _set_mark(cache, openid)
 
@@ -118,7 +107,7 @@ def subscribe(
 def unsubscribe(session: Session, openid: str, *, cache: Redis | None = None) -> User | None:
     """An unfollow event: mark it and keep everything else (bindings and history stay for audit)."""
     if cache is not None:
-        # Cleared first: a mark that outlived the row's change would hide it from ensure_follower.
+        # Cleared first: a mark that outlived the row's change would hide it from the endpoint.
         _clear_mark(cache, openid)
     user = get(session, openid)
     if user is None:
