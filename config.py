@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     # A 待缴费 attempt whose last order expired this long ago is cancelled (已取消).
     SUBMISSION_UNPAID_CANCEL_HOURS: float = Field(default=24, gt=0)
 
-    # Review (issue 6). A claim marks an attempt 审核中 for one reviewer this long; an expired claim
+    # Review. A claim marks an attempt 审核中 for one reviewer this long; an expired claim
     # counts as unclaimed. The result push uses the 审核结果通知 template (fields phrase1, thing2,
     # thing3, time4) named here; unset = the sandbox's built-in one with SANDBOX=1, none otherwise;
     # empty = no template: a custom message instead (which WeChat only delivers within 48 h of the

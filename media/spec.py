@@ -32,7 +32,7 @@ class PhotoSpec(BaseModel):
 
     width: int = Field(default=480, ge=100, le=4000)
     height: int = Field(default=640, ge=100, le=4000)
-    # "exact": the file must be width×height; "max": no larger than that (seed 000's 最大宽高).
+    # "exact": the file must be width×height; "max": no larger than that (西北工业大学's 最大宽高).
     size_mode: Literal["exact", "max"] = "exact"
     formats: tuple[Literal["jpeg", "png"], ...] = ("jpeg",)
     min_bytes: int = Field(default=0, ge=0)

@@ -1,7 +1,7 @@
 """One paid attempt (Submission), its payment orders, refunds, and every payment event received.
 
 A new attempt is a new Submission with its own order: after 驳回 or 身份核验失败 the student fixes
-and pays again (seed 004: 技术服务费 2 元/次). Money is integer fen. Events and refunds are kept for
+and pays again (湖南师范大学: 技术服务费 2 元/次). Money is integer fen. Events and refunds are kept for
 reconciliation against WeChat Pay's trade bill.
 """
 
@@ -34,7 +34,7 @@ class SubmissionStatus(StrEnum):
     REFUNDED = "refunded"
 
 
-# The labels students see (DESIGN.md).
+# The labels students see.
 STATUS_LABELS: dict[SubmissionStatus, str] = {
     SubmissionStatus.AWAITING_PAYMENT: "待缴费",
     SubmissionStatus.VERIFYING: "核验中",
@@ -72,7 +72,7 @@ class Submission(Base):
     # The provider's answer: {"result", "reason", "provider", "reference", "at"}
     verification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     verify_attempts: Mapped[int] = mapped_column(default=0)
-    # Review (issue 6): a claim marks the attempt 审核中 for one reviewer until it expires.
+    # Review: a claim marks the attempt 审核中 for one reviewer until it expires.
     claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     claim_expires_at: Mapped[datetime | None]
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))

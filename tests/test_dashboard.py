@@ -1,4 +1,4 @@
-"""The staff dashboard (issue 6, item 8) and the operators' 今日统计 review figures (item 9)."""
+"""The staff dashboard and the operators' 今日统计 review figures."""
 
 from __future__ import annotations
 

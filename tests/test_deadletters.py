@@ -1,4 +1,4 @@
-"""The admin page of dead outbox rows and its retry button (issue 6, item 4)."""
+"""The admin page of dead outbox rows and its retry button."""
 
 from __future__ import annotations
 

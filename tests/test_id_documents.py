@@ -84,7 +84,7 @@ def test_resident_id_errors_say_what_to_fix(raw: str, message: str) -> None:
 
 
 def test_the_seed_manuals_example_number_and_friendly_input() -> None:
-    # seed 004's 图示一 uses 210101200101010011; students paste full-width digits and spaces.
+    # 湖南师范大学's manual (图示一) uses 210101200101010011; students paste full-width digits and spaces.
     doc = parse_document(RESIDENT, " ２１０１０１ 2001 0101 0011 ", TODAY)
     assert doc.number == "210101200101010011"
     assert (doc.birth_date, doc.sex, doc.region) == (date(2001, 1, 1), "男", "辽宁省")

@@ -16,8 +16,10 @@ from media.pipeline import process
 from media.spec import PhotoSpec
 
 PHOTOS = Path(__file__).parent / "fixtures" / "photos"
-# Seed 004: 480×640 JPG, 100–200 KB, light-blue background.
-SEED_004 = PhotoSpec(width=480, height=640, formats=("jpeg",), min_bytes=100 * 1024, max_bytes=200 * 1024)
+# 湖南师范大学: 480×640 JPG, 100–200 KB, light-blue background.
+HUNAN_NORMAL_SPEC = PhotoSpec(
+    width=480, height=640, formats=("jpeg",), min_bytes=100 * 1024, max_bytes=200 * 1024
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def phone() -> bytes:
 
 
 def test_phone_photo_is_cropped_sized_compressed_and_passes(phone, detector) -> None:
-    r = process(phone, SEED_004, detector=detector)
+    r = process(phone, HUNAN_NORMAL_SPEC, detector=detector)
     assert (r.width, r.height, r.format) == (480, 640, "jpeg")
     assert 100 * 1024 <= len(r.normalized) <= 200 * 1024
     assert r.passed, [c for c in r.checks if not c.ok]
@@ -62,7 +64,7 @@ def test_sideways_phone_photo_is_turned_before_cropping(phone, detector) -> None
     exif[0x0112] = 8  # "rotate 90° counter-clockwise to view"
     buf = io.BytesIO()
     img.transpose(Image.Transpose.ROTATE_270).save(buf, "JPEG", quality=85, exif=exif.tobytes())
-    r = process(buf.getvalue(), SEED_004, detector=detector)
+    r = process(buf.getvalue(), HUNAN_NORMAL_SPEC, detector=detector)
     assert (r.width, r.height) == (480, 640)
     assert r.check("roll").ok and r.passed
     assert any("转正" in f for f in r.fixes)
@@ -76,7 +78,7 @@ def test_right_size_photo_is_kept_not_reframed(detector) -> None:
 
 def test_right_size_but_too_few_bytes_is_reencoded_not_padded(detector) -> None:
     data = (PHOTOS / "id_ok.jpg").read_bytes()  # ≈ 45 KB
-    r = process(data, SEED_004, detector=detector)
+    r = process(data, HUNAN_NORMAL_SPEC, detector=detector)
     assert 100 * 1024 <= len(r.normalized) <= 200 * 1024
     assert r.normalized.rstrip(b"\x00").endswith(b"\xff\xd9") and not r.normalized.endswith(b"\x00" * 16)
     assert "重新编码" in r.fixes[0] and r.passed
@@ -116,5 +118,5 @@ def test_large_photo_without_a_face_gives_no_file(detector) -> None:
     big = Image.fromarray(coffee).resize((2400, 1600))
     buf = io.BytesIO()
     big.save(buf, "JPEG", quality=85)
-    r = process(buf.getvalue(), SEED_004, detector=detector)
+    r = process(buf.getvalue(), HUNAN_NORMAL_SPEC, detector=detector)
     assert not r.passed and r.normalized is None and r.check("face_count").value == 0

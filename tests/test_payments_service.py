@@ -1,4 +1,4 @@
-"""Submissions and payments, against the real database: the rules issue 5's endpoints call."""
+"""Submissions and payments, against the real database: the rules the pay endpoints call."""
 
 from __future__ import annotations
 

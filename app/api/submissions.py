@@ -81,7 +81,12 @@ class NextStepOut(BaseModel):
 
 class SubmissionOut(BaseModel):
     id: int
-    status: str = Field(description="awaiting_payment、verifying、pending_review … 见 DESIGN.md")
+    status: str = Field(
+        description=(
+            "awaiting_payment、verifying、pending_review、in_review、approved、returned、refused、"
+            "verify_failed、refunded、cancelled"
+        )
+    )
     status_label: str = Field(examples=["待缴费"])
     reason: str | None = Field(description="为什么在这个状态（身份核验失败、驳回的原因）")
     verification: VerificationOut | None = Field(description="身份核验结果；尚未核验时为 null")
@@ -131,7 +136,7 @@ def _unavailable(
 
 
 def next_step(submission: Submission) -> NextStepOut:
-    """What the student does now, for each state (DESIGN.md's submission states)."""
+    """What the student does now, for each state (the submission states of models/submission.py)."""
     batch = submission.batch
     days = f"{batch.review_days_min}–{batch.review_days_max} 天"
     status = submission.status

@@ -1,5 +1,5 @@
-"""/h5/pay/<submission> (开始核验 → 缴费 → 核验中… → result, seed 004): the fee and what it buys,
-「确认支付」 through WeixinJSBridge inside WeChat, a Native QR code (3 minutes, renewed when it
+"""/h5/pay/<submission> (开始核验 → 缴费 → 核验中… → result, as in 湖南师范大学's manual): the fee and
+what it buys, 「确认支付」 through WeixinJSBridge inside WeChat, a Native QR code (3 minutes, renewed when it
 expires) in any other browser, then the identity check's outcome, polled from
 GET /api/v1/me/submissions/<id> (app/static/h5/pay.js). This view only checks ownership and says
 what the page is about; the state comes from the API.

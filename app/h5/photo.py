@@ -17,7 +17,7 @@ from app.services.photos import PhotoError, PhotoIdentityRequiredError
 from media.spec import PhotoSpec
 from models import Batch
 
-# Seed 004's 照片要求, in its words: what no automatic check can fully judge, so people must be told.
+# 湖南师范大学's 照片要求, in its words: what no automatic check can fully judge, so people must be told.
 REQUIREMENTS = (
     "本人近期免冠正面证件照，头部居中，表情自然",
     "露出眉毛、眼睛和双耳，面部无遮挡（头发、眼镜反光、饰品等）",

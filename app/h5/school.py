@@ -1,4 +1,4 @@
-"""/h5/school: 关联学校 (seed 004): 选择省 → 选择市 → 学校名称 → 学历/级/届, then 确定关联.
+"""/h5/school: 关联学校 (as in 湖南师范大学's manual): 选择省 → 选择市 → 学校名称 → 学历/级/届, then 确定关联.
 
 The lists come from /api/v1 (app/static/h5/school.js); the page itself only says who the student
 is: bound or not, already linked (and locked) or not, and which school a school QR code chose.

@@ -18,7 +18,7 @@ class Step:
     url: str
 
 
-# The order a student goes through (seed 004): bind, link a school, photo, pay and verify, result.
+# The order a student goes through (湖南师范大学's order): bind, link a school, photo, pay and verify, result.
 STEPS = (
     Step("bind", "实名绑定", "填写姓名和证件号码", "/h5/bind"),
     Step("school", "关联学校", "选择学校和批次", "/h5/school"),

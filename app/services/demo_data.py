@@ -20,7 +20,7 @@ from app.services.schools import BatchData
 from media.spec import PhotoSpec
 from models import StaffRole
 
-FEE_FEN = 200  # seed 004: 技术服务费 2 元/次
+FEE_FEN = 200  # 湖南师范大学's manual: 技术服务费 2 元/次
 ADMIN_USERNAME = "admin"
 
 
@@ -36,7 +36,7 @@ class DemoSchool:
 
 
 SCHOOLS = [
-    # seed 004: 裁剪后 640*480 像素，JPG 格式，大小 100-200K，浅蓝色背景
+    # 湖南师范大学: 裁剪后 640*480 像素，JPG 格式，大小 100-200K，浅蓝色背景
     DemoSchool(
         "10542",
         "湖南师范大学",
@@ -46,7 +46,7 @@ SCHOOLS = [
         "成人教育 {term}学位申请",
         PhotoSpec(min_bytes=100 * 1024, max_bytes=200 * 1024, background="light_blue"),
     ),
-    # seed 000: 最大宽高为 480x640 像素; 不超过 10M; jpg、jpeg、png; 一寸照片
+    # 西北工业大学: 最大宽高为 480x640 像素; 不超过 10M; jpg、jpeg、png; 一寸照片
     DemoSchool(
         "10699",
         "西北工业大学",
@@ -56,7 +56,7 @@ SCHOOLS = [
         "高起本/专升本 {term}新生入学照片",
         PhotoSpec(size_mode="max", formats=("jpeg", "png"), max_bytes=10 * 1024 * 1024, background="blue"),
     ),
-    # seed 001: 宽 480 像素*高 640 像素，jpg，照片小于 500KB
+    # 武汉轻工大学: 宽 480 像素*高 640 像素，jpg，照片小于 500KB
     DemoSchool(
         "10496",
         "武汉轻工大学",
@@ -66,7 +66,7 @@ SCHOOLS = [
         "成人本科 {term}学士学位外语考试",
         PhotoSpec(max_bytes=500 * 1024, background="light_blue"),
     ),
-    # seed 003: 2 吋蓝底近期免冠照片 (35×49 mm, 413×579 px at 300 dpi)
+    # 重庆科技学院: 2 吋蓝底近期免冠照片 (35×49 mm, 413×579 px at 300 dpi)
     DemoSchool(
         "11551",
         "重庆科技学院",
@@ -76,7 +76,7 @@ SCHOOLS = [
         "自考本科 {term}学士学位申请",
         PhotoSpec(width=413, height=579, max_bytes=2 * 1024 * 1024, background="blue"),
     ),
-    # seed 002: 考生请上传近期免冠一寸照片 (25×35 mm, 295×413 px at 300 dpi)
+    # 新疆自考: 考生请上传近期免冠一寸照片 (25×35 mm, 295×413 px at 300 dpi)
     DemoSchool(
         "xj-zikao",
         "新疆维吾尔自治区自学考试办公室",

@@ -1,4 +1,4 @@
-"""Real-name binding (实名绑定): the rules of seed 004's 「实名信息」 screen.
+"""Real-name binding (实名绑定): the rules of the 「实名信息」 screen in 湖南师范大学's manual.
 
 - one active identity per WeChat account, and one active WeChat account per identity
   (换绑 to another account needs 取消微信绑定 on the first);

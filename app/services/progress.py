@@ -89,7 +89,8 @@ _SENDER_STATE = _state().where(User.openid == bindparam("openid"))
 
 
 def _attempt(row: Row[Any], is_open: bool) -> Progress | None:
-    """What the latest attempt says, when it decides the next step (texts per DESIGN.md's states)."""
+    """What the latest attempt says, when it decides the next step (the states are in
+    models/submission.py)."""
     status = row.submission_status
     reason = (row.status_reason or "").rstrip("。")
     if status == SubmissionStatus.AWAITING_PAYMENT:

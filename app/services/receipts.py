@@ -1,4 +1,4 @@
-"""The 审核通过 receipt (打印回执单, seed 004) and the signed token its QR code carries.
+"""The 审核通过 receipt (打印回执单 in 湖南师范大学's manual) and the signed token its QR code carries.
 
 The token is the submission id signed with SECRET_KEY under its own salt (itsdangerous), nothing
 else: whoever scans it learns only what /verify/<token> shows (masked), and a forged or altered

@@ -1,4 +1,4 @@
-"""Issue 3's walk on a phone-sized headless Chromium: login-as → 实名绑定 (a wrong check digit first,
+"""The binding walk on a phone-sized headless Chromium: login-as → 实名绑定 (a wrong check digit first,
 then the right number, with birth date and sex shown to confirm) → 关联学校 through the cascade →
 我的 shows both, masked → 取消微信绑定 → bind again."""
 

@@ -1,4 +1,4 @@
-"""Issue 5's Done-when on a phone-sized headless Chromium:
+"""The pay walk on a phone-sized headless Chromium:
 
 - inside the sandbox phone's "WeChat browser": login-as → a passing photo → 开始核验 → 确认支付 on
   the sandbox's pay sheet (WeixinJSBridge) → 核验中… → 待审核;

@@ -1,4 +1,4 @@
-"""Issue 4's Done-when on a phone-sized headless Chromium:
+"""The photo walk on a phone-sized headless Chromium:
 
 - login-as → /h5/photo → upload a 4000×3000 phone-style photo → the auto-fixed 480×640 preview, its
   file size within 湖南师范大学's 100–200 KB and every check green; then a picture with no face → the

@@ -1,4 +1,4 @@
-"""The issue's review walk in headless Chromium, from the reviewer's desk to the students' phones.
+"""The review walk in headless Chromium, from the reviewer's desk to the students' phones.
 
 1. A reviewer (desktop) signs in, filters the queue, claims an attempt, returns it with a reason and
    approves the next one by keyboard.
