@@ -179,50 +179,79 @@ def load_rgb(data: bytes, *, min_size: tuple[int, int] | None = None) -> tuple[I
     return upright, scale
 
 
-# JPEG markers kept when stripping metadata: JFIF (APP0), ICC profile (APP2), Adobe colour transform (APP14).
+# What a kept-as-is photo may carry. An allow-list, not a drop-list: anything else in the file — EXIF, GPS,
+# XMP, comments, a private PNG chunk, bytes after the image's end (an HTML page or a ZIP appended to a
+# valid JPEG: a polyglot) — never reaches the file that is stored and exported to schools.
+# JPEG: JFIF (APP0), ICC profile (APP2), Adobe colour transform (APP14) besides the image's own segments.
 _KEEP_APP = {0xE0, 0xE2, 0xEE}
-# PNG chunks dropped when stripping: text, EXIF, timestamps.
-_DROP_PNG = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+# Segments that define the image: SOF0–SOF15 and DHT, DAC (C0–CF but for the reserved C8), DQT (DB),
+# DNL (DC), DRI (DD).
+_JPEG_IMAGE_MARKERS = ({*range(0xC0, 0xD0)} - {0xC8}) | {0xDB, 0xDC, 0xDD}
+# PNG: the critical chunks and the ancillary ones that change how the pixels look.
+_KEEP_PNG = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"pHYs"}
+_DAMAGED = "图片文件已损坏或不完整，请重新拍摄或重新导出后上传"
 
 
-def strip_metadata(data: bytes, kind: str) -> bytes:
-    """The same image without EXIF/GPS/XMP/IPTC/comments, losslessly (no re-encoding).
+def clean(data: bytes, kind: str) -> bytes:
+    """Only the image, losslessly (no re-encoding): the segments or chunks that make up its pixels, up to
+    its end marker, without metadata, foreign segments or trailing bytes.
 
     Only for files whose EXIF orientation is 1: without the tag, a rotated photo would show sideways.
     """
     if kind == "jpeg":
-        return _strip_jpeg(data)
+        return _clean_jpeg(data)
     if kind == "png":
-        return _strip_png(data)
+        return _clean_png(data)
     raise ValueError(kind)
 
 
-def _strip_jpeg(data: bytes) -> bytes:
+def _clean_jpeg(data: bytes) -> bytes:
     out = bytearray(b"\xff\xd8")
     i = 2
     n = len(data)
-    while i + 4 <= n:
+    while i + 2 <= n:
         if data[i] != 0xFF:
-            raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
+            raise UnreadableImageError(_DAMAGED)
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        if marker == 0xDA:  # start of scan: the rest is entropy-coded data and trailing markers
-            out += data[i:]
+        if marker == 0xD9:  # EOI: the image ends here, whatever follows it
+            out += b"\xff\xd9"
             return bytes(out)
+        if i + 4 > n:
+            break
         (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        segment = data[i : i + 2 + length]
-        if len(segment) < 2 + length:
-            raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
-        is_app = 0xE0 <= marker <= 0xEF
-        if (not is_app or marker in _KEEP_APP) and marker != 0xFE:  # 0xFE: comment
-            out += segment
-        i += 2 + length
-    raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
+        end = i + 2 + length
+        if length < 2 or end > n:
+            raise UnreadableImageError(_DAMAGED)
+        if marker == 0xDA:  # SOS: its header, then entropy-coded data up to the next real marker
+            end = _scan_end(data, end)
+            out += data[i:end]
+        elif marker in _JPEG_IMAGE_MARKERS or marker in _KEEP_APP:
+            out += data[i:end]
+        i = end
+    raise UnreadableImageError(_DAMAGED)
 
 
-def _strip_png(data: bytes) -> bytes:
+def _scan_end(data: bytes, i: int) -> int:
+    """Where the entropy-coded data starting at `i` ends: the next marker that is not a stuffed byte
+    (FF 00), a restart marker (FF D0–D7) or fill (FF FF)."""
+    n = len(data)
+    while True:
+        i = data.find(b"\xff", i)
+        if i < 0 or i + 1 >= n:
+            raise UnreadableImageError(_DAMAGED)
+        following = data[i + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7:
+            i += 2
+        elif following == 0xFF:
+            i += 1
+        else:
+            return i
+
+
+def _clean_png(data: bytes) -> bytes:
     out = bytearray(data[:8])
     i = 8
     n = len(data)
@@ -231,10 +260,10 @@ def _strip_png(data: bytes) -> bytes:
         ctype = data[i + 4 : i + 8]
         end = i + 12 + length
         if end > n:
-            raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
-        if ctype not in _DROP_PNG:
+            raise UnreadableImageError(_DAMAGED)
+        if ctype in _KEEP_PNG:
             out += data[i:end]
         i = end
         if ctype == b"IEND":
             return bytes(out)
-    raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
+    raise UnreadableImageError(_DAMAGED)

@@ -63,9 +63,11 @@ def _as_is(data: bytes, header: decode.Header, spec: PhotoSpec, det: FaceDetecto
     img, _ = decode.load_rgb(data)
     fixes: list[str] = []
     keep = header.kind in spec.formats and header.orientation == 1 and header.mode in ("RGB", "L")
-    normalized = decode.strip_metadata(data, header.kind) if keep and header.has_metadata else data
+    # Kept means the image's own bytes, never the upload as it came: decode.clean drops metadata and
+    # anything a polyglot hides in or after the image.
+    normalized = decode.clean(data, header.kind) if keep else data
     if keep and spec.min_bytes <= len(normalized) <= spec.max_bytes:
-        if normalized is not data:
+        if header.has_metadata:
             fixes.append("已去除照片中的拍摄信息（EXIF/GPS 等）")
         return _assess(normalized, header.kind, header.mode, img, spec, det, fixes)
     reasons = []

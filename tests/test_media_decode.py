@@ -177,9 +177,56 @@ def test_png_text_chunks_are_stripped() -> None:
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "GPS 39.9N")
     data = encode(Image.new("RGB", (64, 64), "blue"), "PNG", pnginfo=info)
-    stripped = decode.strip_metadata(data, "png")
+    stripped = decode.clean(data, "png")
     assert b"GPS" in data and b"GPS" not in stripped
     assert Image.open(io.BytesIO(stripped)).size == (64, 64)
+
+
+POLYGLOT_TAIL = b"<html><script>alert(1)</script></html>" + b"PK\x03\x04" + b"\x00" * 26 + b"payload.txt"
+
+
+def test_a_polyglot_jpeg_is_stored_as_the_image_alone(detector) -> None:
+    # A JPEG that already meets the spec, with an HTML page and a ZIP appended after its end and a
+    # foreign APP segment inside: what is kept is the image, byte for byte, and nothing else.
+    image = photo("id_ok.jpg")
+    assert image.endswith(b"\xff\xd9")
+    app9 = b"\xff\xe9" + struct.pack(">H", 2 + 11) + b"<a href=x/>"
+    data = image[:2] + app9 + image[2:] + POLYGLOT_TAIL
+    r = process(data, PhotoSpec(), detector=detector)
+    assert r.passed and r.normalized is not None
+    assert r.normalized.endswith(b"\xff\xd9")
+    for foreign in (b"<html", b"PK\x03\x04", b"payload", b"<a href"):
+        assert foreign not in r.normalized
+    assert r.normalized == decode.clean(image, "jpeg")
+    a = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
+    b = np.asarray(Image.open(io.BytesIO(r.normalized)).convert("RGB"))
+    assert np.array_equal(a, b)
+
+
+def test_a_progressive_jpeg_keeps_every_scan() -> None:
+    data = encode(Image.open(PHOTOS / "id_ok.jpg"), "JPEG", quality=90, progressive=True)
+    cleaned = decode.clean(data + POLYGLOT_TAIL, "jpeg")
+    assert cleaned.count(b"\xff\xda") == data.count(b"\xff\xda") > 1
+    assert cleaned == data  # nothing to take away from Pillow's own output
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(cleaned))), np.asarray(Image.open(io.BytesIO(data)))
+    )
+
+
+def test_a_png_keeps_only_its_image_chunks() -> None:
+    data = encode(Image.new("RGB", (64, 64), "blue"), "PNG")
+    iend = data.rindex(b"IEND") - 4
+    private = png_chunk(b"htMl", b"<script>alert(1)</script>")
+    hostile = data[:iend] + private + data[iend:] + POLYGLOT_TAIL
+    cleaned = decode.clean(hostile, "png")
+    assert cleaned == data
+    assert b"script" not in cleaned and b"PK" not in cleaned
+
+
+def test_a_jpeg_without_its_end_is_refused_by_clean() -> None:
+    data = photo("id_ok.jpg")
+    with pytest.raises(UnreadableImageError):
+        decode.clean(data[: len(data) // 2], "jpeg")
 
 
 def test_header_reads_sizes_without_decoding() -> None:
