@@ -255,7 +255,7 @@ def test_a_png_too_large_to_decode_is_refused_from_its_header() -> None:
     # 50 MP of 16-bit RGBA in 0.6 MB, under the pixel limit: decoding it took a worker past 1 GB.
     data = png16(11999, 4166)
     assert len(data) < 1024 * 1024
-    with pytest.raises(UnreadableImageError, match="像素过多.*JPG"):
+    with pytest.raises(UnreadableImageError, match=r"像素过多.*JPG"):
         decode.inspect(data)
 
 
