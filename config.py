@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # its message id taken and runs nothing.
     WECHAT_DEDUPE_TTL_SECONDS: int = Field(default=330, ge=20)
     WECHAT_HTTP_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    # A request body that sends nothing for this long is answered 408 (under gunicorn): a stalled
+    # upload must not hold one of the worker's few threads. nginx's client_body_timeout is 60 s; ours
+    # is shorter because each held thread is a tenth of a worker.
+    REQUEST_BODY_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=300)
 
     # The outbox worker. In the embedded mode (REDIS_URL=memory://) it must run inside the web
     # process, because the in-process Redis is not shared with other processes.

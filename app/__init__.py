@@ -22,6 +22,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         hops = settings.PROXY_HOPS
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
+    from app.slow_bodies import BodyTimeout
+
+    app.wsgi_app = BodyTimeout(app.wsgi_app, settings.REQUEST_BODY_TIMEOUT_SECONDS)  # type: ignore[method-assign]
+
     from app.logging import configure_logging
 
     configure_logging(app)
