@@ -36,9 +36,14 @@ def error_response(status: int, message: str | None = None) -> tuple[Response | 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
+    def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        return error_response(status, MESSAGES.get(status))
+        response = app.make_response(error_response(status, MESSAGES.get(status)))
+        # Headers the status requires travel with it: Allow on 405 (RFC 9110), Retry-After on 429/503.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response | str, int]:
