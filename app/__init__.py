@@ -22,13 +22,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         hops = settings.PROXY_HOPS
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
-    from app.slow_bodies import BodyTimeout
+    from app.request_guards import BodyTimeout, refuse_unnamed_form_fields
 
     app.wsgi_app = BodyTimeout(app.wsgi_app, settings.REQUEST_BODY_TIMEOUT_SECONDS)  # type: ignore[method-assign]
 
     from app.logging import configure_logging
 
     configure_logging(app)
+    app.before_request(refuse_unnamed_form_fields)  # before CSRFProtect's own hook, which reads the form
     _init_extensions(app)
     _register_blueprints(app, settings)
 

@@ -1,4 +1,8 @@
-"""A request body that stops arriving ends the request with 408 instead of holding a thread.
+"""Guards on what a request may look like, applied before any view or extension reads it.
+
+## Stalled bodies
+
+A request body that stops arriving ends the request with 408 instead of holding a thread.
 
 gunicorn's gthread worker reads a request's body in one of its few threads, on a blocking socket with no
 timeout: twelve connections that sent `Content-Length: 60000` and then five bytes stopped /healthz from
@@ -9,6 +13,12 @@ upload that keeps moving is not cut off.
 gunicorn hands the client socket to the app as `environ["gunicorn.socket"]` and makes it blocking again
 (no timeout) before each request on the connection, so the timeout set here lasts one request. Servers
 without that key (the test server, the embedded sandbox) are left as they are.
+
+## Form fields without a name
+
+A multipart part whose Content-Disposition name cannot be read (a line break in it, say) comes out of
+Werkzeug's parser under the key None, and Flask-WTF's CSRF check then fails with an AttributeError — a
+500 for any client that sends one. Such a form is refused with 400 first.
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ import socket
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from werkzeug.exceptions import RequestTimeout
+from flask import request
+from werkzeug.exceptions import BadRequest, RequestTimeout
 
 WSGIApp = Any
 
@@ -73,3 +84,15 @@ class BodyTimeout:
             sock.settimeout(self.seconds)
             environ["wsgi.input"] = _TimedInput(environ["wsgi.input"], sock)
         return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+
+FORM_MIMETYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+
+
+def refuse_unnamed_form_fields() -> None:
+    """before_request: 400 for a form with a field that has no readable name. Registered before the CSRF
+    check, which would otherwise fail on it."""
+    if request.mimetype not in FORM_MIMETYPES:
+        return
+    if any(not isinstance(key, str) for key in (*request.form.keys(), *request.files.keys())):
+        raise BadRequest("表单字段名无法识别")
