@@ -29,7 +29,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from app.logging import configure_logging
 
     configure_logging(app)
-    app.before_request(refuse_unnamed_form_fields)  # before CSRFProtect's own hook, which reads the form
+    # Before CSRFProtect's own hook: it would fail on an unnamed form field, and answer 400 where an
+    # API call without a session must get 401.
+    app.before_request(refuse_unnamed_form_fields)
+    from app.auth.session import refuse_anonymous_api_calls
+
+    app.before_request(refuse_anonymous_api_calls)
     _init_extensions(app)
     _register_blueprints(app, settings)
 

@@ -99,3 +99,20 @@ def test_a_form_field_without_a_readable_name_is_refused_not_a_500(
     )
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == 400
+
+
+def test_state_changing_calls_without_a_session_get_401_not_a_csrf_400(app: Flask) -> None:
+    client = app.test_client()  # no session, so no CSRF token either
+    calls = [
+        ("POST", "/api/v1/identity/check", {"id_type": "resident_id"}),
+        ("PUT", "/api/v1/me/identity", {}),
+        ("DELETE", "/api/v1/me/identity", None),
+        ("PUT", "/api/v1/me/enrollment", {"batch_id": 1}),
+        ("POST", "/api/v1/me/photos", None),
+        ("POST", "/api/v1/me/submissions", {"photo_id": 1}),
+        ("POST", "/api/v1/me/submissions/1/refresh", None),
+    ]
+    for method, path, body in calls:
+        response = client.open(path, method=method, json=body)
+        assert response.status_code == 401, (method, path, response.status_code)
+        assert response.get_json() == {"error": {"code": 401, "message": "请先登录"}}
