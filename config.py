@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # its message id taken and runs nothing.
     WECHAT_DEDUPE_TTL_SECONDS: int = Field(default=330, ge=20)
     WECHAT_HTTP_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    # A request body that sends nothing for this long is answered 408 (under gunicorn): a stalled
+    # upload must not hold one of the worker's few threads. nginx's client_body_timeout is 60 s; ours
+    # is shorter because each held thread is a tenth of a worker.
+    REQUEST_BODY_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=300)
 
     # The outbox worker. In the embedded mode (REDIS_URL=memory://) it must run inside the web
     # process, because the in-process Redis is not shared with other processes.
@@ -344,10 +348,20 @@ class Settings(BaseSettings):
     def redis_in_process(self) -> bool:
         return self.REDIS_URL.startswith("memory://")
 
+    def engine_options(self) -> dict[str, Any]:
+        if self.DATABASE_URL.startswith("sqlite"):
+            return {}
+        # After a PostgreSQL restart every pooled connection is dead; without a check the next request
+        # on each one failed (a 503 from /readyz, a 500, a failed sign-in 48 s later). The ping is one
+        # round trip when a connection is taken from the pool; recycling bounds a connection's age for
+        # proxies and firewalls that drop idle ones silently.
+        return {"pool_pre_ping": True, "pool_recycle": 1800}
+
     def as_flask_config(self) -> dict[str, Any]:
         values = self.model_dump()
         values.update(
             SQLALCHEMY_DATABASE_URI=self.DATABASE_URL,
+            SQLALCHEMY_ENGINE_OPTIONS=self.engine_options(),
             TESTING=self.APP_ENV == AppEnv.TESTING,
             SESSION_COOKIE_HTTPONLY=True,
             SESSION_COOKIE_SAMESITE="Lax",

@@ -25,9 +25,19 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         hops = settings.PROXY_HOPS
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
+    from app.request_guards import BodyTimeout, refuse_unnamed_form_fields
+
+    app.wsgi_app = BodyTimeout(app.wsgi_app, settings.REQUEST_BODY_TIMEOUT_SECONDS)  # type: ignore[method-assign]
+
     from app.logging import configure_logging
 
     configure_logging(app)
+    # Before CSRFProtect's own hook: it would fail on an unnamed form field, and answer 400 where an
+    # API call without a session must get 401.
+    app.before_request(refuse_unnamed_form_fields)
+    from app.auth.session import refuse_anonymous_api_calls
+
+    app.before_request(refuse_anonymous_api_calls)
     _init_extensions(app, settings)
     _register_blueprints(app, settings)
 

@@ -15,6 +15,7 @@ MESSAGES = {
     403: "没有权限",
     404: "页面不存在",
     405: "不支持的请求方式",
+    408: "请求内容发送超时，请检查网络后重试",
     413: "提交的内容太大",
     422: "提交的信息有误",
     429: "操作太频繁，请稍后再试",
@@ -35,9 +36,14 @@ def error_response(status: int, message: str | None = None) -> tuple[Response | 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
+    def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        return error_response(status, MESSAGES.get(status))
+        response = app.make_response(error_response(status, MESSAGES.get(status)))
+        # Headers the status requires travel with it: Allow on 405 (RFC 9110), Retry-After on 429/503.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response | str, int]:

@@ -20,6 +20,10 @@ MAX_INPUT_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 48 MP phone photo still decodes; more is refused before decoding
 MAX_SIDE = 12_000
 MIN_SIDE = 32
+# A JPEG is decoded scaled down by its DCT (Pillow's draft) when it is large; other formats decode at full
+# size, so their decoded size is capped: 64 MiB is 16 MP of RGB or RGBA as Pillow holds it. Resizing or
+# converting an RGBA image makes a full-size copy first, so a check peaks near twice this.
+MAX_FULL_DECODE_BYTES = 64 * 1024 * 1024
 # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; our own header check comes first.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
@@ -131,6 +135,20 @@ class Header:
     orientation: int  # EXIF orientation tag, 1 = upright
     has_metadata: bool  # EXIF/XMP/IPTC/comments or PNG text chunks worth stripping
 
+    @property
+    def decoded_bytes(self) -> int:
+        """What a full decode holds in memory: Pillow keeps 1 byte a pixel for L and P, 2 for 16-bit
+        greyscale, and 4 for every multi-band mode (RGB is stored as RGBX; 16-bit RGB(A) as 8-bit)."""
+        return self.width * self.height * bytes_per_pixel(self.mode)
+
+
+def bytes_per_pixel(mode: str) -> int:
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
 
 def _open(data: bytes) -> Image.Image:
     try:
@@ -141,6 +159,19 @@ def _open(data: bytes) -> Image.Image:
         raise UnreadableImageError("图片像素数过大，无法处理，请上传手机或相机拍摄的原图") from exc
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
         raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传") from exc
+
+
+def _exif(img: Image.Image) -> Image.Exif:
+    """The EXIF block, read from the header only. Pillow's PNG getexif() decodes the whole image to look
+    for an eXIf chunk after the pixels: a 50 MP PNG would be decoded before any size was checked. An
+    eXIf chunk placed after the image data is ignored here, as most viewers do."""
+    if img.format == "PNG":
+        exif = Image.Exif()
+        raw = img.info.get("exif")
+        if isinstance(raw, bytes):
+            exif.load(raw)
+        return exif
+    return img.getexif()
 
 
 def inspect(data: bytes) -> Header:
@@ -158,10 +189,15 @@ def inspect(data: bytes) -> Header:
         raise UnreadableImageError(f"图片尺寸异常（{w}×{h} 像素），无法处理，请上传手机或相机拍摄的原图")
     if w < MIN_SIDE or h < MIN_SIDE:
         raise UnreadableImageError(f"图片太小（{w}×{h} 像素），请上传清晰的证件照")
+    if kind != "jpeg" and w * h * bytes_per_pixel(img.mode) > MAX_FULL_DECODE_BYTES:
+        most = MAX_FULL_DECODE_BYTES // bytes_per_pixel(img.mode) // 1_000_000
+        raise UnreadableImageError(
+            f"{kind_label(kind)}像素过多（{w}×{h}），最多 {most} 百万像素：请上传手机拍摄的 JPG 原图"
+        )
     if img.format != kind.upper():
         raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
     try:
-        exif = img.getexif()
+        exif = _exif(img)
         orientation = int(exif.get(0x0112, 1) or 1)
     except Exception:  # a damaged EXIF block is not worth refusing the photo for
         exif, orientation = None, 1
@@ -189,19 +225,29 @@ def load_rgb(data: bytes, *, min_size: tuple[int, int] | None = None) -> tuple[I
     img = _open(data)
     full_w = img.size[0]
     try:
-        if min_size is not None and img.format == "JPEG":
-            req = min_size
-            orientation = int(img.getexif().get(0x0112, 1) or 1)
-            if orientation in (5, 6, 7, 8):
-                req = (min_size[1], min_size[0])
+        orientation = int(_exif(img).get(0x0112, 1) or 1)
+        # min_size is upright; the decoder works on the stored image, which EXIF may turn by 90°.
+        req = None if min_size is None else min_size[::-1] if orientation in (5, 6, 7, 8) else min_size
+        if req is not None and img.format == "JPEG":
             img.draft("RGB", req)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.load()
+            if req is not None and img.format != "JPEG":
+                # No DCT scaling outside JPEG: shrink right after decoding instead, before the copies
+                # below (flattening transparency, colour conversion) are made at full size.
+                factor = min(img.size[0] // max(1, req[0]), img.size[1] // max(1, req[1]))
+                if factor >= 2:
+                    img = img.reduce(factor)
             scale = img.size[0] / full_w
             # exif_transpose copies the whole image even when there is nothing to turn: skip it then.
-            orientation = int(img.getexif().get(0x0112, 1) or 1)
-            upright = ImageOps.exif_transpose(img) if orientation in range(2, 9) else img
+            # It reads the tag from the image, which a reduced copy no longer carries: turn by hand then.
+            if orientation in range(2, 9):
+                upright = (
+                    ImageOps.exif_transpose(img) if img.getexif().get(0x0112) else _turn(img, orientation)
+                )
+            else:
+                upright = img
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnreadableImageError("图片像素数过大，无法处理，请上传手机或相机拍摄的原图") from exc
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
@@ -209,7 +255,7 @@ def load_rgb(data: bytes, *, min_size: tuple[int, int] | None = None) -> tuple[I
     if upright.mode != "RGB":
         if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
             # Transparent areas become white: what a viewer shows, and what a school's system would see.
-            rgba = upright.convert("RGBA")
+            rgba = upright if upright.mode == "RGBA" else upright.convert("RGBA")
             base = Image.new("RGB", rgba.size, (255, 255, 255))
             base.paste(rgba, mask=rgba.getchannel("A"))
             upright = base
@@ -218,50 +264,107 @@ def load_rgb(data: bytes, *, min_size: tuple[int, int] | None = None) -> tuple[I
     return upright, scale
 
 
-# JPEG markers kept when stripping metadata: JFIF (APP0), ICC profile (APP2), Adobe colour transform (APP14).
+_TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _turn(img: Image.Image, orientation: int) -> Image.Image:
+    """What ImageOps.exif_transpose does for this orientation tag (its table), on an image without EXIF."""
+    return img.transpose(_TURNS[orientation])
+
+
+# What a kept-as-is photo may carry. An allow-list, not a drop-list: anything else in the file — EXIF, GPS,
+# XMP, comments, a private PNG chunk, bytes after the image's end (an HTML page or a ZIP appended to a
+# valid JPEG: a polyglot) — never reaches the file that is stored and exported to schools.
+# JPEG: JFIF (APP0), ICC profile (APP2), Adobe colour transform (APP14) besides the image's own segments.
 _KEEP_APP = {0xE0, 0xE2, 0xEE}
-# PNG chunks dropped when stripping: text, EXIF, timestamps.
-_DROP_PNG = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+# Segments that define the image: SOF0–SOF15 and DHT, DAC (C0–CF but for the reserved C8), DQT (DB),
+# DNL (DC), DRI (DD).
+_JPEG_IMAGE_MARKERS = ({*range(0xC0, 0xD0)} - {0xC8}) | {0xDB, 0xDC, 0xDD}
+# PNG: the critical chunks and the ancillary ones that change how the pixels look.
+_KEEP_PNG = {
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"gAMA",
+    b"cHRM",
+    b"sRGB",
+    b"iCCP",
+    b"sBIT",
+    b"pHYs",
+}
+_DAMAGED = "图片文件已损坏或不完整，请重新拍摄或重新导出后上传"
 
 
-def strip_metadata(data: bytes, kind: str) -> bytes:
-    """The same image without EXIF/GPS/XMP/IPTC/comments, losslessly (no re-encoding).
+def clean(data: bytes, kind: str) -> bytes:
+    """Only the image, losslessly (no re-encoding): the segments or chunks that make up its pixels, up to
+    its end marker, without metadata, foreign segments or trailing bytes.
 
     Only for files whose EXIF orientation is 1: without the tag, a rotated photo would show sideways.
     """
     if kind == "jpeg":
-        return _strip_jpeg(data)
+        return _clean_jpeg(data)
     if kind == "png":
-        return _strip_png(data)
+        return _clean_png(data)
     raise ValueError(kind)
 
 
-def _strip_jpeg(data: bytes) -> bytes:
+def _clean_jpeg(data: bytes) -> bytes:
     out = bytearray(b"\xff\xd8")
     i = 2
     n = len(data)
-    while i + 4 <= n:
+    while i + 2 <= n:
         if data[i] != 0xFF:
-            raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
+            raise UnreadableImageError(_DAMAGED)
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        if marker == 0xDA:  # start of scan: the rest is entropy-coded data and trailing markers
-            out += data[i:]
+        if marker == 0xD9:  # EOI: the image ends here, whatever follows it
+            out += b"\xff\xd9"
             return bytes(out)
+        if i + 4 > n:
+            break
         (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        segment = data[i : i + 2 + length]
-        if len(segment) < 2 + length:
-            raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
-        is_app = 0xE0 <= marker <= 0xEF
-        if (not is_app or marker in _KEEP_APP) and marker != 0xFE:  # 0xFE: comment
-            out += segment
-        i += 2 + length
-    raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
+        end = i + 2 + length
+        if length < 2 or end > n:
+            raise UnreadableImageError(_DAMAGED)
+        if marker == 0xDA:  # SOS: its header, then entropy-coded data up to the next real marker
+            end = _scan_end(data, end)
+            out += data[i:end]
+        elif marker in _JPEG_IMAGE_MARKERS or marker in _KEEP_APP:
+            out += data[i:end]
+        i = end
+    raise UnreadableImageError(_DAMAGED)
 
 
-def _strip_png(data: bytes) -> bytes:
+def _scan_end(data: bytes, i: int) -> int:
+    """Where the entropy-coded data starting at `i` ends: the next marker that is not a stuffed byte
+    (FF 00), a restart marker (FF D0–D7) or fill (FF FF)."""
+    n = len(data)
+    while True:
+        i = data.find(b"\xff", i)
+        if i < 0 or i + 1 >= n:
+            raise UnreadableImageError(_DAMAGED)
+        following = data[i + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7:
+            i += 2
+        elif following == 0xFF:
+            i += 1
+        else:
+            return i
+
+
+def _clean_png(data: bytes) -> bytes:
     out = bytearray(data[:8])
     i = 8
     n = len(data)
@@ -270,10 +373,10 @@ def _strip_png(data: bytes) -> bytes:
         ctype = data[i + 4 : i + 8]
         end = i + 12 + length
         if end > n:
-            raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
-        if ctype not in _DROP_PNG:
+            raise UnreadableImageError(_DAMAGED)
+        if ctype in _KEEP_PNG:
             out += data[i:end]
         i = end
         if ctype == b"IEND":
             return bytes(out)
-    raise UnreadableImageError("图片文件已损坏或不完整，请重新拍摄或重新导出后上传")
+    raise UnreadableImageError(_DAMAGED)

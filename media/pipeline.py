@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from media import checks as ck
-from media import decode
+from media import decode, memory
 from media.detect import DetectedFace, FaceDetector, default_detector
 from media.fix import encode_in_range, encode_png, estimate_crown, plan_crop
 from media.spec import PhotoSpec
@@ -32,9 +32,10 @@ MAX_UPSCALE = 1.25  # a crop may be enlarged this much at most; beyond it the ph
 def process(data: bytes, spec: PhotoSpec, *, detector: FaceDetector | None = None) -> Result:
     header = decode.inspect(data)
     det = detector if detector is not None else default_detector()
-    if _fits(header.width, header.height, spec):
-        return _as_is(data, header, spec, det)
-    return _auto_fix(data, header, spec, det)
+    with memory.decoding(header.decoded_bytes):
+        if _fits(header.width, header.height, spec):
+            return _as_is(data, header, spec, det)
+        return _auto_fix(data, header, spec, det)
 
 
 def _fits(w: int, h: int, spec: PhotoSpec) -> bool:
@@ -63,9 +64,11 @@ def _as_is(data: bytes, header: decode.Header, spec: PhotoSpec, det: FaceDetecto
     img, _ = decode.load_rgb(data)
     fixes: list[str] = []
     keep = header.kind in spec.formats and header.orientation == 1 and header.mode in ("RGB", "L")
-    normalized = decode.strip_metadata(data, header.kind) if keep and header.has_metadata else data
+    # Kept means the image's own bytes, never the upload as it came: decode.clean drops metadata and
+    # anything a polyglot hides in or after the image.
+    normalized = decode.clean(data, header.kind) if keep else data
     if keep and spec.min_bytes <= len(normalized) <= spec.max_bytes:
-        if normalized is not data:
+        if header.has_metadata:
             fixes.append("已去除照片中的拍摄信息（EXIF/GPS 等）")
         return _assess(normalized, header.kind, header.mode, img, spec, det, fixes)
     reasons = []

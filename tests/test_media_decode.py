@@ -198,9 +198,56 @@ def test_png_text_chunks_are_stripped() -> None:
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "GPS 39.9N")
     data = encode(Image.new("RGB", (64, 64), "blue"), "PNG", pnginfo=info)
-    stripped = decode.strip_metadata(data, "png")
+    stripped = decode.clean(data, "png")
     assert b"GPS" in data and b"GPS" not in stripped
     assert Image.open(io.BytesIO(stripped)).size == (64, 64)
+
+
+POLYGLOT_TAIL = b"<html><script>alert(1)</script></html>" + b"PK\x03\x04" + b"\x00" * 26 + b"payload.txt"
+
+
+def test_a_polyglot_jpeg_is_stored_as_the_image_alone(detector) -> None:
+    # A JPEG that already meets the spec, with an HTML page and a ZIP appended after its end and a
+    # foreign APP segment inside: what is kept is the image, byte for byte, and nothing else.
+    image = photo("id_ok.jpg")
+    assert image.endswith(b"\xff\xd9")
+    app9 = b"\xff\xe9" + struct.pack(">H", 2 + 11) + b"<a href=x/>"
+    data = image[:2] + app9 + image[2:] + POLYGLOT_TAIL
+    r = process(data, PhotoSpec(), detector=detector)
+    assert r.passed and r.normalized is not None
+    assert r.normalized.endswith(b"\xff\xd9")
+    for foreign in (b"<html", b"PK\x03\x04", b"payload", b"<a href"):
+        assert foreign not in r.normalized
+    assert r.normalized == decode.clean(image, "jpeg")
+    a = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
+    b = np.asarray(Image.open(io.BytesIO(r.normalized)).convert("RGB"))
+    assert np.array_equal(a, b)
+
+
+def test_a_progressive_jpeg_keeps_every_scan() -> None:
+    data = encode(Image.open(PHOTOS / "id_ok.jpg"), "JPEG", quality=90, progressive=True)
+    cleaned = decode.clean(data + POLYGLOT_TAIL, "jpeg")
+    assert cleaned.count(b"\xff\xda") == data.count(b"\xff\xda") > 1
+    assert cleaned == data  # nothing to take away from Pillow's own output
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(cleaned))), np.asarray(Image.open(io.BytesIO(data)))
+    )
+
+
+def test_a_png_keeps_only_its_image_chunks() -> None:
+    data = encode(Image.new("RGB", (64, 64), "blue"), "PNG")
+    iend = data.rindex(b"IEND") - 4
+    private = png_chunk(b"htMl", b"<script>alert(1)</script>")
+    hostile = data[:iend] + private + data[iend:] + POLYGLOT_TAIL
+    cleaned = decode.clean(hostile, "png")
+    assert cleaned == data
+    assert b"script" not in cleaned and b"PK" not in cleaned
+
+
+def test_a_jpeg_without_its_end_is_refused_by_clean() -> None:
+    data = photo("id_ok.jpg")
+    with pytest.raises(UnreadableImageError):
+        decode.clean(data[: len(data) // 2], "jpeg")
 
 
 def test_header_reads_sizes_without_decoding() -> None:
@@ -212,3 +259,84 @@ def test_header_reads_sizes_without_decoding() -> None:
 def test_draft_decode_scales_a_large_jpeg() -> None:
     img, scale = decode.load_rgb(photo("phone_4000x3000.jpg"), min_size=(900, 700))
     assert img.size == (1000, 750) and scale == 0.25
+
+
+def png16(width: int, height: int) -> bytes:
+    """A 16-bit RGBA PNG of one colour: a few hundred KB that decode to width × height × 4 bytes."""
+    row = b"\x00" + b"\x40\x00\x80\x00\xc0\x00\xff\xff" * width
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    )
+
+
+def test_a_png_too_large_to_decode_is_refused_from_its_header() -> None:
+    # 50 MP of 16-bit RGBA in 0.6 MB, under the pixel limit: decoding it took a worker past 1 GB.
+    data = png16(11999, 4166)
+    assert len(data) < 1024 * 1024
+    with pytest.raises(UnreadableImageError, match=r"像素过多.*JPG"):
+        decode.inspect(data)
+
+
+def test_header_of_a_png_decodes_no_pixel(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow's PNG getexif() decodes the whole image; inspect must answer from the header alone.
+    from PIL import PngImagePlugin
+
+    def refuse(self: object) -> None:
+        raise AssertionError("inspect decoded the pixels")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", refuse)
+    header = decode.inspect(png16(4800, 3400))
+    assert (header.kind, header.width, header.height, header.mode) == ("png", 4800, 3400, "RGBA")
+    assert header.decoded_bytes == 4800 * 3400 * 4
+
+
+def test_a_large_png_is_reduced_right_after_decoding_and_still_turned_upright() -> None:
+    stored = Image.new("RGB", (3000, 2000), "white")
+    stored.paste((0, 0, 0), (0, 0, 100, 100))  # a black corner: top-left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # view rotated 90° clockwise
+    data = encode(stored, "PNG", exif=exif.tobytes())
+    img, scale = decode.load_rgb(data, min_size=(600, 900))
+    assert img.size == (667, 1000) and scale == pytest.approx(1 / 3, abs=0.01)
+    # Rotated clockwise, the stored top-left corner is now top-right.
+    assert img.getpixel((img.size[0] - 5, 5)) == (0, 0, 0)
+    assert img.getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_large_decodes_take_turns_within_a_process() -> None:
+    import threading
+
+    from media import memory
+
+    big = memory.LARGE_DECODE_BYTES + 1
+    inside = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with memory.decoding(big):
+            order.append("first in")
+            inside.set()
+            release.wait(5)
+            order.append("first out")
+
+    def second() -> None:
+        with memory.decoding(big):
+            order.append("second in")
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert inside.wait(5)
+    b = threading.Thread(target=second)
+    b.start()
+    with memory.decoding(1024):  # a small decode never waits for a large one
+        order.append("small")
+    b.join(0.2)
+    assert b.is_alive()  # still waiting for the first large decode
+    release.set()
+    a.join(5)
+    b.join(5)
+    assert order == ["first in", "small", "first out", "second in"]

@@ -85,3 +85,13 @@ def test_gunicorn_settings_for_production_and_the_embedded_mode(monkeypatch: Any
     )
     embedded = _gunicorn_settings(monkeypatch)  # REDIS_URL unset: memory://, one process
     assert (embedded["workers"], embedded["reuse_port"]) == (1, False)
+
+
+def test_405_names_the_allowed_methods(client: FlaskClient) -> None:
+    page = client.post("/healthz")
+    assert page.status_code == 405
+    assert set(page.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    api = client.delete("/api/v1/me")
+    assert api.status_code == 405
+    assert "GET" in api.headers["Allow"]
+    assert api.json["error"]["code"] == 405

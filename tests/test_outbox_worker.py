@@ -136,3 +136,89 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 4 <= backoff_seconds(1) <= 6
     assert 16 <= backoff_seconds(3) <= 24
     assert backoff_seconds(50) <= 3600 * 1.2
+
+
+# --- leases: a killed worker's rows come back in seconds; a live worker's slow job keeps its rows --------
+
+
+def test_a_killed_workers_rows_come_back_within_seconds(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.jobs import worker
+
+    assert timedelta(seconds=30) >= worker.LEASE
+    with app.app_context():
+        item = outbox.enqueue(db.session, "test.ok", {"n": 1})
+        db.session.commit()
+        assert item is not None
+        claimed, _ = worker._claim(20)  # a worker claims the row, then dies (no finish, no heartbeat)
+        assert [i.id for i in claimed] == [item.id]
+        db.session.remove()
+        assert worker._claim(20)[0] == []  # held: another worker leaves it alone
+        db.session.remove()
+        later = utcnow() + worker.LEASE + timedelta(seconds=1)
+        monkeypatch.setattr(worker, "utcnow", lambda: later)
+        again, _ = worker._claim(20)
+        assert [i.id for i in again] == [item.id]
+
+
+def test_renewing_keeps_held_leases_and_drops_one_taken_over(app: Flask) -> None:
+    from app.jobs import worker
+
+    with app.app_context():
+        first = outbox.enqueue(db.session, "test.ok", {"n": 1})
+        second = outbox.enqueue(db.session, "test.ok", {"n": 2})
+        db.session.commit()
+        assert first is not None and second is not None
+        _, leases = worker._claim(20)
+        # The second row's lease ran out and another worker took it (its own lease value).
+        taken = _item(second.id)
+        taken.locked_until = utcnow() + timedelta(minutes=5)
+        db.session.commit()
+        now = utcnow() + timedelta(seconds=3)
+        leases.renew(now)
+        assert leases.held() == {first.id}
+        assert _item(first.id).locked_until == now + worker.LEASE
+        assert _item(second.id).locked_until == taken.locked_until
+
+
+def test_a_slow_job_keeps_its_row_while_it_runs(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from app.jobs import worker
+
+    monkeypatch.setattr(worker, "HEARTBEAT_SECONDS", 0.02)
+    seen: dict[str, Any] = {}
+
+    def slow(payload: dict[str, Any]) -> None:
+        # Runs inside the worker: wait until the heartbeat has renewed this row's lease, then look at
+        # the row as another worker would once the first lease has run out.
+        item_id = payload["outbox_id"]
+        engine = db.engine
+        table = OutboxItem.__table__
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                held = conn.execute(select(table.c.locked_until).where(table.c.id == item_id)).scalar_one()
+            if held is not None and held.replace(tzinfo=None) > seen["first"].replace(tzinfo=None):
+                seen["renewed"] = held
+                break
+            threading.Event().wait(0.01)
+
+    JOBS["test.slow"] = slow
+    try:
+        with app.app_context():
+            item = outbox.enqueue(db.session, "test.slow", {})
+            db.session.commit()
+            assert item is not None
+        original_claim = worker._claim
+
+        def claim(limit: int) -> Any:
+            items, leases = original_claim(limit)
+            seen["first"] = next(iter(leases._held.values()))
+            return items, leases
+
+        monkeypatch.setattr(worker, "_claim", claim)
+        assert run_due(app) == 1
+    finally:
+        JOBS.pop("test.slow")
+    assert "renewed" in seen, "the lease was never renewed while the job ran"

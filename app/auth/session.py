@@ -12,7 +12,7 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import g, jsonify, redirect, request, session, url_for
+from flask import Response, current_app, g, jsonify, redirect, request, session, url_for
 
 from app.errors import MESSAGES
 from app.extensions import db
@@ -73,13 +73,28 @@ def login_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _unauthorized() -> tuple[Response, int]:
+    return jsonify(error={"code": 401, "message": MESSAGES[401]}), 401
+
+
 def api_login_required(view: F) -> F:
     """JSON API views: not signed in → 401 with a Chinese message."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            return jsonify(error={"code": 401, "message": MESSAGES[401]}), 401
+            return _unauthorized()
         return view(*args, **kwargs)
 
+    wrapper.requires_sign_in = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+def refuse_anonymous_api_calls() -> tuple[Response, int] | None:
+    """before_request, ahead of the CSRF check: a call to a sign-in-only API view without a session is
+    answered 401, as the API documents — not 400 for a missing CSRF token, which would send the page
+    looking for a token when what it needs is to sign in."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "requires_sign_in", False) and current_user() is None:
+        return _unauthorized()
+    return None

@@ -4,6 +4,12 @@ Hand-written rather than RQ/Celery/dramatiq because the queue *is* the outbox ta
 exactly when the transaction that created it committed, on SQLite and PostgreSQL alike, and no
 second broker has to agree with the database. Claims are conditional UPDATEs with a lease, so
 several workers can run side by side and a killed worker's rows come back when its lease ends.
+
+Delivery is at least once: a worker killed after a job's effect (a WeChat push sent) but before it
+marked the row done leaves the row to run again when the lease ends, and the push goes out twice
+with the same `client_msg_id` (WeChat drops such a repeat only within its own short window). The
+lease is short (LEASE) so that a killed worker's rows come back within seconds, and a heartbeat
+thread renews the leases of the rows a live worker still holds, so a slow job is never taken over.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 import random
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import Flask
 from sqlalchemy import or_, select, update
@@ -24,7 +30,8 @@ from models import OutboxItem, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(seconds=15)
+HEARTBEAT_SECONDS = 5.0  # a third of the lease: two beats may be late before a row is taken over
 BATCH = 20
 MAX_BACKOFF_SECONDS = 3600.0
 
@@ -35,7 +42,60 @@ def backoff_seconds(attempts: int, base: float = 5.0) -> float:
     return delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not a secret)
 
 
-def _claim(limit: int) -> list[OutboxItem]:
+class Leases:
+    """The rows this worker claimed and has not finished, each with the lease it holds on it.
+
+    `renew` extends every lease still held, compare-and-set on the lease's own timestamp, so a lease
+    that ran out and was claimed by another worker is dropped here instead of being taken back. It
+    runs on the heartbeat thread with a connection of its own, beside the job's session.
+    """
+
+    def __init__(self, held: dict[int, datetime]) -> None:
+        self._held = dict(held)
+        self._lock = threading.Lock()
+
+    def release(self, item_id: int) -> None:
+        with self._lock:
+            self._held.pop(item_id, None)
+
+    def held(self) -> set[int]:
+        with self._lock:
+            return set(self._held)
+
+    def renew(self, now: datetime) -> None:
+        until = now + LEASE
+        with self._lock:
+            held = dict(self._held)
+        table = OutboxItem.__table__
+        kept: dict[int, datetime] = {}
+        with db.engine.begin() as conn:
+            for item_id, lease in held.items():
+                result = conn.execute(
+                    update(table)
+                    .where(
+                        table.c.id == item_id,
+                        table.c.status == OutboxStatus.PENDING,
+                        table.c.locked_until == lease,
+                    )
+                    .values(locked_until=until)
+                )
+                if result.rowcount == 1:
+                    kept[item_id] = until
+        with self._lock:
+            # Rows released meanwhile stay released; rows whose lease was lost are dropped.
+            self._held = {i: kept[i] for i in self._held if i in kept}
+
+
+def _heartbeat(app: Flask, leases: Leases, stop: threading.Event) -> None:
+    with app.app_context():
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                leases.renew(utcnow())
+            except Exception:  # the database briefly away: the next beat tries again
+                log.exception("outbox: could not renew leases")
+
+
+def _claim(limit: int) -> tuple[list[OutboxItem], Leases]:
     now = utcnow()
     candidates = db.session.scalars(
         select(OutboxItem.id)
@@ -48,6 +108,7 @@ def _claim(limit: int) -> list[OutboxItem]:
         .limit(limit)
     ).all()
     claimed: list[int] = []
+    lease = now + LEASE
     for item_id in candidates:
         result = db.session.execute(
             update(OutboxItem)
@@ -56,14 +117,16 @@ def _claim(limit: int) -> list[OutboxItem]:
                 OutboxItem.status == OutboxStatus.PENDING,
                 or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
             )
-            .values(locked_until=now + LEASE, attempts=OutboxItem.attempts + 1)
+            .values(locked_until=lease, attempts=OutboxItem.attempts + 1)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             claimed.append(item_id)
     db.session.commit()
+    leases = Leases(dict.fromkeys(claimed, lease))
     if not claimed:
-        return []
-    return list(db.session.scalars(select(OutboxItem).where(OutboxItem.id.in_(claimed))))
+        return [], leases
+    items = db.session.scalars(select(OutboxItem).where(OutboxItem.id.in_(claimed)).order_by(OutboxItem.id))
+    return list(items), leases
 
 
 def _finish(item: OutboxItem, error: BaseException | None, max_attempts: int) -> None:
@@ -87,27 +150,46 @@ def run_due(app: Flask, limit: int = BATCH) -> int:
     """Run every due job once; returns how many ran. Tests call this to drain the outbox."""
     load_jobs()
     max_attempts: int = app.config["WORKER_MAX_ATTEMPTS"]
-    ran = 0
     with app.app_context():
-        for item in _claim(limit):
-            func = JOBS.get(item.kind)
-            error: BaseException | None = None
-            try:
-                if func is None:
-                    raise PermanentJobError(f"no job registered for kind {item.kind!r}")
-                func({**item.payload, "outbox_id": item.id})
-            except Exception as exc:  # a failing job must never stop the worker
-                db.session.rollback()
-                error = exc
-                log.warning(
-                    "job failed",
-                    extra={"outbox_id": item.id, "kind": item.kind, "attempt": item.attempts},
-                    exc_info=not isinstance(exc, PermanentJobError),
-                )
-            item = db.session.get(OutboxItem, item.id) or item
-            _finish(item, error, max_attempts)
-            ran += 1
-        db.session.remove()
+        items, leases = _claim(limit)
+        if not items:
+            db.session.remove()
+            return 0
+        stop = threading.Event()
+        beat = threading.Thread(target=_heartbeat, args=(app, leases, stop), name="outbox-lease", daemon=True)
+        beat.start()
+        try:
+            ran = _run_claimed(items, leases, max_attempts)
+        finally:
+            stop.set()
+            beat.join()
+            db.session.remove()
+    return ran
+
+
+def _run_claimed(items: list[OutboxItem], leases: Leases, max_attempts: int) -> int:
+    ran = 0
+    for item in items:
+        if item.id not in leases.held():
+            continue  # the lease ran out (the database was away too long) and may be another's now
+        func = JOBS.get(item.kind)
+        error: BaseException | None = None
+        try:
+            if func is None:
+                raise PermanentJobError(f"no job registered for kind {item.kind!r}")
+            func({**item.payload, "outbox_id": item.id})
+        except Exception as exc:  # a failing job must never stop the worker
+            db.session.rollback()
+            error = exc
+            log.warning(
+                "job failed",
+                extra={"outbox_id": item.id, "kind": item.kind, "attempt": item.attempts},
+                exc_info=not isinstance(exc, PermanentJobError),
+            )
+        item = db.session.get(OutboxItem, item.id) or item
+        leases.release(item.id)
+        _finish(item, error, max_attempts)
+        ran += 1
     return ran
 
 
