@@ -16,6 +16,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or load_settings(**overrides)
     app = Flask(__name__)
     app.config.from_mapping(settings.as_flask_config())
+    from app.inputs import RowIdConverter
+
+    # Every <int:…> in a route here is a row id: out of range is a 404, not a database error.
+    app.url_map.converters["int"] = RowIdConverter
     from app.session_cookies import CookieSessionInterface
 
     app.session_interface = CookieSessionInterface()
@@ -25,16 +29,16 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         hops = settings.PROXY_HOPS
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
-    from app.request_guards import BodyTimeout, refuse_unnamed_form_fields
+    from app.request_guards import BodyTimeout, check_text_fields
 
     app.wsgi_app = BodyTimeout(app.wsgi_app, settings.REQUEST_BODY_TIMEOUT_SECONDS)  # type: ignore[method-assign]
 
     from app.logging import configure_logging
 
     configure_logging(app)
-    # Before CSRFProtect's own hook: it would fail on an unnamed form field, and answer 400 where an
-    # API call without a session must get 401.
-    app.before_request(refuse_unnamed_form_fields)
+    # Before CSRFProtect's own hook, which fails on an unnamed form field and would answer 400 where
+    # an API call without a session must get 401; NUL characters reach no view.
+    app.before_request(check_text_fields)
     from app.auth.session import refuse_anonymous_api_calls
 
     app.before_request(refuse_anonymous_api_calls)

@@ -14,21 +14,23 @@ gunicorn hands the client socket to the app as `environ["gunicorn.socket"]` and 
 (no timeout) before each request on the connection, so the timeout set here lasts one request. Servers
 without that key (the test server, the embedded sandbox) are left as they are.
 
-## Form fields without a name
+## Text the service cannot take
 
 A multipart part whose Content-Disposition name cannot be read (a line break in it, say) comes out of
 Werkzeug's parser under the key None, and Flask-WTF's CSRF check then fails with an AttributeError — a
-500 for any client that sends one. Such a form is refused with 400 first.
+500 for any client that sends one; and PostgreSQL refuses a NUL character in text. Both are refused
+before any view or extension reads the request (`check_text_fields`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from flask import request
+from flask import Response, request
 from werkzeug.exceptions import BadRequest, RequestTimeout
 
 WSGIApp = Any
@@ -89,10 +91,29 @@ class BodyTimeout:
 FORM_MIMETYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
 
-def refuse_unnamed_form_fields() -> None:
-    """before_request: 400 for a form with a field that has no readable name. Registered before the CSRF
-    check, which would otherwise fail on it."""
-    if request.mimetype not in FORM_MIMETYPES:
-        return
-    if any(not isinstance(key, str) for key in (*request.form.keys(), *request.files.keys())):
-        raise BadRequest("表单字段名无法识别")
+def check_text_fields() -> Response | None:
+    """before_request, ahead of the CSRF check: refuse what the database or the CSRF check cannot take.
+
+    - a form part without a readable name (Werkzeug names it None; Flask-WTF then fails): 400;
+    - a NUL character in a query parameter, a form field or a JSON string: PostgreSQL refuses NUL in
+      text ("A string literal cannot contain NUL"), which was a 500. No person types one. The API
+      answers 422 naming the field, as for any invalid value; other pages 400.
+    """
+    if request.mimetype in FORM_MIMETYPES:
+        if any(not isinstance(key, str) for key in (*request.form.keys(), *request.files.keys())):
+            raise BadRequest("表单字段名无法识别")
+        pairs = [*request.args.items(multi=True), *request.form.items(multi=True)]
+    else:
+        pairs = list(request.args.items(multi=True))
+    field = next((key for key, value in pairs if "\x00" in key or "\x00" in value), None)
+    if field is None and request.is_json and b"\\u0000" in request.get_data(cache=True):
+        field = "_"
+    if field is None:
+        return None
+    if request.path.startswith("/api/"):
+        body = {"errors": [{"field": field.replace("\x00", "") or "_", "message": NUL_MESSAGE}]}
+        return Response(json.dumps(body, ensure_ascii=False), status=422, mimetype="application/json")
+    raise BadRequest(NUL_MESSAGE)
+
+
+NUL_MESSAGE = "内容中有无法识别的字符（空字符），请重新输入"

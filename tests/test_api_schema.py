@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
+from flask.testing import FlaskClient
 from flask_wtf.csrf import generate_csrf
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -22,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app import create_app
 from app.extensions import db
+from app.request_guards import NUL_MESSAGE
 from app.services import users
 from tests.conftest import TEST_SECRET_KEY
 
@@ -116,3 +118,18 @@ def test_state_changing_calls_without_a_session_get_401_not_a_csrf_400(app: Flas
         response = client.open(path, method=method, json=body)
         assert response.status_code == 401, (method, path, response.status_code)
         assert response.get_json() == {"error": {"code": 401, "message": "请先登录"}}
+
+
+def test_a_nul_character_is_refused_before_it_reaches_the_database(
+    app: Flask, student: dict[str, Any], client: FlaskClient
+) -> None:
+    # PostgreSQL refuses NUL in text: schemathesis found /api/v1/schools?city=%00 answering 500.
+    for name, value in student["cookies"].items():
+        client.set_cookie(name, value)
+    found = client.get("/api/v1/schools?province=x&city=a%00b")
+    assert found.status_code == 422
+    assert found.get_json()["errors"] == [{"field": "city", "message": NUL_MESSAGE}]
+    body = client.put("/api/v1/me/identity", json={"name": "张\u0000三"}, headers=student["headers"])
+    assert body.status_code == 422
+    page = client.post("/review/login", data={"username": "a\x00", "password": "x"})
+    assert page.status_code == 400

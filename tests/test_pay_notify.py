@@ -268,3 +268,12 @@ def test_not_configured_answers_503(app_factory: Any, live_server: Any) -> None:
     response = app.test_client().post("/pay/notify", data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 503
     assert response.get_json()["code"] == "FAIL"
+
+
+def test_a_timestamp_in_superscript_digits_is_refused_not_a_500(app_factory: Any, live_server: Any) -> None:
+    # "²³".isdigit() is True and int("²³") raises: this answered 500.
+    app, recorder = pay_app(app_factory)
+    body = envelope_bytes(app, resource_for(app))
+    headers = {**signed_headers(app, body), "Wechatpay-Timestamp": "²³"}
+    _refused(post_notify(live_server.url, body, headers), 401)
+    assert recorder.calls == []

@@ -13,6 +13,7 @@ from flask import Flask
 
 from app.integrations import redis_client
 from app.wechat import dedupe
+from app.wechat.dedupe import Produced
 
 
 @pytest.fixture
@@ -26,11 +27,11 @@ def test_the_reply_is_stored_and_the_connection_is_left_clean(r: redis.Redis) ->
     r.set("mark", "1")
     seen: list[str | None] = []
 
-    def produce(mark: str | None) -> str:
+    def produce(mark: str | None) -> Produced:
         seen.append(mark)
-        return "<xml>reply</xml>"
+        return Produced("<xml>reply</xml>")
 
-    assert dedupe.Dedupe(r, 120).run_once(key, produce, prefetch="mark") == "<xml>reply</xml>"
+    assert dedupe.Dedupe(r, 120).run_once(key, produce, prefetch="mark").reply == "<xml>reply</xml>"
     assert seen == ["1"]  # the prefetched key, read with the claim
     # No answer is waiting on the pooled connection (CLIENT REPLY SKIP left none behind) ...
     pool = r.connection_pool
@@ -42,7 +43,7 @@ def test_the_reply_is_stored_and_the_connection_is_left_clean(r: redis.Redis) ->
     # ... and the next commands on it get their own answers.
     assert r.get(key) == dedupe.DONE + "<xml>reply</xml>"
     assert 0 < r.ttl(key) <= 120
-    assert dedupe.Dedupe(r, 120).run_once(key, produce) == "<xml>reply</xml>"  # a retry
+    assert dedupe.Dedupe(r, 120).run_once(key, produce).reply == "<xml>reply</xml>"  # a retry
     assert len(seen) == 1
 
 
@@ -50,7 +51,10 @@ def test_many_stores_in_a_row_keep_answers_in_step(r: redis.Redis) -> None:
     keys = [f"{dedupe.PREFIX}m:step-{uuid.uuid4().hex}-{i}" for i in range(50)]
     once = dedupe.Dedupe(r, 60)
     for i, key in enumerate(keys):
-        assert once.run_once(key, lambda _m, i=i: f"reply {i}", prefetch="nothing") == f"reply {i}"
+        assert (
+            once.run_once(key, lambda _m, i=i: Produced(f"reply {i}"), prefetch="nothing").reply
+            == f"reply {i}"
+        )
     assert r.mget(keys) == [dedupe.DONE + f"reply {i}" for i in range(len(keys))]
 
 
@@ -64,10 +68,13 @@ def test_a_server_that_refuses_client_reply_still_gets_the_reply(app: Flask) -> 
     try:
         limited = redis.Redis.from_url(url, username=user, password="", decode_responses=True)
         key = f"{dedupe.PREFIX}m:acl-{uuid.uuid4().hex}"
-        assert dedupe.Dedupe(limited, 60).run_once(key, lambda _m: "reply", prefetch="x") == "reply"
+        assert (
+            dedupe.Dedupe(limited, 60).run_once(key, lambda _m: Produced("reply"), prefetch="x").reply
+            == "reply"
+        )
         assert dedupe._skip_support[limited.connection_pool] is False
         assert limited.get(key) == dedupe.DONE + "reply"
-        assert dedupe.Dedupe(limited, 60).run_once(key + "2", lambda _m: "again") == "again"
+        assert dedupe.Dedupe(limited, 60).run_once(key + "2", lambda _m: Produced("again")).reply == "again"
         assert limited.get(key + "2") == dedupe.DONE + "again"
         limited.close()
     finally:
@@ -80,7 +87,7 @@ def test_a_connection_the_server_closed_is_replaced_after_idling(
     if not os.environ.get("REDIS_URL", "").startswith("redis://"):
         pytest.skip("needs a real Redis (CLIENT KILL)")
     first = f"{dedupe.PREFIX}m:kill-{uuid.uuid4().hex}"
-    assert dedupe.Dedupe(r, 60).run_once(first, lambda _m: "one") == "one"
+    assert dedupe.Dedupe(r, 60).run_once(first, lambda _m: Produced("one")).reply == "one"
     own = dedupe._own.by_pool[r.connection_pool].conn
     own.send_command("CLIENT", "ID")
     client_id = own.read_response()
@@ -89,10 +96,14 @@ def test_a_connection_the_server_closed_is_replaced_after_idling(
     monkeypatch.setattr(dedupe, "IDLE_CHECK_SECONDS", 0.0)
     second = f"{dedupe.PREFIX}m:kill-{uuid.uuid4().hex}"
     runs: list[str] = []
-    assert dedupe.Dedupe(r, 60).run_once(second, lambda _m: runs.append("x") or "two") == "two"
+    assert (
+        dedupe.Dedupe(r, 60).run_once(second, lambda _m: runs.append("x") or Produced("two")).reply == "two"
+    )
     # Deduplicated as usual on a fresh connection: the reply is stored, a retry does not run it.
     assert r.get(second) == dedupe.DONE + "two"
-    assert dedupe.Dedupe(r, 60).run_once(second, lambda _m: runs.append("y") or "again") == "two"
+    assert (
+        dedupe.Dedupe(r, 60).run_once(second, lambda _m: runs.append("y") or Produced("again")).reply == "two"
+    )
     assert runs == ["x"]
 
 
@@ -102,7 +113,9 @@ def test_each_thread_has_its_own_connection(r: redis.Redis) -> None:
     seen: list[object] = []
 
     def claim() -> None:
-        dedupe.Dedupe(r, 60).run_once(f"{dedupe.PREFIX}m:thread-{uuid.uuid4().hex}", lambda _m: "ok")
+        dedupe.Dedupe(r, 60).run_once(
+            f"{dedupe.PREFIX}m:thread-{uuid.uuid4().hex}", lambda _m: Produced("ok")
+        )
         seen.append(dedupe._own.by_pool[r.connection_pool].conn)
 
     threads = [threading.Thread(target=claim) for _ in range(3)]
@@ -116,14 +129,18 @@ def test_each_thread_has_its_own_connection(r: redis.Redis) -> None:
 def test_answer_first_keeps_the_first_answer_and_hands_it_to_later_tries(r: redis.Redis) -> None:
     key = f"{dedupe.PREFIX}m:first-{uuid.uuid4().hex}"
     r.set("mark", "1")
-    first = dedupe.Dedupe(r, 120).answer_first(key, lambda: "<xml>one</xml>", prefetch="mark")
+    first = dedupe.Dedupe(r, 120).answer_first(key, lambda: Produced("<xml>one</xml>"), prefetch="mark")
     assert first == dedupe.First("<xml>one</xml>", mine=True, mark="1")
     assert r.get(key) == dedupe.DONE + "<xml>one</xml>" and 0 < r.ttl(key) <= 120
-    later = dedupe.Dedupe(r, 120).answer_first(key, lambda: "<xml>two</xml>", prefetch="no-such-mark")
+    later = dedupe.Dedupe(r, 120).answer_first(
+        key, lambda: Produced("<xml>two</xml>"), prefetch="no-such-mark"
+    )
     assert later == dedupe.First("<xml>one</xml>", mine=False, mark=None)
     assert r.get(key) == dedupe.DONE + "<xml>one</xml>"
     # run_once (a retry claimed first) sees the same answer.
-    assert dedupe.Dedupe(r, 120).run_once(key, lambda _m: "<xml>three</xml>") == "<xml>one</xml>"
+    assert (
+        dedupe.Dedupe(r, 120).run_once(key, lambda _m: Produced("<xml>three</xml>")).reply == "<xml>one</xml>"
+    )
 
 
 def test_answer_first_waits_for_a_claimed_try_of_the_same_message(
@@ -140,7 +157,7 @@ def test_answer_first_waits_for_a_claimed_try_of_the_same_message(
         r.set(key, dedupe.DONE + "<xml>claimed</xml>", ex=60)
 
     monkeypatch.setattr(dedupe, "_pause", pause)
-    found = dedupe.Dedupe(r, 60).answer_first(key, lambda: "<xml>mine</xml>")
+    found = dedupe.Dedupe(r, 60).answer_first(key, lambda: Produced("<xml>mine</xml>"))
     assert found == dedupe.First("<xml>claimed</xml>", mine=False, mark=None)
     assert len(pauses) == 1
 
@@ -150,10 +167,10 @@ def test_answer_first_answers_when_redis_is_down(app: Flask) -> None:
         redis.Redis(host="127.0.0.1", port=1, decode_responses=True, socket_connect_timeout=0.5), 60
     )
     key = f"{dedupe.PREFIX}m:down"
-    found = down.answer_first(key, lambda: "<xml>still</xml>", prefetch="mark")
+    found = down.answer_first(key, lambda: Produced("<xml>still</xml>"), prefetch="mark")
     assert found == dedupe.First("<xml>still</xml>", mine=True, mark=None)
     # A failure, not an unsupported server: the next message is answered first too.
-    again = down.answer_first(key, lambda: "<xml>next</xml>")
+    again = down.answer_first(key, lambda: Produced("<xml>next</xml>"))
     assert again == dedupe.First("<xml>next</xml>", mine=True, mark=None)
 
 
@@ -165,8 +182,8 @@ def test_answer_first_on_a_redis_without_set_nx_get_declines_and_remembers(app: 
     )
     produced: list[str] = []
     key = f"{dedupe.PREFIX}m:old-{uuid.uuid4().hex}"
-    assert old.answer_first(key, lambda: produced.append("1") or "<xml>1</xml>") is None
+    assert old.answer_first(key, lambda: produced.append("1") or Produced("<xml>1</xml>")) is None
     assert old.redis.get(key) is None  # nothing stored: the caller claims it
-    assert old.answer_first(key, lambda: produced.append("2") or "<xml>2</xml>") is None
+    assert old.answer_first(key, lambda: produced.append("2") or Produced("<xml>2</xml>")) is None
     assert produced == ["1"]  # known now: declined before producing anything
-    assert old.run_once(key, lambda _m: "<xml>claimed</xml>") == "<xml>claimed</xml>"
+    assert old.run_once(key, lambda _m: Produced("<xml>claimed</xml>")).reply == "<xml>claimed</xml>"

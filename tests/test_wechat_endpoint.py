@@ -27,8 +27,9 @@ from wechat_posts import (
 )
 
 from app.extensions import db
+from app.integrations import redis_client
 from app.services import users
-from app.wechat import answering, dedupe
+from app.wechat import answering, dedupe, parked
 from models import User
 from wechat_handlers import registry
 
@@ -621,10 +622,62 @@ def test_a_failing_handler_gives_an_empty_reply_and_is_logged(
     assert (response.status_code, response.data) == (200, b"success")
     failures = [r for r in caplog.records if r.message == "wechat handler failed"]
     assert len(failures) == 1 and failures[0].exc_info is not None
-    # WeChat's retry does not run the half-done action again.
+    # Its work was rolled back and no reply was kept for the message: WeChat's retry runs it again.
     signed = wx.post(xml)
     assert client.post(signed.path, data=signed.body, content_type="text/xml").data == b"success"
-    assert runs == ["随便说点"]
+    assert runs == ["随便说点", "随便说点"]
+    with app.app_context():
+        # Not a read-only handler: each failed try is parked, to be applied when it can be.
+        assert parked.count(redis_client()) == 2
+
+
+def test_a_parked_message_is_applied_once_when_its_handler_works_again(
+    client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[str] = []
+    healthy = False
+
+    def flaky(message: Any, ctx: registry.Context) -> registry.Reply:
+        runs.append(message.source)
+        if not healthy:
+            raise RuntimeError("database away")
+        return "收到"
+
+    monkeypatch.setitem(registry.HANDLERS, ("text", None, None), flaky)
+    wx = WeChat.for_app(app)
+    xml = text_message("o-parked", "随便说点", msg_id=660002)
+    for _ in range(2):  # the post and a WeChat retry both fail
+        signed = wx.post(xml)
+        assert client.post(signed.path, data=signed.body, content_type="text/xml").data == b"success"
+    with app.app_context():
+        settings = app.config["SETTINGS"]
+        assert answering.replay_parked(settings) == 0  # still failing: kept, in order
+        assert parked.count(redis_client()) == 2
+        healthy = True
+        assert answering.replay_parked(settings) == 2  # the first applies it, the second finds it done
+        assert parked.count(redis_client()) == 0
+    assert runs == ["o-parked"] * 4  # two posts, one failed replay, one replay that worked
+    signed = wx.post(xml)  # a late retry gets the stored reply; the handler does not run again
+    assert "收到" in client.post(signed.path, data=signed.body, content_type="text/xml").get_data(
+        as_text=True
+    )
+    assert len(runs) == 4
+
+
+def test_a_message_that_cannot_be_kept_asks_wechat_to_retry(
+    client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(message: Any, ctx: registry.Context) -> registry.Reply:
+        raise RuntimeError("database away")
+
+    def no_redis(cache: Any, xml: str) -> None:
+        raise redis.ConnectionError("redis away too")
+
+    monkeypatch.setitem(registry.HANDLERS, ("text", None, None), broken)
+    monkeypatch.setattr(parked, "park", no_redis)
+    signed = WeChat.for_app(app).post(text_message("o-lost", "x", msg_id=660003))
+    response = client.post(signed.path, data=signed.body, content_type="text/xml")
+    assert response.status_code == 503
 
 
 def test_a_failing_handler_leaves_the_session_usable(
@@ -676,3 +729,16 @@ def test_redis_down_still_answers(client: FlaskClient, app: Flask, monkeypatch: 
     status, reply = post(client, WeChat.for_app(app), text_message("o-noredis", "帮助"))
     assert status == 200 and reply is not None and reply["Content"].startswith("使用帮助")
     assert user_count(app) == 1
+
+
+@pytest.mark.parametrize("timestamp", ["²³", "١٧٠٠٠٠٠٠٠٠", "１７００", "17e8", "-1"])
+def test_a_timestamp_in_anything_but_ascii_digits_is_refused(
+    client: FlaskClient, app: Flask, dispatched: list[Any], caplog: pytest.LogCaptureFixture, timestamp: str
+) -> None:
+    # "²³".isdigit() is True and int("²³") raises: this answered 200 "success" with a traceback logged.
+    query = {**WeChat.for_app(app).query(), "timestamp": timestamp}
+    response = client.post("/wechat", query_string=query, data=text_message("o-x", "帮助"))
+    assert response.status_code == 403
+    assert dispatched == []
+    assert not [r for r in caplog.records if r.exc_info]
+    assert client.get("/wechat", query_string={**query, "echostr": "1"}).status_code == 403

@@ -25,6 +25,8 @@ _MESSAGES = {
     "string_type": "应为文字",
     "int_parsing": "应为整数",
     "int_type": "应为整数",
+    "greater_than_equal": "超出允许的范围",
+    "less_than_equal": "超出允许的范围",
     "bool_parsing": "应为是或否",
     "literal_error": "不是可选的值",
     "enum": "不是可选的值",

@@ -16,6 +16,7 @@ from app.api import bp
 from app.api.openapi import FieldError, ValidationErrors, spec
 from app.auth.session import api_login_required, current_user
 from app.extensions import db
+from app.inputs import RowId
 from app.services import enrollments, schools
 from app.services.enrollments import EnrollmentError
 from media.spec import BACKGROUND_LABELS, PhotoSpec
@@ -98,7 +99,7 @@ class BatchesOut(BaseModel):
 
 
 class EnrollmentIn(BaseModel):
-    batch_id: int = Field(ge=1)
+    batch_id: RowId
 
 
 class EnrollmentOut(BaseModel):

@@ -24,6 +24,7 @@ from app.api.schemas import ApiError
 from app.auth.session import api_login_required, current_user
 from app.errors import error_response
 from app.extensions import db
+from app.inputs import RowId
 from app.integrations import pay_client
 from app.integrations.wechat_pay import PayNotConfiguredError
 from app.services import checkout, submissions
@@ -39,7 +40,7 @@ QR_MAX_AGE = 30
 class SubmissionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    photo_id: int = Field(description="通过检查的照片 id（POST /api/v1/me/photos 的 id）")
+    photo_id: RowId = Field(description="通过检查的照片 id（POST /api/v1/me/photos 的 id）")
     channel: Literal["jsapi", "native"] = Field(
         default="jsapi", description="jsapi：在微信内支付；native：微信外的浏览器，扫码支付"
     )

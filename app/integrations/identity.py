@@ -59,6 +59,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from app.inputs import ascii_int
 from app.services.pii import mask_id_number, mask_name
 
 log = logging.getLogger(__name__)
@@ -307,9 +308,10 @@ class HttpVerifier:
         timestamp = headers.get("X-Timestamp", "")
         nonce = headers.get("X-Nonce", "")
         signature = headers.get("X-Signature", "")
-        if not (timestamp.isdigit() and nonce and signature):
+        seconds = ascii_int(timestamp)
+        if not (seconds is not None and nonce and signature):
             raise fail(UnavailableKind.BAD_SIGNATURE, "unsigned response")
-        if abs(self.clock() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
+        if abs(self.clock() - seconds) > MAX_CLOCK_SKEW_SECONDS:
             raise fail(UnavailableKind.BAD_SIGNATURE, "response timestamp out of range")
         expected = response_signature(self.secret, timestamp, nonce, content)
         if not hmac.compare_digest(expected.encode(), signature.encode()):

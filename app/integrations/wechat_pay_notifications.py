@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from app.inputs import ascii_int
 from app.integrations.wechat_pay import parse_time
 from app.integrations.wechat_pay_config import PayConfig
 
@@ -137,7 +138,8 @@ def verify_notification(
     serial = _header(headers, "Wechatpay-Serial")
     if headers.get("Wechatpay-Signature-Type", SIGNATURE_TYPE) != SIGNATURE_TYPE:
         raise NotificationInvalid("unsupported Wechatpay-Signature-Type", 401)
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > config.max_notify_age:
+    seconds = ascii_int(timestamp)
+    if seconds is None or abs(now - seconds) > config.max_notify_age:
         raise NotificationInvalid("Wechatpay-Timestamp too far from now (replayed or clock skew)", 401)
     key = key_for(serial)
     if key is None:

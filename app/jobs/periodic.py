@@ -34,11 +34,21 @@ class Task:
     last_run: float = field(default=0.0)
 
 
+def replay_parked_messages() -> None:
+    from flask import current_app
+
+    from app.wechat import answering
+
+    answering.replay_parked(current_app.config["SETTINGS"])
+
+
 def tasks() -> list[Task]:
     from app.jobs import payments
 
     return [
         Task("purge_done_outbox", 3600, purge_done_outbox),
+        # WeChat messages whose handler failed (the database away): applied once it is back.
+        Task("wechat_replay_parked", 2, replay_parked_messages),
         # WeChat Pay upkeep (app/jobs/payments.py): late notifications, expiry, unpaid, refunds.
         Task("pay_queue_order_queries", 10, payments.queue_order_queries),
         Task("pay_close_expired_orders", 15, payments.close_expired_orders),

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from app.errors import error_response
 from app.extensions import db
+from app.inputs import row_id
 from app.integrations import photo_storage, pii_keyring
 from app.review import bp
 from app.review.auth import current_staff, staff_required
@@ -22,7 +23,7 @@ from models import StaffRole
 def export() -> ResponseReturnValue:
     staff = current_staff()
     assert staff is not None
-    batch_id = request.args.get("batch", type=int)
+    batch_id = row_id(request.args.get("batch"))
     if batch_id is None:
         return error_response(400, "请指定批次（?batch=批次编号）")
     try:

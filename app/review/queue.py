@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from app.extensions import db
+from app.inputs import row_id
 from app.integrations import pii_keyring
 from app.review import bp
 from app.review.auth import current_staff, safe_next, staff_required
@@ -41,13 +42,6 @@ def _staff() -> Staff:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
 
 
 def _day(value: str | None) -> date | None:
@@ -105,7 +99,7 @@ def _usernames(ids: set[int]) -> dict[int, str]:
 def index() -> ResponseReturnValue:
     staff = _staff()
     args = request.args
-    school_id, batch_id = _int(args.get("school")), _int(args.get("batch"))
+    school_id, batch_id = row_id(args.get("school")), row_id(args.get("batch"))
     state = args.get("state", "") if args.get("state", "") in STATES else ""
     day_from, day_to = _day(args.get("from")), _day(args.get("to"))
     page = reviews.queue(
@@ -285,7 +279,7 @@ def decide(submission_id: int) -> ResponseReturnValue:
 @staff_required()
 def batch_approve() -> ResponseReturnValue:
     staff = _staff()
-    ids = [i for i in (_int(v) for v in request.form.getlist("ids")) if i is not None]
+    ids = [i for i in (row_id(v) for v in request.form.getlist("ids")) if i is not None]
     if not ids:
         flash("请先勾选要通过的提交", "error")
         return redirect(_back(), 303)

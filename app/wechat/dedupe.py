@@ -7,7 +7,8 @@ https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user
 `Dedupe(redis, ttl)` has one method per path, both keyed by `key_for`:
 
 - `run_once` (the claimed path): the first request claims the key with SET NX EX (value PENDING),
-  produces the reply, and stores the rendered plaintext reply under the same key. A retry that
+  produces the reply, and stores the rendered plaintext reply under the same key — unless the
+  handler failed: then the claim is released, so that WeChat's retry runs the handler again. A retry that
   finds the key returns the stored reply; if the first is still working, the retry polls for it
   for at most WAIT_SECONDS, then answers empty ("handled"). The empty answer ends WeChat's
   retries; the first request still finishes its work.
@@ -61,6 +62,15 @@ def key_for(fields: Mapping[str, str | None]) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Produced:
+    """A reply, and whether it is the message's answer. `failed`: the handler failed (its work was
+    rolled back), so nothing is stored — a retry of the message runs the handler again."""
+
+    reply: str
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class First:
     """What `answer_first` found: the reply to send, and whether it is this request's own."""
 
@@ -78,12 +88,13 @@ class Dedupe:
     ttl_seconds: int
 
     def run_once(
-        self, key: str | None, produce: Callable[[str | None], str], prefetch: str | None = None
-    ) -> str:
+        self, key: str | None, produce: Callable[[str | None], Produced], prefetch: str | None = None
+    ) -> Produced:
         """The reply for this message: produced here, or the one a first request produced.
 
         `prefetch` names a key to read in the same round trip as the claim; its value is handed to
-        `produce` (on the hot path every round trip counts). `produce` must not raise.
+        `produce` (on the hot path every round trip counts). `produce` must not raise. A failed
+        production releases the claim instead of storing its reply, so a retry runs it again.
         """
         if key is None:
             return produce(None)
@@ -98,14 +109,20 @@ class Dedupe:
             log.exception("dedupe unavailable, handling without it")
             return produce(None)
         if not first:
-            return _wait_for_reply(self.redis, key)
-        reply = produce(mark)
-        _store(pool, conn, key, DONE + reply, self.ttl_seconds)
-        return reply
+            return Produced(_wait_for_reply(self.redis, key))
+        produced = produce(mark)
+        if produced.failed:
+            _release(self.redis, key)
+        else:
+            _store(pool, conn, key, DONE + produced.reply, self.ttl_seconds)
+        return produced
 
-    def answer_first(self, key: str, produce: Callable[[], str], prefetch: str | None = None) -> First | None:
+    def answer_first(
+        self, key: str, produce: Callable[[], Produced], prefetch: str | None = None
+    ) -> First | None:
         """Produce the reply, then store it as the message's answer unless a try of it was there
-        first, in one round trip; `produce` must change nothing and must not raise.
+        first, in one round trip; `produce` must change nothing and must not raise. A failed
+        production is answered as it is and stored nowhere (mine=False: nothing was recorded).
 
         Returns the earlier try's stored reply when there is one (waiting for it, like a retry in
         `run_once`, if that try claimed the message and is still working). None when the server
@@ -114,7 +131,10 @@ class Dedupe:
         pool = self.redis.connection_pool
         if _set_get_support.get(pool) is False:
             return None
-        reply = produce()
+        produced = produce()
+        reply = produced.reply
+        if produced.failed:
+            return First(reply, mine=False, mark=None)
         conn = _own_connection(pool)
         store = ("SET", key, DONE + reply, "NX", "GET", "EX", self.ttl_seconds)
         try:
@@ -252,6 +272,18 @@ def _reply_skip_supported(pool: ConnectionPool, conn: Connection) -> bool:
     _skip_support[pool] = supported
     log.info("dedupe: CLIENT REPLY SKIP %s", "in use" if supported else "unsupported, waiting for OK")
     return supported
+
+
+def _release(r: Redis, key: str) -> None:
+    """Give up the claim of a message whose handler failed, so that WeChat's retry runs it again.
+
+    A plain DEL: only the claimer writes the key while it is PENDING (retries only read it), and the
+    claim outlives any request (WECHAT_DEDUPE_TTL_SECONDS against gunicorn's 30 s timeout).
+    """
+    try:
+        r.delete(key)
+    except RedisError:
+        log.exception("dedupe: could not release a failed message's claim")
 
 
 def _wait_for_reply(r: Redis, key: str) -> str:

@@ -13,6 +13,8 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from app.inputs import ascii_int
+
 
 class HostileXmlError(ValueError):
     """The body declares a DTD, entities or external references."""
@@ -38,9 +40,8 @@ def valid_signature(token: str, signature: str | None, timestamp: str, nonce: st
 
 def fresh_timestamp(timestamp: str, now: float, max_skew_seconds: int) -> bool:
     """Refuse replays of old signed requests and requests from a badly wrong clock."""
-    if not timestamp or len(timestamp) > 12 or not timestamp.isdigit():
-        return False
-    return abs(now - int(timestamp)) <= max_skew_seconds
+    seconds = ascii_int(timestamp) if len(timestamp) <= 12 else None
+    return seconds is not None and abs(now - seconds) <= max_skew_seconds
 
 
 def parse_envelope(body: bytes | str) -> Element:

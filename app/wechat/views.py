@@ -152,7 +152,10 @@ def receive() -> Response:
     except (MalformedXmlError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         return _refuse(400, "malformed XML")
 
-    reply = answering.answer(message, fields, endpoint.settings)
+    reply = answering.answer(message, fields, endpoint.settings, xml)
+    if reply is None:
+        # Not applied and not kept (the database and Redis both away): WeChat's retry must come.
+        return Response("try again", status=503, mimetype="text/plain")
     if not reply:
         return Response(EMPTY_REPLY, mimetype="text/plain")
     if encrypted:
