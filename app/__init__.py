@@ -33,6 +33,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     app.wsgi_app = BodyTimeout(app.wsgi_app, settings.REQUEST_BODY_TIMEOUT_SECONDS)  # type: ignore[method-assign]
 
+    from app.services.wording import yuan
+
+    app.add_template_filter(yuan)  # amounts on pages read as in chat: "2 元"
+
     from app.logging import configure_logging
 
     configure_logging(app)

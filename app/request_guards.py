@@ -106,8 +106,9 @@ def check_text_fields() -> Response | None:
     else:
         pairs = list(request.args.items(multi=True))
     field = next((key for key, value in pairs if "\x00" in key or "\x00" in value), None)
-    if field is None and request.is_json and b"\\u0000" in request.get_data(cache=True):
-        field = "_"
+    # JSON bodies of the API only: views elsewhere read their body as a stream (/pay/notify, /wechat).
+    if field is None and request.path.startswith("/api/") and request.is_json:
+        field = "_" if b"\\u0000" in request.get_data(cache=True) else None
     if field is None:
         return None
     if request.path.startswith("/api/"):

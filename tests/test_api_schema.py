@@ -133,3 +133,25 @@ def test_a_nul_character_is_refused_before_it_reaches_the_database(
     assert body.status_code == 422
     page = client.post("/review/login", data={"username": "a\x00", "password": "x"})
     assert page.status_code == 400
+
+
+def test_every_422_is_documented_in_the_shape_it_has(app: Flask) -> None:
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    refs = {
+        (method, path): op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        if "422" in op["responses"]
+    }
+    assert refs
+    assert {ref.rsplit("/", 1)[-1].split(".")[0] for ref in refs.values()} == {"ValidationErrors"}
+
+
+def test_a_bad_query_parameter_answers_in_the_documented_shape(
+    app: Flask, student: dict[str, Any], client: FlaskClient
+) -> None:
+    for name, value in student["cookies"].items():
+        client.set_cookie(name, value)
+    response = client.get("/api/v1/me/submissions/1?renew=abc")
+    assert response.status_code == 422
+    assert response.get_json() == {"errors": [{"field": "renew", "message": "应为是或否"}]}

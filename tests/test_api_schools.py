@@ -266,7 +266,7 @@ def test_batches_carry_spec_fee_dates_and_review_days_and_mark_closed_ones(
     opened = by_id[ids["open"]]
     assert opened["open"] is True and opened["closed_message"] is None
     assert opened["name"] == "成人教育 2026 年上学位申请" and opened["education"] == "成人教育"
-    assert opened["fee_fen"] == 200 and opened["fee_label"] == "2.00 元"
+    assert opened["fee_fen"] == 200 and opened["fee_label"] == "2 元"
     assert opened["review_days"] == {"min": 7, "max": 10, "label": "7–10 天"}
     assert opened["photo_spec"] == {
         "width": 480,

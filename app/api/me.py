@@ -31,7 +31,7 @@ from app.api.schemas import (
 from app.auth.session import api_login_required, current_user
 from app.extensions import db
 from app.integrations import pii_keyring
-from app.services import enrollments, identities, progress
+from app.services import enrollments, identities, progress, wording
 from app.services.id_documents import DOCUMENT_LABELS, FieldError, normalise_name, parse_document
 from app.services.identities import IdentityError, IdentityInput, IdentityTakenError
 from app.services.localtime import BEIJING
@@ -56,11 +56,6 @@ def _user_id() -> int:
     user = current_user()
     assert user is not None  # api_login_required ran first
     return user.id
-
-
-def fee_label(fen: int) -> str:
-    yuan, rest = divmod(fen, 100)
-    return f"{yuan} 元" if rest == 0 else f"{yuan}.{rest:02d} 元"
 
 
 def summary(user_id: int, now: datetime) -> MeOut:
@@ -95,7 +90,7 @@ def summary(user_id: int, now: datetime) -> MeOut:
                 closes_at=batch.closes_at,
                 is_open=batch.is_open(now),
                 fee_fen=batch.fee_fen,
-                fee_label=fee_label(batch.fee_fen),
+                fee_label=wording.yuan(batch.fee_fen),
                 review_days=f"{batch.review_days_min}–{batch.review_days_max} 天",
                 photo_spec=PhotoSpec.model_validate(batch.photo_spec).describe(),
             ),

@@ -78,6 +78,8 @@ spec = SpecTree(
     "a session cookie; state-changing calls send the CSRF token in the X-CSRFToken header.",
     before=_before,
     validation_error_status=422,
+    # Every 422 is documented in the shape `_before` gives it, not spectree's own.
+    validation_error_model=ValidationErrors,
     security_schemes=[
         SecurityScheme(
             name="session",

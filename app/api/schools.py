@@ -17,7 +17,7 @@ from app.api.openapi import FieldError, ValidationErrors, spec
 from app.auth.session import api_login_required, current_user
 from app.extensions import db
 from app.inputs import RowId
-from app.services import enrollments, schools
+from app.services import enrollments, schools, wording
 from app.services.enrollments import EnrollmentError
 from media.spec import BACKGROUND_LABELS, PhotoSpec
 from models import Batch, Enrollment, School
@@ -109,10 +109,6 @@ class EnrollmentOut(BaseModel):
     locked: bool = Field(description="已缴费提交核验，不能再更换学校或批次")
 
 
-def fee_label(fee_fen: int) -> str:
-    return f"{fee_fen // 100}.{fee_fen % 100:02d} 元"
-
-
 def review_days_label(low: int, high: int) -> str:
     return f"{low} 天" if low == high else f"{low}–{high} 天"
 
@@ -133,7 +129,7 @@ def batch_out(batch: Batch, now: datetime) -> BatchOut:
         open=is_open,
         closed_message=None if is_open else enrollments.closed_message(batch, now),
         fee_fen=batch.fee_fen,
-        fee_label=fee_label(batch.fee_fen),
+        fee_label=wording.yuan(batch.fee_fen),
         review_days=ReviewDaysOut(
             min=batch.review_days_min,
             max=batch.review_days_max,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response as SpecResponse
 
 from app.api import bp
-from app.api.me import REFUSALS, fee_label
+from app.api.me import REFUSALS
 from app.api.openapi import ValidationErrors, spec
 from app.api.schemas import ApiError
 from app.auth.session import api_login_required, current_user
@@ -27,7 +27,7 @@ from app.extensions import db
 from app.inputs import RowId
 from app.integrations import pay_client
 from app.integrations.wechat_pay import PayNotConfiguredError
-from app.services import checkout, submissions
+from app.services import checkout, submissions, wording
 from app.services.checkout import Checkout, CheckoutUnavailableError
 from app.services.submissions import SubmissionError, SubmissionInFlightError
 from models import User
@@ -144,7 +144,7 @@ def next_step(submission: Submission) -> NextStepOut:
     if status == SubmissionStatus.AWAITING_PAYMENT:
         return NextStepOut(
             title="待缴费",
-            message=f"请支付技术服务费 {fee_label(batch.fee_fen)}，支付后系统将自动核验身份信息。",
+            message=f"请支付技术服务费 {wording.yuan(batch.fee_fen)}，支付后系统将自动核验身份信息。",
             path=f"/h5/pay/{submission.id}",
             link_text="去支付",
         )
@@ -239,7 +239,7 @@ def submission_out(submission: Submission, paying: Checkout | None = None) -> Su
         reason=submission.status_reason,
         verification=verification,
         fee_fen=batch.fee_fen,
-        fee_label=fee_label(batch.fee_fen),
+        fee_label=wording.yuan(batch.fee_fen),
         review_days=f"{batch.review_days_min}–{batch.review_days_max} 天",
         created_at=submission.created_at,
         paid_at=submission.paid_at,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from flask import abort, current_app, render_template, request
 
-from app.api.me import fee_label
 from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
+from app.services import wording
 from app.services.submissions import ORDER_TTL
 from models.submission import Submission
 
@@ -31,7 +31,7 @@ def pay(submission_id: int) -> str:
         submission=submission,
         batch=batch,
         school=batch.school,
-        fee=fee_label(batch.fee_fen),
+        fee=wording.yuan(batch.fee_fen),
         review_days=f"{batch.review_days_min}–{batch.review_days_max} 天",
         ttl_minutes=int(ORDER_TTL.total_seconds() // 60),
         in_wechat="MicroMessenger" in request.headers.get("User-Agent", ""),

@@ -295,7 +295,7 @@ def request_refund(session: Session, out_trade_no: str, reason: str, requested_b
             {
                 "openid": openid,
                 "text": wording.MANUAL_REFUND.format(
-                    yuan=f"{order.amount_fen / 100:.2f}", reason=reason[:80]
+                    amount=wording.yuan(order.amount_fen), reason=reason[:80]
                 ),
             },
             key=f"notice:refund:{refund.id}",

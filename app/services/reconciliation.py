@@ -105,6 +105,7 @@ def _compare(
 
 
 def _fen(value: int) -> str:
+    # Accounting precision, as WeChat Pay's bill writes amounts (students read wording.yuan: "2 元").
     return f"{value // 100}.{value % 100:02d} 元"
 
 

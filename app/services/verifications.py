@@ -94,7 +94,7 @@ def _refund(session: Session, submission: Submission, openid: str) -> None:
             session,
             openid,
             submission.id,
-            wording.VERIFY_REFUNDED.format(yuan=f"{order.amount_fen / 100:.2f}"),
+            wording.VERIFY_REFUNDED.format(amount=wording.yuan(order.amount_fen)),
         )
     session.commit()
     log.warning("verification gave up, attempt refunded", extra={"submission_id": submission.id})

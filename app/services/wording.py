@@ -18,6 +18,12 @@ if TYPE_CHECKING:  # types only: the wording depends on no service at run time
     from app.services.users import TodayStats
 
 
+def yuan(fen: int) -> str:
+    """An amount in fen as students read it, the way the schools' manuals write fees: "2 元", "3.50 元"."""
+    whole, rest = divmod(fen, 100)
+    return f"{whole} 元" if rest == 0 else f"{whole}.{rest:02d} 元"
+
+
 def bind_url(base_url: str) -> str:
     return f"{base_url}/h5/bind"
 
@@ -191,9 +197,9 @@ VERIFY_PASSED = (
 )
 VERIFY_FAILED = "身份核验未通过：{reason}\n修改后请重新上传并缴费核验：{url}"
 VERIFY_REFUNDED = (
-    "抱歉，身份核验服务暂时不可用，本次核验费 {yuan} 元已原路退回，请稍后重新提交。给你带来不便，敬请谅解。"
+    "抱歉，身份核验服务暂时不可用，本次核验费 {amount}已原路退回，请稍后重新提交。给你带来不便，敬请谅解。"
 )
-MANUAL_REFUND = "你的本次核验费 {yuan} 元已由管理员办理退款（{reason}），将原路退回，请留意微信支付通知。"
+MANUAL_REFUND = "你的本次核验费 {amount}已由管理员办理退款（{reason}），将原路退回，请留意微信支付通知。"
 
 
 # -- the review result push -----------------------------------------------------------------------

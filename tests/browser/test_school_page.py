@@ -73,7 +73,7 @@ def test_cascade_closed_batch_and_link(app: Flask, phone: Page, live_server: Any
     phone.locator(f"[data-testid=batch-{batches['open']}]").click()
     expect(phone.locator("#batch-detail")).to_be_visible()
     expect(phone.locator("#detail-spec")).to_have_text("480×640 像素，JPG 格式，100–200 KB，浅蓝色背景")
-    expect(phone.locator("#detail-fee")).to_contain_text("2.00 元")
+    expect(phone.locator("#detail-fee")).to_contain_text("2 元")
     expect(phone.locator("#detail-review")).to_contain_text("7–10 天")
 
     phone.locator("#link-button").click()
