@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import Flask
+from flask.testing import FlaskClient
+from flask_wtf.csrf import generate_csrf
 from PIL import Image
 
 from app.extensions import db
@@ -373,3 +375,17 @@ def make_dead(app: Flask, openid: str, kind: str = "test.deliver") -> int:
         db.session.add(item)
         db.session.commit()
         return item.id
+
+
+def sign_in_student(app: Flask, client: FlaskClient, user_id: int) -> str:
+    """`client` signed in as the student (as the OAuth callback leaves the session); the CSRF token the
+    pages send in X-CSRFToken."""
+    with app.test_request_context():
+        from flask import session
+
+        token = generate_csrf()
+        raw = session["csrf_token"]
+    with client.session_transaction() as sess:
+        sess["user_id"] = user_id
+        sess["csrf_token"] = raw
+    return token

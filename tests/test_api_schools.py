@@ -22,6 +22,7 @@ from app.services.localtime import BEIJING
 from app.services.schools import BatchData
 from media.spec import PhotoSpec
 from models import Enrollment, User
+from tests.factories import sign_in_student
 
 OPENID = "oSchoolStudent000000000001"
 ZHANG = IdentityInput("resident_id", "210101200101010011", "张三")
@@ -97,19 +98,6 @@ def _user(app: Flask, openid: str = OPENID, scene: str | None = None) -> int:
 def _bind(app: Flask, user_id: int, data: IdentityInput = ZHANG) -> None:
     with app.app_context():
         identities.bind(db.session, pii_keyring(), user_id, data, date.today())
-
-
-def _sign_in(app: Flask, client: FlaskClient, user_id: int) -> str:
-    """A signed-in session (as the OAuth callback leaves it) and its CSRF token for X-CSRFToken."""
-    with app.test_request_context():
-        from flask import session
-
-        token = generate_csrf()
-        raw = session["csrf_token"]
-    with client.session_transaction() as sess:
-        sess["user_id"] = user_id
-        sess["csrf_token"] = raw
-    return token
 
 
 def _active(app: Flask, user_id: int) -> Enrollment | None:
@@ -192,7 +180,7 @@ def test_the_real_sign_in_flow_then_link_through_the_page_token(
 def test_regions_are_provinces_with_the_cities_that_have_schools(
     app: Flask, client: FlaskClient, ids: dict[str, int]
 ) -> None:
-    _sign_in(app, client, _user(app))
+    sign_in_student(app, client, _user(app))
     response = client.get("/api/v1/regions")
     assert response.status_code == 200
     provinces = {r["province"]: r["cities"] for r in response.json["provinces"]}
@@ -200,7 +188,7 @@ def test_regions_are_provinces_with_the_cities_that_have_schools(
 
 
 def test_schools_filter_by_province_and_city(app: Flask, client: FlaskClient, ids: dict[str, int]) -> None:
-    _sign_in(app, client, _user(app))
+    sign_in_student(app, client, _user(app))
     everything = client.get("/api/v1/schools").json
     assert sorted(s["code"] for s in everything["schools"]) == ["10496", "10538", "10542"]
     assert everything["truncated"] is False
@@ -225,7 +213,7 @@ def test_search_by_name_is_a_case_insensitive_substring_and_bounded(
         for n in range(schools.SEARCH_LIMIT + 5):
             schools.upsert_school(db.session, f"bulk{n:03d}", f"测试职业学院{n:03d}", "河南省", "郑州市")
         db.session.commit()
-    _sign_in(app, client, _user(app))
+    sign_in_student(app, client, _user(app))
 
     def codes(**query: str) -> list[str]:
         response = client.get("/api/v1/schools", query_string=query)
@@ -253,7 +241,7 @@ def test_search_by_name_is_a_case_insensitive_substring_and_bounded(
 def test_batches_carry_spec_fee_dates_and_review_days_and_mark_closed_ones(
     app: Flask, client: FlaskClient, ids: dict[str, int]
 ) -> None:
-    _sign_in(app, client, _user(app))
+    sign_in_student(app, client, _user(app))
     response = client.get("/api/v1/schools/10542/batches")
     assert response.status_code == 200
     body = response.json
@@ -304,7 +292,7 @@ def test_batches_carry_spec_fee_dates_and_review_days_and_mark_closed_ones(
 
 def test_linking_needs_a_bound_identity(app: Flask, client: FlaskClient, ids: dict[str, int]) -> None:
     user_id = _user(app)
-    token = _sign_in(app, client, user_id)
+    token = sign_in_student(app, client, user_id)
     response = client.put(
         "/api/v1/me/enrollment", json={"batch_id": ids["open"]}, headers={"X-CSRFToken": token}
     )
@@ -319,7 +307,7 @@ def test_link_an_open_batch_then_a_closed_one_is_refused_with_its_date(
 ) -> None:
     user_id = _user(app)
     _bind(app, user_id)
-    token = _sign_in(app, client, user_id)
+    token = sign_in_student(app, client, user_id)
     headers = {"X-CSRFToken": token}
 
     linked = client.put("/api/v1/me/enrollment", json={"batch_id": ids["open"]}, headers=headers)
@@ -357,7 +345,7 @@ def test_link_refuses_missing_wrong_and_unknown_batch_ids(
 ) -> None:
     user_id = _user(app)
     _bind(app, user_id)
-    headers = {"X-CSRFToken": _sign_in(app, client, user_id)}
+    headers = {"X-CSRFToken": sign_in_student(app, client, user_id)}
     for body, message in (
         ({}, "此项必填"),
         ({"batch_id": "第一批"}, "应为整数"),
@@ -376,7 +364,7 @@ def test_link_refuses_missing_wrong_and_unknown_batch_ids(
 def test_a_locked_link_cannot_change(app: Flask, client: FlaskClient, ids: dict[str, int]) -> None:
     user_id = _user(app)
     _bind(app, user_id)
-    headers = {"X-CSRFToken": _sign_in(app, client, user_id)}
+    headers = {"X-CSRFToken": sign_in_student(app, client, user_id)}
     assert (
         client.put("/api/v1/me/enrollment", json={"batch_id": ids["open"]}, headers=headers).status_code
         == 200
@@ -396,7 +384,7 @@ def test_a_locked_link_cannot_change(app: Flask, client: FlaskClient, ids: dict[
 def test_csrf_is_required_to_link(app: Flask, client: FlaskClient, ids: dict[str, int]) -> None:
     user_id = _user(app)
     _bind(app, user_id)
-    _sign_in(app, client, user_id)
+    sign_in_student(app, client, user_id)
     missing = client.put("/api/v1/me/enrollment", json={"batch_id": ids["open"]})
     forged = client.put(
         "/api/v1/me/enrollment", json={"batch_id": ids["open"]}, headers={"X-CSRFToken": "forged"}
@@ -413,7 +401,7 @@ def test_csrf_is_required_to_link(app: Flask, client: FlaskClient, ids: dict[str
 def test_page_without_identity_points_to_binding(
     app: Flask, client: FlaskClient, ids: dict[str, int]
 ) -> None:
-    _sign_in(app, client, _user(app))
+    sign_in_student(app, client, _user(app))
     page = client.get("/h5/school")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
@@ -426,7 +414,7 @@ def test_page_has_the_cascade_and_preselects_the_linked_school(
 ) -> None:
     user_id = _user(app)
     _bind(app, user_id)
-    headers = {"X-CSRFToken": _sign_in(app, client, user_id)}
+    headers = {"X-CSRFToken": sign_in_student(app, client, user_id)}
     first = client.get("/h5/school").get_data(as_text=True)
     for selector in ('id="province"', 'id="city"', 'id="school"', 'id="batch-list"', 'id="link-button"'):
         assert selector in first
@@ -450,7 +438,7 @@ def test_page_preselects_the_school_of_the_scanned_qr_code(
 ) -> None:
     user_id = _user(app, scene="school:10542")
     _bind(app, user_id)
-    _sign_in(app, client, user_id)
+    sign_in_student(app, client, user_id)
     text = client.get("/h5/school").get_data(as_text=True)
     assert 'data-preselect-code="10542"' in text and 'data-preselect-source="scene"' in text
     assert 'id="scene-note"' in text
@@ -458,7 +446,7 @@ def test_page_preselects_the_school_of_the_scanned_qr_code(
     # A scene of a school that does not exist (deleted, mistyped poster) pre-selects nothing.
     other = _user(app, openid="oSchoolStudent000000000002", scene="school:nope")
     _bind(app, other, IdentityInput("resident_id", "11010519491231002X", "李四"))
-    _sign_in(app, client, other)
+    sign_in_student(app, client, other)
     text = client.get("/h5/school").get_data(as_text=True)
     assert 'data-preselect-code=""' in text and 'id="scene-note"' not in text
 

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.inputs import MAX_ROW_ID, ascii_int, row_id
-from tests.factories import make_desk
+from tests.factories import make_desk, sign_in_student
 from tests.staff_pages import sign_in
 
 TOO_BIG = MAX_ROW_ID + 1  # 2147483648
@@ -40,33 +40,18 @@ def test_ascii_int(text: str | None, expected: int | None) -> None:
 
 
 def test_row_id_range() -> None:
-    assert [row_id(v) for v in ("1", str(MAX_ROW_ID), str(TOO_BIG), "0", "x")] == [
-        1,
-        MAX_ROW_ID,
-        None,
-        None,
-        None,
-    ]
+    found = [row_id(v) for v in ("1", str(MAX_ROW_ID), str(TOO_BIG), "0", "x")]
+    assert found == [1, MAX_ROW_ID, None, None, None]
 
 
 def _student(app: Flask, client: FlaskClient) -> str:
-    from flask_wtf.csrf import generate_csrf
-
     from app.extensions import db
     from app.services import users
 
     with app.app_context():
         user_id = users.get_or_create(db.session, "o-inputs").id
         db.session.commit()
-    with app.test_request_context():
-        from flask import session
-
-        token = generate_csrf()
-        raw = session["csrf_token"]
-    with client.session_transaction() as sess:
-        sess["user_id"] = user_id
-        sess["csrf_token"] = raw
-    return token
+    return sign_in_student(app, client, user_id)
 
 
 def test_out_of_range_ids_in_the_api_are_not_found_or_invalid(app: Flask, client: FlaskClient) -> None:
