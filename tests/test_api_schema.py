@@ -42,7 +42,8 @@ def student(app: Flask) -> dict[str, Any]:
 
 
 def _as_student(client: FlaskClient, student: dict[str, Any]) -> FlaskClient:
-    _as_student(client, student)
+    for name, value in student["cookies"].items():
+        client.set_cookie(name, value)
     return client
 
 
