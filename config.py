@@ -352,10 +352,10 @@ class Settings(BaseSettings):
         if self.DATABASE_URL.startswith("sqlite"):
             return {}
         # After a PostgreSQL restart every pooled connection is dead; without a check the next request
-        # on each one failed (a 503 from /readyz, a 500, a failed sign-in 48 s later). The ping is one
-        # round trip when a connection is taken from the pool; recycling bounds a connection's age for
+        # on each one failed (a 503 from /readyz, a 500, a failed sign-in 48 s later). Connections idle
+        # in the pool are pinged before use (app/extensions.py); recycling bounds a connection's age for
         # proxies and firewalls that drop idle ones silently.
-        return {"pool_pre_ping": True, "pool_recycle": 1800}
+        return {"pool_recycle": 1800}
 
     def as_flask_config(self) -> dict[str, Any]:
         values = self.model_dump()

@@ -130,3 +130,15 @@ def test_the_sandbox_imports_no_client_it_stands_in_for() -> None:
         if _within(name, ("app.integrations",)) and name != "app.integrations" and not _within(name, allowed)
     ]
     assert offenders == []
+
+
+def test_no_test_module_imports_another() -> None:
+    # Shared helpers live in factories and support modules, so that a test module can be renamed,
+    # split or deleted without breaking another.
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for name in sorted(_imports(path))
+        if any(part.startswith("test_") for part in name.split("."))
+    ]
+    assert offenders == []

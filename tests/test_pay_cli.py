@@ -6,8 +6,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
+from pay_students import (
+    load_order,
+    load_submission,
+    ordered_at_sandbox,
+    pay_at_sandbox,
+    set_pay_faults,
+    sync_app,
+)
 from sqlalchemy import select
-from test_payments_sync import _app, _faults, _order, _ordered, _pay, _submission
 
 from app.extensions import db
 from app.integrations import pay_client
@@ -21,8 +28,8 @@ def _today() -> str:
 
 
 def _paid(app: Flask, openid: str) -> tuple[int, str]:
-    submission_id, out_trade_no = _ordered(app, openid)
-    _pay(app, out_trade_no, openid)
+    submission_id, out_trade_no = ordered_at_sandbox(app, openid)
+    pay_at_sandbox(app, out_trade_no, openid)
     with app.app_context():
         assert payment_sync.sync_order(db.session, pay_client(), out_trade_no) == "paid"
         db.session.remove()
@@ -34,8 +41,8 @@ def _reconcile(app: Flask, day: str | None = None) -> Any:
 
 
 def test_a_matching_day_exits_zero(app_factory: Any) -> None:
-    app = _app(app_factory)
-    _faults(app, drop_notifications=True)
+    app = sync_app(app_factory)
+    set_pay_faults(app, drop_notifications=True)
     submission_id, refunded = _paid(app, "o-cli-1")
     runner = app.test_cli_runner()
     assert runner.invoke(args=["pay", "refund", refunded, "--reason", "重复缴费"]).exit_code == 0
@@ -56,7 +63,7 @@ def test_a_matching_day_exits_zero(app_factory: Any) -> None:
         )
         again = order.out_trade_no
         db.session.remove()
-    _pay(app, again, "o-cli-1")
+    pay_at_sandbox(app, again, "o-cli-1")
     with app.app_context():
         assert payment_sync.sync_order(db.session, pay_client(), again) == "paid"
     result = _reconcile(app)
@@ -65,8 +72,8 @@ def test_a_matching_day_exits_zero(app_factory: Any) -> None:
 
 
 def test_an_order_we_miss_and_an_amount_difference_are_listed(app_factory: Any) -> None:
-    app = _app(app_factory)
-    _faults(app, drop_notifications=True)
+    app = sync_app(app_factory)
+    set_pay_faults(app, drop_notifications=True)
     _, ours = _paid(app, "o-cli-3")
     with app.app_context():
         # A payment WeChat Pay took for an order this service never recorded.
@@ -77,7 +84,7 @@ def test_an_order_we_miss_and_an_amount_difference_are_listed(app_factory: Any) 
         order = db.session.scalars(select(PaymentOrder).where(PaymentOrder.out_trade_no == ours)).one()
         order.amount_fen = 300  # and one whose amount differs
         db.session.commit()
-    _pay(app, stray, "o-cli-4")
+    pay_at_sandbox(app, stray, "o-cli-4")
     result = _reconcile(app)
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
@@ -87,7 +94,7 @@ def test_an_order_we_miss_and_an_amount_difference_are_listed(app_factory: Any) 
 
 
 def test_paid_here_but_missing_from_the_bill(app_factory: Any) -> None:
-    app = _app(app_factory)
+    app = sync_app(app_factory)
     _, out_trade_no = _paid(app, "o-cli-5")
     yesterday = (datetime.now(BEIJING) - timedelta(days=1)).date().isoformat()
     with app.app_context():
@@ -100,12 +107,12 @@ def test_paid_here_but_missing_from_the_bill(app_factory: Any) -> None:
 
 
 def test_a_bad_date_is_refused(app_factory: Any) -> None:
-    result = _reconcile(_app(app_factory), "2026-13-01")
+    result = _reconcile(sync_app(app_factory), "2026-13-01")
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
 
 
 def test_manual_refund_creates_the_refund_and_its_job(app_factory: Any) -> None:
-    app = _app(app_factory)
+    app = sync_app(app_factory)
     submission_id, out_trade_no = _paid(app, "o-cli-6")
     runner = app.test_cli_runner()
     result = runner.invoke(args=["pay", "refund", out_trade_no, "--reason", "学生申请退款"])
@@ -120,7 +127,7 @@ def test_manual_refund_creates_the_refund_and_its_job(app_factory: Any) -> None:
         )
         jobs = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "payments.refund")).all()
         assert [j.payload["refund_id"] for j in jobs] == [refund.id]
-    assert _submission(app, submission_id).status == SubmissionStatus.REFUNDED
+    assert load_submission(app, submission_id).status == SubmissionStatus.REFUNDED
     again = runner.invoke(args=["pay", "refund", out_trade_no, "--reason", "再来一次"])
     assert again.exit_code == 1 and "退款在处理中" in again.output
     with app.app_context():
@@ -128,12 +135,12 @@ def test_manual_refund_creates_the_refund_and_its_job(app_factory: Any) -> None:
 
 
 def test_manual_refund_refuses_unpaid_and_unknown_orders(app_factory: Any) -> None:
-    app = _app(app_factory)
-    _, out_trade_no = _ordered(app, "o-cli-7")
+    app = sync_app(app_factory)
+    _, out_trade_no = ordered_at_sandbox(app, "o-cli-7")
     runner = app.test_cli_runner()
     unpaid = runner.invoke(args=["pay", "refund", out_trade_no, "--reason", "x"])
     assert unpaid.exit_code == 1 and "未支付" in unpaid.output
-    assert _order(app, out_trade_no).status == OrderStatus.OPEN
+    assert load_order(app, out_trade_no).status == OrderStatus.OPEN
     unknown = runner.invoke(args=["pay", "refund", "PNOSUCHORDER", "--reason", "x"])
     assert unknown.exit_code == 1 and "不存在" in unknown.output
     with app.app_context():

@@ -9,7 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
-from pay_students import student
+from pay_students import (
+    load_order,
+    load_submission,
+    ordered_at_sandbox,
+    pay_at_sandbox,
+    set_pay_faults,
+    sync_app,
+)
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -17,7 +24,6 @@ from app.integrations import pay_client, redis_client
 from app.jobs import periodic
 from app.jobs.worker import run_due
 from app.sandbox import store
-from app.sandbox.pay import faults as sandbox_faults
 from app.sandbox.pay import notifications as sandbox_notify
 from app.sandbox.pay import orders as sandbox_orders
 from app.services import payment_sync, payments, submissions
@@ -36,57 +42,9 @@ from models import (
 )
 
 
-def _app(app_factory: Any) -> Flask:
-    app: Flask = app_factory(WECHAT_PAY_SANDBOX_NOTIFY_THREAD=False)
-    return app
-
-
-def _ordered(app: Flask, openid: str = "o-sync") -> tuple[int, str]:
-    """An attempt whose order exists here and at the sandbox's WeChat Pay: (submission id, out_trade_no)."""
-    with app.app_context():
-        user_id, photo_id = student(openid)
-        attempt = submissions.create(db.session, user_id, photo_id, utcnow())
-        order = attempt.orders[0]
-        pay_client().create_jsapi(
-            order.out_trade_no, "证件照核验服务费", order.amount_fen, openid, order.expires_at
-        )
-        found = attempt.id, order.out_trade_no
-        db.session.remove()
-        return found
-
-
-def _pay(app: Flask, out_trade_no: str, openid: str = "o-sync") -> None:
-    answer = app.test_client().post(f"/_sandbox/pay/{out_trade_no}", json={"action": "pay", "openid": openid})
-    assert answer.status_code == 200, answer.get_json()
-
-
-def _faults(app: Flask, **faults: Any) -> None:
-    with app.app_context():
-        sandbox_faults.set_faults(redis_client(), **faults)
-
-
 def _drain(app: Flask) -> None:
     while run_due(app):
         pass
-
-
-def _submission(app: Flask, submission_id: int) -> Submission:
-    with app.app_context():
-        found = db.session.get(Submission, submission_id)
-        assert found is not None
-        db.session.expunge(found)
-        db.session.remove()
-        return found
-
-
-def _order(app: Flask, out_trade_no: str) -> PaymentOrder:
-    with app.app_context():
-        found = db.session.scalars(
-            select(PaymentOrder).where(PaymentOrder.out_trade_no == out_trade_no)
-        ).one()
-        db.session.expunge(found)
-        db.session.remove()
-        return found
 
 
 def _verify_jobs(app: Flask, submission_id: int) -> int:
@@ -115,18 +73,18 @@ def _queue_queries(app: Flask, seconds_later: float) -> int:
 def test_a_payment_whose_notification_is_late_is_completed_by_the_query_exactly_once(
     app_factory: Any,
 ) -> None:
-    app = _app(app_factory)
-    _faults(app, notify_delay_seconds=3600)  # the notification comes an hour late
-    submission_id, out_trade_no = _ordered(app)
-    _pay(app, out_trade_no)
+    app = sync_app(app_factory)
+    set_pay_faults(app, notify_delay_seconds=3600)  # the notification comes an hour late
+    submission_id, out_trade_no = ordered_at_sandbox(app)
+    pay_at_sandbox(app, out_trade_no)
     assert _queue_queries(app, 10) == 0  # too early: the notification usually comes within seconds
-    assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
+    assert load_submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
     assert _queue_queries(app, 31) == 1
     assert _queue_queries(app, 31) == 0  # another worker, the same moment: queued once
     with app.app_context():
         run_due(app, limit=1)  # the query only
-    assert _submission(app, submission_id).status == SubmissionStatus.VERIFYING
-    order = _order(app, out_trade_no)
+    assert load_submission(app, submission_id).status == SubmissionStatus.VERIFYING
+    order = load_order(app, out_trade_no)
     assert order.status == OrderStatus.PAID and order.transaction_id and order.paid_at
     assert _verify_jobs(app, submission_id) == 1
     # The late notification arrives: acknowledged, nothing applied twice.
@@ -143,16 +101,16 @@ def test_a_payment_whose_notification_is_late_is_completed_by_the_query_exactly_
         ).all()
     assert sorted(outcomes) == ["notify:duplicate", "query:applied"]
     _drain(app)
-    assert _submission(app, submission_id).status == SubmissionStatus.PENDING_REVIEW
+    assert load_submission(app, submission_id).status == SubmissionStatus.PENDING_REVIEW
 
 
 def test_a_dropped_notification_and_the_worker_loop(app_factory: Any) -> None:
     """The periodic task as the worker runs it (no hand-picked clock): the query goes through the
     outbox once the order is old enough."""
-    app = _app(app_factory)
-    _faults(app, drop_notifications=True)
-    submission_id, out_trade_no = _ordered(app)
-    _pay(app, out_trade_no)
+    app = sync_app(app_factory)
+    set_pay_faults(app, drop_notifications=True)
+    submission_id, out_trade_no = ordered_at_sandbox(app)
+    pay_at_sandbox(app, out_trade_no)
     with app.app_context():
         db.session.execute(
             PaymentOrder.__table__.update()  # type: ignore[attr-defined]
@@ -163,13 +121,13 @@ def test_a_dropped_notification_and_the_worker_loop(app_factory: Any) -> None:
     runner = periodic.PeriodicRunner(app)
     runner.tick()
     _drain(app)
-    assert _submission(app, submission_id).status == SubmissionStatus.PENDING_REVIEW
+    assert load_submission(app, submission_id).status == SubmissionStatus.PENDING_REVIEW
     assert _verify_jobs(app, submission_id) == 1
 
 
 def test_sync_order_reports_pending_and_closed(app_factory: Any) -> None:
-    app = _app(app_factory)
-    submission_id, out_trade_no = _ordered(app)
+    app = sync_app(app_factory)
+    submission_id, out_trade_no = ordered_at_sandbox(app)
     with app.app_context():
         assert payment_sync.sync_order(db.session, pay_client(), out_trade_no) == "pending"
         pay_client().close(out_trade_no)
@@ -180,17 +138,17 @@ def test_sync_order_reports_pending_and_closed(app_factory: Any) -> None:
             )
         ).all()
     assert seen == ["NOTPAY", "CLOSED"]
-    assert _order(app, out_trade_no).status == OrderStatus.CLOSED
-    assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
+    assert load_order(app, out_trade_no).status == OrderStatus.CLOSED
+    assert load_submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
 
 
 def test_a_wechat_pay_outage_is_retried_later_and_never_stops_the_worker(app_factory: Any) -> None:
-    app = _app(app_factory)
-    _faults(app, drop_notifications=True)
-    submission_id, out_trade_no = _ordered(app)
-    _pay(app, out_trade_no)
+    app = sync_app(app_factory)
+    set_pay_faults(app, drop_notifications=True)
+    submission_id, out_trade_no = ordered_at_sandbox(app)
+    pay_at_sandbox(app, out_trade_no)
     assert _queue_queries(app, 31) == 1
-    _faults(app, fail_500=5)
+    set_pay_faults(app, fail_500=5)
     run_due(app)  # must not raise
     with app.app_context():
         item = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == JobKind.SYNC_ORDER)).one()
@@ -201,50 +159,50 @@ def test_a_wechat_pay_outage_is_retried_later_and_never_stops_the_worker(app_fac
         )
         item.next_attempt_at = utcnow()
         db.session.commit()
-    _faults(app, fail_500=None)
+    set_pay_faults(app, fail_500=None)
     run_due(app, limit=1)
-    assert _submission(app, submission_id).status == SubmissionStatus.VERIFYING
+    assert load_submission(app, submission_id).status == SubmissionStatus.VERIFYING
 
 
 def test_expired_orders_are_closed_here_and_at_wechat_pay(app_factory: Any) -> None:
-    app = _app(app_factory)
-    submission_id, out_trade_no = _ordered(app)
-    order = _order(app, out_trade_no)
+    app = sync_app(app_factory)
+    submission_id, out_trade_no = ordered_at_sandbox(app)
+    order = load_order(app, out_trade_no)
     with app.app_context():
         assert payment_sync.close_expired_orders(db.session, order.expires_at - timedelta(seconds=1)) == []
         later = order.expires_at + timedelta(seconds=1)
         assert payment_sync.close_expired_orders(db.session, later) == [out_trade_no]
         assert payment_sync.close_expired_orders(db.session, later) == []  # a second worker: nothing
-    assert _order(app, out_trade_no).status == OrderStatus.CLOSED
+    assert load_order(app, out_trade_no).status == OrderStatus.CLOSED
     _drain(app)
     with app.app_context():
         there = sandbox_orders.get_order(redis_client(), pay_client().config.mchid, out_trade_no)
     assert there is not None and there["trade_state"] == "CLOSED" and there["closed_by"] == "merchant"
-    assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
+    assert load_submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
 
 
 def test_a_payment_in_the_last_second_is_applied_instead_of_closed(app_factory: Any) -> None:
-    app = _app(app_factory)
-    _faults(app, drop_notifications=True)
-    submission_id, out_trade_no = _ordered(app)
-    _pay(app, out_trade_no)  # paid, and WeChat Pay's word has not come when the expiry job runs
-    order = _order(app, out_trade_no)
+    app = sync_app(app_factory)
+    set_pay_faults(app, drop_notifications=True)
+    submission_id, out_trade_no = ordered_at_sandbox(app)
+    pay_at_sandbox(app, out_trade_no)  # paid, and WeChat Pay's word has not come when the expiry job runs
+    order = load_order(app, out_trade_no)
     with app.app_context():
         assert payment_sync.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1)) == [
             out_trade_no
         ]
-    assert _order(app, out_trade_no).status == OrderStatus.CLOSED
+    assert load_order(app, out_trade_no).status == OrderStatus.CLOSED
     with app.app_context():
         run_due(app, limit=1)  # the close: ORDERPAID → query → applied
-    assert _order(app, out_trade_no).status == OrderStatus.PAID
-    assert _submission(app, submission_id).status == SubmissionStatus.VERIFYING
+    assert load_order(app, out_trade_no).status == OrderStatus.PAID
+    assert load_submission(app, submission_id).status == SubmissionStatus.VERIFYING
     assert _verify_jobs(app, submission_id) == 1
 
 
 def test_unpaid_attempts_are_cancelled_a_day_after_their_last_order_expired(app_factory: Any) -> None:
-    app = _app(app_factory)
-    submission_id, out_trade_no = _ordered(app)
-    order = _order(app, out_trade_no)
+    app = sync_app(app_factory)
+    submission_id, out_trade_no = ordered_at_sandbox(app)
+    order = load_order(app, out_trade_no)
     with app.app_context():
         payment_sync.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1))
         assert (
@@ -256,15 +214,15 @@ def test_unpaid_attempts_are_cancelled_a_day_after_their_last_order_expired(app_
         later = order.expires_at + timedelta(hours=24, seconds=1)
         assert payment_sync.cancel_unpaid(db.session, later, timedelta(hours=24)) == [submission_id]
         assert payment_sync.cancel_unpaid(db.session, later, timedelta(hours=24)) == []
-    attempt = _submission(app, submission_id)
+    attempt = load_submission(app, submission_id)
     assert attempt.status == SubmissionStatus.CANCELLED
     assert attempt.status_reason and "24 小时未缴费" in attempt.status_reason
 
 
 def test_an_attempt_with_a_fresh_order_is_not_cancelled(app_factory: Any) -> None:
-    app = _app(app_factory)
-    submission_id, out_trade_no = _ordered(app)
-    order = _order(app, out_trade_no)
+    app = sync_app(app_factory)
+    submission_id, out_trade_no = ordered_at_sandbox(app)
+    order = load_order(app, out_trade_no)
     with app.app_context():
         payment_sync.close_expired_orders(db.session, order.expires_at + timedelta(seconds=1))
         attempt = db.session.get(Submission, submission_id)
@@ -272,14 +230,14 @@ def test_an_attempt_with_a_fresh_order_is_not_cancelled(app_factory: Any) -> Non
         submissions.renew_order(db.session, attempt, order.expires_at + timedelta(hours=23), "native")
         later = order.expires_at + timedelta(hours=25)
         assert payment_sync.cancel_unpaid(db.session, later, timedelta(hours=24)) == []
-    assert _submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
+    assert load_submission(app, submission_id).status == SubmissionStatus.AWAITING_PAYMENT
 
 
 def test_a_refund_stuck_in_processing_is_completed_by_a_query(app_factory: Any) -> None:
-    app = _app(app_factory)
-    _faults(app, drop_notifications=True)
-    submission_id, out_trade_no = _ordered(app)
-    _pay(app, out_trade_no)
+    app = sync_app(app_factory)
+    set_pay_faults(app, drop_notifications=True)
+    submission_id, out_trade_no = ordered_at_sandbox(app)
+    pay_at_sandbox(app, out_trade_no)
     with app.app_context():
         assert payment_sync.sync_order(db.session, pay_client(), out_trade_no) == "paid"
         done = payments.request_refund(db.session, out_trade_no, "测试退款", "staff:test")
@@ -306,4 +264,4 @@ def test_a_refund_stuck_in_processing_is_completed_by_a_query(app_factory: Any) 
             db.session.scalar(select(PaymentOrder.status).where(PaymentOrder.out_trade_no == out_trade_no))
             == OrderStatus.REFUNDED
         )
-    assert _submission(app, submission_id).status == SubmissionStatus.REFUNDED
+    assert load_submission(app, submission_id).status == SubmissionStatus.REFUNDED
