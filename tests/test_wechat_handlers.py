@@ -21,7 +21,7 @@ from wechat_posts import (
 
 from app.extensions import db
 from app.services import wording
-from models import User
+from models import InboxMessage, User
 from wechat_handlers import registry
 
 
@@ -141,7 +141,10 @@ def test_menu_status_shows_the_current_step(app: Flask, say: Any) -> None:
 
 
 def test_menu_contact(say: Any) -> None:
-    assert say(event_message("o-menu", "CLICK", "CONTACT")) == wording.CONTACT
+    # Not linked to a school: leave a message here; no school phone to give.
+    reply = say(event_message("o-menu", "CLICK", "CONTACT"))
+    assert reply == wording.contact(None)
+    assert "请直接在本对话框留言" in reply and "电话" not in reply
 
 
 def test_menu_key_this_code_does_not_know_points_to_help(say: Any) -> None:
@@ -214,10 +217,14 @@ def test_progress_follows_the_student_through_binding(app: Flask, say: Any) -> N
     assert "第二步：请关联你的学校和批次" in reply and "/h5/school" in reply
 
 
-def test_unknown_text_points_to_help_and_registers_an_earlier_follower(app: Flask, say: Any) -> None:
+def test_unknown_text_is_kept_for_staff_and_registers_an_earlier_follower(app: Flask, say: Any) -> None:
     # Someone who followed before the service existed: we learn about them from their first message.
     assert user(app, "o-old-follower") is None
-    assert say(text_message("o-old-follower", "你好，请问怎么交照片")) == wording.UNKNOWN_TEXT
+    reply = say(text_message("o-old-follower", "你好，请问怎么交照片"))
+    assert reply == wording.MESSAGE_KEPT and "人工回复" in reply
+    with app.app_context():
+        [kept] = db.session.scalars(select(InboxMessage)).all()
+        assert (kept.openid, kept.text, kept.school_id) == ("o-old-follower", "你好，请问怎么交照片", None)
     found = user(app, "o-old-follower")
     assert found is not None and found.subscribed and found.subscribed_at is None
 
