@@ -188,11 +188,10 @@ def conversation(session: Session, staff: Staff, handle: int) -> Conversation:
         )
     )[::-1]
     staff_ids = {m.staff_id for m in messages if m.staff_id is not None}
-    authors = (
-        dict(session.execute(select(Staff.id, Staff.username).where(Staff.id.in_(staff_ids))).tuples().all())
-        if staff_ids
-        else {}
-    )
+    authors: dict[int, str] = {}
+    if staff_ids:
+        rows = session.execute(select(Staff.id, Staff.username).where(Staff.id.in_(staff_ids)))
+        authors = {staff_id: username for staff_id, username in rows}
     school = session.get(School, latest.school_id) if latest.school_id is not None else None
     return Conversation(
         handle=latest.id,

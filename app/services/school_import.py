@@ -174,7 +174,9 @@ def parse(content: bytes) -> list[ImportRow]:
             seen_batches.setdefault(key, start)
             earlier = seen_schools.get(parsed.school.code)
             if earlier is not None and earlier[0] != parsed.school:
-                messages.append(f"学校代码 {parsed.school.code} 的名称或省市与第 {earlier[1]} 行不一致")
+                messages.append(
+                    f"学校代码 {parsed.school.code} 的名称、省市或联系方式与第 {earlier[1]} 行不一致"
+                )
             seen_schools.setdefault(parsed.school.code, (parsed.school, start))
         if messages:
             errors.append(RowError(start, messages))
