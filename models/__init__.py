@@ -3,6 +3,7 @@
 from models.base import Base, utcnow
 from models.enrollment import Enrollment
 from models.identity import Identity
+from models.inbox import InboxDelivery, InboxDirection, InboxMessage
 from models.outbox import OutboxItem, OutboxStatus
 from models.photo import Photo
 from models.school import Batch, School
@@ -26,6 +27,9 @@ __all__ = [
     "Batch",
     "Enrollment",
     "Identity",
+    "InboxDelivery",
+    "InboxDirection",
+    "InboxMessage",
     "OrderStatus",
     "OutboxItem",
     "OutboxStatus",

@@ -20,6 +20,9 @@ class School(Base):
     name: Mapped[str] = mapped_column(String(100))
     province: Mapped[str] = mapped_column(String(20))
     city: Mapped[str] = mapped_column(String(30))
+    # Shown to students on 联系客服 and the status page; from the schools CSV (docs/schools-csv.md).
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    contact_email: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     batches: Mapped[list[Batch]] = relationship(back_populates="school", order_by="Batch.opens_at")

@@ -142,7 +142,7 @@ def test_bad_rows_are_all_reported_with_line_numbers_and_nothing_is_imported(
         7: ["fee_yuan（2.00 元）与 fee_fen（300 分）不一致"],
         8: ["photo_formats「gif」", "photo_background「紫色」", "photo_min_kb 必须小于 photo_max_kb"],
         9: ["与第 2 行是同一学校的同名批次"],
-        10: ["学校代码 20001 的名称或省市与第 2 行不一致"],
+        10: ["学校代码 20001 的名称、省市或联系方式与第 2 行不一致"],
         11: ["school_code「bad code!」", "fee_yuan 和 fee_fen 至少填一个"],
     }
     reported = {int(m) for m in re.findall(r"第 (\d+) 行", output)}
@@ -277,3 +277,75 @@ def _add_user() -> int:
     db.session.add(user)
     db.session.commit()
     return user.id
+
+
+# --- the school's contact (联系客服, the status page) ----------------------------------------------
+
+CONTACT_HEADER = "school_code,school_name,province,city,batch_name,education,opens_at,closes_at,fee_yuan"
+
+
+def _contact_file(tmp_path: Path, *rows: str, columns: str = ",contact_phone,contact_email") -> Path:
+    path = tmp_path / "contacts.csv"
+    path.write_text("\n".join([CONTACT_HEADER + columns, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def _contact(app: Flask, code: str) -> tuple[str | None, str | None]:
+    with app.app_context():
+        school = schools.get_by_code(db.session, code)
+        assert school is not None
+        return school.contact_phone, school.contact_email
+
+
+ROW = "11551,重庆科技学院,重庆市,重庆市,自考本科 2026 年上学士学位申请,自学考试,2026-01-01,2099-06-30,2"
+
+
+def test_contact_columns_are_imported_and_kept_by_a_file_without_them(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    result = _import(runner, _contact_file(tmp_path, ROW + ",023-65022130 转 8021,zk@cqust.edu.cn"))
+    assert result.exit_code == 0, result.output
+    assert _contact(app, "11551") == ("023-65022130 转 8021", "zk@cqust.edu.cn")
+    # A file without the columns leaves the contact alone and changes nothing.
+    result = _import(runner, _contact_file(tmp_path, ROW, columns=""))
+    assert "学校 新增 0、更新 0" in result.output
+    assert _contact(app, "11551") == ("023-65022130 转 8021", "zk@cqust.edu.cn")
+    # Empty cells under the columns clear it: the school is updated.
+    result = _import(runner, _contact_file(tmp_path, ROW + ",,"))
+    assert "学校 新增 0、更新 1" in result.output
+    assert _contact(app, "11551") == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        ("1234,", "contact_phone「1234」不是有效的电话号码"),  # too few digits
+        ("023-6502abc,", "contact_phone「023-6502abc」不是有效的电话号码"),
+        (",zk@cqust", "contact_email「zk@cqust」不是有效的电子邮箱"),
+        (",zk cqust@edu.cn", "不是有效的电子邮箱"),
+        ("0" * 41 + ",", "contact_phone 超过 40 个字符"),
+    ],
+)
+def test_a_wrong_contact_is_reported_with_its_line(
+    runner: FlaskCliRunner, tmp_path: Path, cells: str, message: str
+) -> None:
+    result = _import(
+        runner, _contact_file(tmp_path, ROW + ",023-65022130,", ROW.replace("学士", "学位") + "," + cells)
+    )
+    assert result.exit_code != 0
+    assert "第 3 行" in result.output and message in result.output
+
+
+@pytest.mark.parametrize("phone", ["400-800-1234", "+86 731 8887 2114", "(0731) 88872114", "13800138000"])
+def test_usual_phone_numbers_are_accepted(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, phone: str
+) -> None:
+    result = _import(runner, _contact_file(tmp_path, f"{ROW},{phone},"))
+    assert result.exit_code == 0, result.output
+    assert _contact(app, "11551") == (phone, None)
+
+
+def test_one_school_with_two_contacts_is_refused(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    other_batch = ROW.replace("学士", "学位")
+    result = _import(runner, _contact_file(tmp_path, ROW + ",023-65022130,", other_batch + ",023-65022052,"))
+    assert "学校代码 11551 的名称、省市或联系方式与第 2 行不一致" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from wechat_posts import (
 
 from app.extensions import db
 from app.services import wording
-from models import User
+from models import InboxMessage, User
 from wechat_handlers import registry
 
 
@@ -141,7 +142,10 @@ def test_menu_status_shows_the_current_step(app: Flask, say: Any) -> None:
 
 
 def test_menu_contact(say: Any) -> None:
-    assert say(event_message("o-menu", "CLICK", "CONTACT")) == wording.CONTACT
+    # Not linked to a school: leave a message here; no school phone to give.
+    reply = say(event_message("o-menu", "CLICK", "CONTACT"))
+    assert reply == wording.contact(None)
+    assert "请直接在本对话框留言" in reply and "电话" not in reply
 
 
 def test_menu_key_this_code_does_not_know_points_to_help(say: Any) -> None:
@@ -192,6 +196,51 @@ def test_progress_keywords_tell_the_current_step(app: Flask, say: Any, keyword: 
     assert "当前进度" in reply and "第一步：请先完成实名绑定" in reply and bind_link(app) in reply
 
 
+def linked_student(app: Flask, openid: str, **school: Any) -> None:
+    """A student linked to 湖南师范大学's batch with a 3.50 元 fee; `school` sets its columns."""
+    from tests.factories import NOW, add_batch, add_enrollment, add_school, add_user
+
+    with app.app_context():
+        found = add_school("10542", "湖南师范大学")
+        for column, value in school.items():
+            setattr(found, column, value)
+        batch = add_batch(
+            found.id,
+            "成人教育 2026 批次",
+            opens_at=NOW - timedelta(days=1),
+            closes_at=NOW + timedelta(days=30),
+            fee_fen=350,
+        )
+        add_enrollment(add_user(openid).id, batch.id)
+        db.session.commit()
+
+
+@pytest.mark.parametrize("keyword", ["费用", "多少钱", "怎么交费", "怎么交费？", "缴费", "多少钱?"])
+def test_fee_questions_get_the_fee_and_how_to_pay(app: Flask, say: Any, keyword: str) -> None:
+    reply = say(text_message("o-fee", keyword))
+    assert "一般为 2 元" in reply and "开始核验" in reply and "/h5/school" in reply
+    linked_student(app, "o-fee-linked")
+    reply = say(text_message("o-fee-linked", keyword))
+    assert "湖南师范大学「成人教育 2026 批次」的照片核验费是 3.50 元" in reply and "/h5/photo" in reply
+    with app.app_context():
+        assert db.session.scalars(select(InboxMessage)).all() == []  # answered: nothing for staff
+
+
+def test_contact_gives_the_linked_schools_phone_and_email(app: Flask, say: Any) -> None:
+    linked_student(app, "o-contact", contact_phone="0731-88872114", contact_email="zsb@hunnu.edu.cn")
+    reply = say(event_message("o-contact", "CLICK", "CONTACT"))
+    assert "湖南师范大学电话：0731-88872114" in reply and "湖南师范大学邮箱：zsb@hunnu.edu.cn" in reply
+    assert "请直接在本对话框留言" in reply
+
+
+def test_a_linked_students_message_is_kept_with_the_school(app: Flask, say: Any) -> None:
+    linked_student(app, "o-ask")
+    assert say(text_message("o-ask", "请问可以用手机拍吗")) == wording.MESSAGE_KEPT
+    with app.app_context():
+        [kept] = db.session.scalars(select(InboxMessage)).all()
+        assert kept.school_id is not None and kept.wechat_msg_id
+
+
 def test_progress_follows_the_student_through_binding(app: Flask, say: Any) -> None:
     from datetime import date
 
@@ -214,10 +263,14 @@ def test_progress_follows_the_student_through_binding(app: Flask, say: Any) -> N
     assert "第二步：请关联你的学校和批次" in reply and "/h5/school" in reply
 
 
-def test_unknown_text_points_to_help_and_registers_an_earlier_follower(app: Flask, say: Any) -> None:
+def test_unknown_text_is_kept_for_staff_and_registers_an_earlier_follower(app: Flask, say: Any) -> None:
     # Someone who followed before the service existed: we learn about them from their first message.
     assert user(app, "o-old-follower") is None
-    assert say(text_message("o-old-follower", "你好，请问怎么交照片")) == wording.UNKNOWN_TEXT
+    reply = say(text_message("o-old-follower", "你好，请问怎么交照片"))
+    assert reply == wording.MESSAGE_KEPT and "人工回复" in reply
+    with app.app_context():
+        [kept] = db.session.scalars(select(InboxMessage)).all()
+        assert (kept.openid, kept.text, kept.school_id) == ("o-old-follower", "你好，请问怎么交照片", None)
     found = user(app, "o-old-follower")
     assert found is not None and found.subscribed and found.subscribed_at is None
 

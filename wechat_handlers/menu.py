@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import users, wording
+from app.services import schools, users, wording
 from wechat_handlers.registry import ReadOnlyContext, Reply, register
 
 
@@ -24,7 +24,7 @@ def handle_status_click(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
 
 @register("event", "click", "CONTACT", read_only=True)
 def handle_contact_click(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
-    return wording.CONTACT
+    return wording.contact(schools.linked(ctx.session, openid=message.source))
 
 
 @register("event", "click", "TODAY_STATS", read_only=True)

@@ -2,7 +2,8 @@
 
 Keys, all lower-case except menu keys, which WeChat passes through exactly as the menu defines them:
 
-    ("text", None, "帮助")            a keyword (the message text, trimmed and lower-cased)
+    ("text", None, "帮助")            a keyword (the message text, trimmed, lower-cased, without a
+                                      trailing question mark or full stop)
     ("text", None, None)              any other text
     ("event", "click", "HELP")        a menu CLICK with EventKey HELP
     ("event", "subscribe", None)      an event type (wechatpy's name: "subscribe_scan" is a follow
@@ -147,8 +148,13 @@ def key_of(message: BaseMessage, fields: Mapping[str, str | None]) -> Key:
     return (msg_type, None, None)
 
 
+# "怎么交费？" and "帮助!" are the keywords 怎么交费 and 帮助; "?" alone stays the help keyword.
+TRAILING_PUNCTUATION = "?？!！。.~～ \t\n"
+
+
 def normalize_keyword(text: str) -> str:
-    return text.strip().lower()
+    keyword = text.strip().lower()
+    return keyword.rstrip(TRAILING_PUNCTUATION) or keyword
 
 
 def find(key: Key) -> Handler | ReadOnlyHandler:

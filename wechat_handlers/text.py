@@ -1,4 +1,4 @@
-"""Text messages: keywords, then short guidance for anything else.
+"""Text messages: keywords; anything else is kept for staff to answer (客服留言, app/services/inbox.py).
 
 Format: https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import wording
-from wechat_handlers.registry import ReadOnlyContext, Reply, register
+from app.services import inbox, schools, wording
+from wechat_handlers.registry import Context, ReadOnlyContext, Reply, register
 
 
 @register("text", None, "帮助", "help", "?", "？", read_only=True)
@@ -26,6 +26,17 @@ def handle_progress(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.progress(ctx.base_url, ctx.progress(message.source))
 
 
-@register("text", read_only=True)
-def handle_text(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
-    return wording.UNKNOWN_TEXT
+@register(
+    "text", None, "费用", "多少钱", "怎么交费", "怎么缴费", "交费", "缴费", "收费", "核验费", read_only=True
+)
+def handle_fee(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
+    return wording.fee(ctx.base_url, schools.linked(ctx.session, openid=message.source))
+
+
+@register("text")
+def handle_text(message: BaseMessage, ctx: Context) -> Reply:
+    # Not read-only: the message is written to the inbox, once (after the dedupe claim; MsgId also
+    # keys the row, so a replayed post is not kept twice).
+    msg_id = str(message.id) if message.id else None
+    inbox.record(ctx.session, message.source, message.content or "", msg_id=msg_id, at=message.create_time)
+    return wording.MESSAGE_KEPT

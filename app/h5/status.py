@@ -17,7 +17,7 @@ from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
 from app.integrations import pii_keyring
-from app.services import progress, receipts
+from app.services import progress, receipts, schools
 from app.services.localtime import chinese_time
 from models.submission import SubmissionStatus
 
@@ -65,6 +65,7 @@ def status() -> str:
         attempts=attempts,
         step=progress.of(db.session, user_id, now),
         can_resubmit=can_resubmit,
+        school=schools.linked(db.session, user_id=user_id),
         local=chinese_time,
         S=SubmissionStatus,
     )

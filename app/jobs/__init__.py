@@ -30,4 +30,4 @@ def job(kind: str) -> Callable[[JobFunc], JobFunc]:
 
 def load_jobs() -> None:
     """Import the modules that register job kinds (kept in one place so none is forgotten)."""
-    from app.jobs import payments, photos, submissions, wechat  # noqa: F401
+    from app.jobs import inbox, payments, photos, submissions, wechat  # noqa: F401

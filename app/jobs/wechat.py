@@ -40,7 +40,7 @@ PERMANENT_ERRCODES = frozenset(
 )
 
 
-def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
+def call_wechat(func: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return func(*args, **kwargs)
     except WeChatClientException as exc:
@@ -59,7 +59,7 @@ def _require(payload: dict[str, Any], *names: str) -> None:
 def send_text(payload: dict[str, Any]) -> None:
     """Custom (客服) text message: {"openid", "text"}. Only within 48 h of the user's last message."""
     _require(payload, "openid", "text")
-    _call(wechat_client().message.send_text, payload["openid"], payload["text"])
+    call_wechat(wechat_client().message.send_text, payload["openid"], payload["text"])
 
 
 def fallback_client_msg_id(payload: dict[str, Any]) -> str:
@@ -84,7 +84,7 @@ def send_template(payload: dict[str, Any]) -> None:
         or (f"outbox-{payload['outbox_id']}" if payload.get("outbox_id") else None)
         or fallback_client_msg_id(payload)
     )
-    _call(
+    call_wechat(
         wechat_client().send_template,
         payload["openid"],
         payload["template_id"],
@@ -106,4 +106,4 @@ def push_menu(payload: dict[str, Any]) -> None:
     from app.services import menus
 
     loaded = menus.load(current_app.config["PUBLIC_BASE_URL"])
-    _call(menus.push, wechat_client(), loaded)
+    call_wechat(menus.push, wechat_client(), loaded)

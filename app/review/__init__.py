@@ -16,5 +16,6 @@ def _staff_page_headers(response: Response) -> Response:
     return response
 
 
-# Each module registers its views on `bp`: sign-in, the admin ZIP export, the queue and decision pages.
-from app.review import admin, auth, export, queue  # noqa: E402, F401
+# Each module registers its views on `bp`: sign-in, the admin ZIP export, the queue and decision
+# pages, the inbox of students' messages.
+from app.review import admin, auth, export, inbox, queue  # noqa: E402, F401

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.services import outbox, schools, staff
 from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
-from app.services.schools import BatchData
+from app.services.schools import BatchData, Contact
 from media.spec import PhotoSpec
 from models import StaffRole
 
@@ -33,6 +33,8 @@ class DemoSchool:
     education: str
     batch_title: str  # "{year} 年{half}" is filled in
     spec: PhotoSpec
+    # From the school's manual, where it gives one (None: leave what an import set).
+    contact: Contact | None = None
 
 
 SCHOOLS = [
@@ -75,6 +77,8 @@ SCHOOLS = [
         "自学考试",
         "自考本科 {term}学士学位申请",
         PhotoSpec(width=413, height=579, max_bytes=2 * 1024 * 1024, background="blue"),
+        # 咨询服务：王老师 023-65022130（高等教育自学考试）
+        Contact(phone="023-65022130"),
     ),
     # 新疆自考: 考生请上传近期免冠一寸照片 (25×35 mm, 295×413 px at 300 dpi)
     DemoSchool(
@@ -99,7 +103,9 @@ def load_schools(session: Session, now: datetime | None = None) -> list[str]:
     now = (now or datetime.now(UTC)).astimezone(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
     lines = []
     for demo in SCHOOLS:
-        school = schools.upsert_school(session, demo.code, demo.name, demo.province, demo.city)
+        school = schools.upsert_school(
+            session, demo.code, demo.name, demo.province, demo.city, contact=demo.contact
+        )
         open_batch = BatchData(
             name=demo.batch_title.format(term=_term(now)),
             education=demo.education,

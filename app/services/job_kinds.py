@@ -14,6 +14,8 @@ class JobKind(StrEnum):
     SEND_TEXT = "wechat.send_text"
     SEND_TEMPLATE = "wechat.send_template"
     PUSH_MENU = "wechat.push_menu"
+    # Staff answers to students' messages, as custom messages (app/jobs/inbox.py)
+    SEND_INBOX_REPLY = "inbox.send_reply"
     # Photos sent in the chat (app/jobs/photos.py)
     CHECK_CHAT_IMAGE = "photos.check_chat_image"
     # After payment (app/jobs/submissions.py)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.services import schools
 from app.services.localtime import BEIJING
-from app.services.schools import BatchData
+from app.services.schools import BatchData, Contact
 from media.spec import BACKGROUND_LABELS, PhotoSpec
 from models import Batch, School
 
@@ -48,6 +48,8 @@ OPTIONAL = (
     "photo_background",
     "review_days_min",
     "review_days_max",
+    "contact_phone",
+    "contact_email",
 )
 COLUMNS = REQUIRED + OPTIONAL
 
@@ -59,6 +61,8 @@ MAX_LENGTHS = {
     "city": 30,
     "batch_name": 100,
     "education": 20,
+    "contact_phone": 40,
+    "contact_email": 120,
 }
 # The code becomes part of a QR scene ("school:<code>", ≤ 64 characters) and of URLs.
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -67,6 +71,10 @@ FORMAT_NAMES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}
 BACKGROUNDS = {
     name: key for key, label in BACKGROUND_LABELS.items() for name in (key, label, label.removesuffix("色"))
 }
+# 0731-88872114, 400-800-1234, +86 731 8887 2114, 0731-88872114 转 8021: what schools print.
+PHONE_PATTERN = re.compile(r"^\+?[0-9(][0-9 ()\-]*[0-9](\s*(转|ext\.?|-)\s*[0-9]{1,6})?$")
+PHONE_DIGITS = (5, 20)
+EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
 DATE_HELP = "应为 2026-03-01 或 2026-03-01 09:00（北京时间）"
 
 
@@ -93,6 +101,8 @@ class SchoolRow:
     name: str
     province: str
     city: str
+    # None: the file has no contact columns, so the school's contact is left as it is.
+    contact: Contact | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,9 @@ def parse(content: bytes) -> list[ImportRow]:
             seen_batches.setdefault(key, start)
             earlier = seen_schools.get(parsed.school.code)
             if earlier is not None and earlier[0] != parsed.school:
-                messages.append(f"学校代码 {parsed.school.code} 的名称或省市与第 {earlier[1]} 行不一致")
+                messages.append(
+                    f"学校代码 {parsed.school.code} 的名称、省市或联系方式与第 {earlier[1]} 行不一致"
+                )
             seen_schools.setdefault(parsed.school.code, (parsed.school, start))
         if messages:
             errors.append(RowError(start, messages))
@@ -194,7 +206,12 @@ def import_csv(session: Session, content: bytes) -> ImportResult:
                 elif _school_changed(school, row.school):
                     result.schools_updated += 1
             school = schools.upsert_school(
-                session, row.school.code, row.school.name, row.school.province, row.school.city
+                session,
+                row.school.code,
+                row.school.name,
+                row.school.province,
+                row.school.city,
+                contact=row.school.contact,
             )
             existing = session.scalar(
                 select(Batch).where(Batch.school_id == school.id, Batch.name == row.batch.name)
@@ -213,7 +230,12 @@ def import_csv(session: Session, content: bytes) -> ImportResult:
 
 
 def _school_changed(school: School, row: SchoolRow) -> bool:
-    return (school.name, school.province, school.city) != (row.name, row.province, row.city)
+    if (school.name, school.province, school.city) != (row.name, row.province, row.city):
+        return True
+    return row.contact is not None and (school.contact_phone, school.contact_email) != (
+        row.contact.phone,
+        row.contact.email,
+    )
 
 
 def _batch_state(batch: Batch) -> tuple[Any, ...]:
@@ -267,12 +289,13 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
     if review_min is not None and review_max is not None and review_max < review_min:
         messages.append("review_days_max 不能小于 review_days_min")
     spec = _photo_spec(values, messages)
+    contact = _contact(values, messages)
 
     if messages:
         return None, messages
     assert opens_at and closes_at and fee_fen is not None and spec is not None
     assert review_min is not None and review_max is not None
-    school = SchoolRow(code, values["school_name"], values["province"], values["city"])
+    school = SchoolRow(code, values["school_name"], values["province"], values["city"], contact)
     batch = BatchData(
         name=values["batch_name"],
         education=values["education"],
@@ -284,6 +307,22 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
         review_days_max=review_max,
     )
     return ImportRow(line, school, batch), messages
+
+
+def _contact(values: dict[str, str], messages: list[str]) -> Contact | None:
+    """The school's contact for students, checked; None when the file has neither column."""
+    if "contact_phone" not in values and "contact_email" not in values:
+        return None
+    phone, email = values.get("contact_phone", ""), values.get("contact_email", "")
+    if phone:
+        digits = sum(ch.isdigit() for ch in phone)
+        if not PHONE_PATTERN.match(phone) or not PHONE_DIGITS[0] <= digits <= PHONE_DIGITS[1]:
+            messages.append(
+                f"contact_phone「{phone}」不是有效的电话号码，应如 0731-88872114、400-800-1234 或 13800138000"
+            )
+    if email and (not EMAIL_PATTERN.match(email) or ".." in email):
+        messages.append(f"contact_email「{email}」不是有效的电子邮箱，应如 zsb@hunnu.edu.cn")
+    return Contact(phone or None, email or None)
 
 
 def _moment(raw: str, *, end_of_day: bool, column: str, messages: list[str]) -> datetime | None:

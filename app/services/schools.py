@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from media.spec import PhotoSpec
-from models import Batch, School
+from models import Batch, Enrollment, School, User
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,28 @@ class BatchDataError(ValueError):
     """A batch that cannot exist (closes before it opens, negative fee)."""
 
 
-def upsert_school(session: Session, code: str, name: str, province: str, city: str) -> School:
-    """Create or update a school by its code (no commit: part of the caller's unit of work)."""
+@dataclass(frozen=True)
+class Contact:
+    """A school's contact for students (客服电话, 邮箱); None = not given."""
+
+    phone: str | None = None
+    email: str | None = None
+
+
+def upsert_school(
+    session: Session, code: str, name: str, province: str, city: str, *, contact: Contact | None = None
+) -> School:
+    """Create or update a school by its code (no commit: part of the caller's unit of work).
+
+    `contact` None leaves the school's contact as it is (a CSV without the contact columns)."""
     school = session.scalar(select(School).where(School.code == code))
     if school is None:
         school = School(code=code, name=name, province=province, city=city)
         session.add(school)
     else:
         school.name, school.province, school.city = name, province, city
+    if contact is not None:
+        school.contact_phone, school.contact_email = contact.phone, contact.email
     session.flush()
     return school
 
@@ -142,3 +156,38 @@ def scene_school_code(scene: str | None) -> str | None:
         code = scene[len(SCENE_PREFIX) :].strip()
         return code or None
     return None
+
+
+# --- the school a student is linked to: fee and contact ------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkedSchool:
+    school_id: int
+    school_name: str
+    batch_name: str
+    fee_fen: int
+    contact: Contact
+
+
+def linked(session: Session, *, openid: str | None = None, user_id: int | None = None) -> LinkedSchool | None:
+    """The school and batch a student is linked to now (by openid or user id), or None. One SELECT, so
+    read-only WeChat handlers may call it."""
+    query = (
+        select(School.id, School.name, Batch.name, Batch.fee_fen, School.contact_phone, School.contact_email)
+        .select_from(Enrollment)
+        .join(Batch, Batch.id == Enrollment.batch_id)
+        .join(School, School.id == Batch.school_id)
+        .where(Enrollment.active.is_(True))
+    )
+    if user_id is not None:
+        query = query.where(Enrollment.user_id == user_id)
+    elif openid is not None:
+        query = query.join(User, User.id == Enrollment.user_id).where(User.openid == openid)
+    else:
+        raise ValueError("linked() needs an openid or a user id")
+    row = session.execute(query.limit(1)).first()
+    if row is None:
+        return None
+    school_id, school_name, batch_name, fee_fen, phone, email = row
+    return LinkedSchool(school_id, school_name, batch_name, fee_fen, Contact(phone, email))

@@ -15,6 +15,7 @@ from models.submission import SubmissionStatus
 
 if TYPE_CHECKING:  # types only: the wording depends on no service at run time
     from app.services.progress import Progress
+    from app.services.schools import LinkedSchool
     from app.services.users import TodayStats
 
 
@@ -94,12 +95,31 @@ def progress(base_url: str, now: Progress) -> str:
     return f"当前进度：{now.title}\n{now.message}\n{action}：{base_url}{now.path}"
 
 
-CONTACT = (
-    "联系客服\n"
-    "请直接在本对话框留言说明问题（请勿发送完整证件号码），"
-    "客服会在工作时间（周一至周五 9:00–17:30）内回复。\n"
-    "照片审核一般需要 7–10 个工作日，请耐心等待结果通知。"
-)
+OFFICE_HOURS = "工作时间（周一至周五 9:00–17:30）"
+
+
+def _school_contact(school: LinkedSchool | None) -> str:
+    """The linked school's phone and e-mail as lines ("" when there is neither)."""
+    if school is None:
+        return ""
+    lines = []
+    if school.contact.phone:
+        lines.append(f"{school.school_name}电话：{school.contact.phone}")
+    if school.contact.email:
+        lines.append(f"{school.school_name}邮箱：{school.contact.email}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def contact(school: LinkedSchool | None) -> str:
+    """联系客服 (the CONTACT menu click): leave a message here, or call or write to the school."""
+    return (
+        "联系客服\n"
+        "请直接在本对话框留言说明问题（请勿发送完整证件号码），"
+        f"客服会在{OFFICE_HOURS}内回复，回复会发到这里。\n"
+        f"{_school_contact(school)}"
+        "照片审核一般需要 7–10 个工作日，请耐心等待结果通知。"
+    )
+
 
 NOT_OPERATOR = "抱歉，该功能仅限公众号运营人员使用。如需帮助请回复“帮助”。"
 
@@ -116,7 +136,31 @@ def today_stats(stats: TodayStats) -> str:
     )
 
 
-UNKNOWN_TEXT = "抱歉，没有理解您的意思。回复“帮助”查看可用的功能，回复“进度”查看办理进度。"
+# A text no keyword matches is kept for staff (app/services/inbox.py): say a person will answer.
+MESSAGE_KEPT = (
+    f"已收到您的留言，客服会在{OFFICE_HOURS}内人工回复，回复会发到这里。\n"
+    "回复“进度”查看办理进度，回复“帮助”查看使用说明，回复“费用”了解核验费。"
+)
+
+
+def staff_reply(text: str) -> str:
+    """A staff member's answer to a student's message, as a custom message."""
+    return f"【客服回复】\n{text}"
+
+
+def fee(base_url: str, school: LinkedSchool | None) -> str:
+    """怎么交费 / 多少钱 / 费用: the fee of the student's batch and how to pay it."""
+    how = (
+        "缴费方式：照片检查通过后，在「上传照片」页面点击「开始核验」，用微信支付缴费；"
+        f"缴费后自动核验身份信息并进入人工审核。\n上传照片：{photo_url(base_url)}"
+    )
+    if school is None:
+        return (
+            "照片核验费由学校规定（一般为 2 元），关联学校后可以看到具体金额。\n"
+            f"{how}\n"
+            f"还没有关联学校？请先完成实名绑定和关联学校：{school_url(base_url)}"
+        )
+    return f"{school.school_name}「{school.batch_name}」的照片核验费是 {yuan(school.fee_fen)}。\n{how}"
 
 
 def image_received(base_url: str) -> str:
