@@ -66,7 +66,8 @@ def test_a_returned_photo_cannot_be_submitted_again(ctx: Any) -> None:
 
     # A new picture goes through.
     fresh = _photo(user_id, photo_id, OTHER)
-    assert submissions.create(db.session, user_id, fresh.id, utcnow()).status == SubmissionStatus.AWAITING_PAYMENT
+    attempt = submissions.create(db.session, user_id, fresh.id, utcnow())
+    assert attempt.status == SubmissionStatus.AWAITING_PAYMENT
 
 
 def test_the_photo_page_learns_the_latest_rejection_only(ctx: Any) -> None:
@@ -136,8 +137,8 @@ def test_the_duplicate_refusal_names_the_photo_and_who_refused_it(ctx: Any) -> N
         passed=False,
         created_at=when + timedelta(hours=1),
         checks=[
-            {"name": "background_color", "ok": False, "value": 30, "limit": "≤20", "message": "x", "blocking": True},
-            {"name": "face_count", "ok": True, "value": 1, "limit": "1", "message": "符合要求", "blocking": True},
+            dict(name="background_color", ok=False, value=30, limit="", message="x", blocking=True),
+            {"name": "face_count", "ok": True, "value": 1, "limit": "1", "message": "", "blocking": True},
         ],
     )
     check = photos._duplicate_of_rejected(db.session, other_user, OTHER)
@@ -145,3 +146,19 @@ def test_the_duplicate_refusal_names_the_photo_and_who_refused_it(ctx: Any) -> N
     assert "10:05 上传的照片" in check["message"]
     assert "没有通过自动检查（背景颜色）" in check["message"]
     assert "审核老师" not in check["message"]
+
+
+def test_student_advice_leaves_the_measured_values_to_staff() -> None:
+    size = {
+        "name": "pixel_size",
+        "ok": False,
+        "message": "照片尺寸应为 480×640 像素（宽×高），当前为 1200×900",
+    }
+    assert photos.student_advice(size) == "照片尺寸应为 480×640 像素（宽×高）。"
+    small = {
+        "name": "file_size",
+        "ok": False,
+        "message": "文件太小（12 KB），应在 100 KB–200 KB 之间：请上传原图",
+    }
+    assert photos.student_advice(small) == "文件太小，应在 100 KB–200 KB 之间：请上传原图。"
+    assert photos.student_advice({"name": "face_count", "ok": True, "message": "符合要求"}) is None

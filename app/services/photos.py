@@ -17,7 +17,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -82,6 +83,23 @@ CHECK_LABELS: dict[str, str] = {
 
 def check_label(name: str) -> str:
     return CHECK_LABELS.get(name, name)
+
+
+# Measured values quoted inside a message ("（1200×900）", "（520 KB）"): staff read them on the
+# decision page; a student needs only what to do.
+_QUOTED_FIGURES = re.compile(r"（[^（）]*\d[^（）]*）")
+_CURRENT_FIGURES = re.compile(r"[，,]\s*当前为[^，。；]*")
+
+
+def student_advice(check: Mapping[str, Any]) -> str | None:
+    """What a student should do about a failed check, in one plain sentence without measured values;
+    None for a check that passed."""
+    if check.get("ok"):
+        return None
+    text = _QUOTED_FIGURES.sub("", str(check.get("message") or ""))
+    text = _CURRENT_FIGURES.sub("", text).strip()
+    text = text.rstrip("。；;") + "。" if text else "请按上面的照片要求重新拍摄。"
+    return text
 
 
 class PhotoError(Exception):
@@ -358,7 +376,8 @@ def similar_rejections(session: Session, submission: Submission) -> list[tuple[R
     """The student's rejected attempts whose photo is this attempt's photo or looks like it (within
     SIMILAR_WARN_DISTANCE bits), with the distance, nearest first: a warning for the reviewer."""
     found: list[tuple[Rejection, int]] = []
-    for rejection in _rejections(session, Submission.user_id == submission.user_id, Submission.id != submission.id):
+    earlier = _rejections(session, Submission.user_id == submission.user_id, Submission.id != submission.id)
+    for rejection in earlier:
         if rejection.photo_id == submission.photo_id:
             found.append((rejection, 0))
             continue
