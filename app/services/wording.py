@@ -194,7 +194,7 @@ def duplicate_of_failed(uploaded_at: datetime, failed_labels: list[str]) -> str:
     which = f"（{'、'.join(dict.fromkeys(failed_labels))}）" if failed_labels else ""
     return (
         f"这张照片与你 {_when(uploaded_at)} 上传的照片几乎相同，那张照片没有通过自动检查{which}。"
-        "请按那次的提示重新拍摄一张新照片再上传，重新保存或裁剪旧照片不能解决问题。"
+        "请按那次的提示重新拍摄一张新照片再上传；在旧照片上换底、修图或重新保存都不能通过。"
     )
 
 
@@ -203,7 +203,7 @@ def duplicate_of_reviewed(uploaded_at: datetime, status_label: str, reason: str 
     why = f"，原因：{reason}" if reason else ""
     return (
         f"这张照片与你 {_when(uploaded_at)} 上传的照片几乎相同，那张照片已被审核老师{status_label}{why}。"
-        "请按审核意见重新拍摄一张新照片再上传，修改或重新保存旧照片不能再次提交。"
+        "请按审核意见重新拍摄一张新照片再上传；在旧照片上换底、修图或重新保存都不能再次提交。"
     )
 
 
