@@ -105,6 +105,7 @@
       rejected.hidden = true;
     }
     var usable = photo.passed && !photo.rejected;
+    $("result-caption").textContent = usable ? "自动处理后的照片（将用于提交）" : "自动处理后的照片";
     $("next-step").hidden = !usable;
     lastPhotoId = usable ? photo.id : null;
   }
