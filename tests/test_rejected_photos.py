@@ -78,13 +78,13 @@ def test_the_photo_page_learns_the_latest_rejection_only(ctx: Any) -> None:
     assert rejection is not None
     assert (rejection.submission_id, rejection.photo_id, rejection.reason) == (attempt.id, photo_id, REASON)
     assert rejection.status_label == "驳回"
-    assert photos.rejection_of(db.session, photo_id) == rejection
+    assert photos.rejection_of(db.session, user_id, photo_id) == rejection
 
     # Once a new attempt exists, the old rejection is no longer the page's news.
     fresh = _photo(user_id, photo_id, OTHER)
     submissions.create(db.session, user_id, fresh.id, utcnow())
     assert photos.last_rejection(db.session, user_id) is None
-    assert photos.rejection_of(db.session, fresh.id) is None
+    assert photos.rejection_of(db.session, user_id, fresh.id) is None
 
 
 def test_reviewers_are_warned_of_a_resubmission_like_a_rejected_photo(ctx: Any) -> None:

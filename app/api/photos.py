@@ -100,7 +100,7 @@ def file_url(photo_id: int, kind: FileKind, user_id: int) -> str:
 
 
 def photo_out(photo: Photo) -> PhotoOut:
-    rejection = photos.rejection_of(db.session, photo.id)
+    rejection = photos.rejection_of(db.session, photo.user_id, photo.id)
     normalized = None
     if photo.normalized_key is not None and photo.normalized_bytes is not None:
         normalized = NormalizedOut(

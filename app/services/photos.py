@@ -341,9 +341,10 @@ def _rejections(session: Session, *conditions: Any, limit: int = DUPLICATE_LOOKB
     ]
 
 
-def rejection_of(session: Session, photo_id: int) -> Rejection | None:
-    """The latest 驳回/不通过 of an attempt that used this very photo."""
-    found = _rejections(session, Submission.photo_id == photo_id, limit=1)
+def rejection_of(session: Session, user_id: int, photo_id: int) -> Rejection | None:
+    """The latest 驳回/不通过 of an attempt that used this very photo (read through the student's
+    attempts: the user's index, not a scan of every attempt for a photo id)."""
+    found = _rejections(session, Submission.user_id == user_id, Submission.photo_id == photo_id, limit=1)
     return found[0] if found else None
 
 
@@ -365,7 +366,7 @@ def last_rejection(session: Session, user_id: int) -> Rejection | None:
 def review_rejection(session: Session, photo: Photo) -> Rejection | None:
     """Why this photo may not be submitted: a reviewer rejected it, or the same picture (perceptual
     hash within DUPLICATE_MAX_DISTANCE) in an earlier attempt of this student."""
-    own = rejection_of(session, photo.id)
+    own = rejection_of(session, photo.user_id, photo.id)
     if own is not None:
         return own
     nearest = _nearest(photo.phash, _rejections(session, Submission.user_id == photo.user_id))
