@@ -308,3 +308,27 @@ def test_the_endpoints_are_documented(pay_app: Flask, live_server: Any) -> None:
     assert "get" in paths["/api/v1/me/submissions/{submission_id}/qr.png"]
     responses = paths["/api/v1/me/submissions"]["post"]["responses"]
     assert {"201", "422", "503"} <= set(responses)
+
+
+def test_a_photo_a_reviewer_returned_is_refused_naming_photo_id(pay_app: Flask, live_server: Any) -> None:
+    student, photo_id = _ready(pay_app, live_server.url, "o-sub-returned")
+    created = _post(student, API, {"photo_id": photo_id})
+    assert created.status_code == 201, created.text
+    with pay_app.app_context():
+        attempt = db.session.get(Submission, created.json()["id"])
+        assert attempt is not None
+        attempt.status = SubmissionStatus.RETURNED
+        attempt.status_reason = "人像不清晰"
+        db.session.commit()
+        db.session.remove()
+
+    [error] = _errors(_post(student, API, {"photo_id": photo_id}))
+    assert error["field"] == "photo_id"
+    assert "已被审核老师驳回" in error["message"] and "人像不清晰" in error["message"]
+    assert _count(pay_app, Submission) == 1
+    latest = student.get("/api/v1/me/photos/latest")
+    assert latest.json()["rejected"] == {
+        "status_label": "驳回",
+        "reason": "人像不清晰",
+        "decided_at": None,
+    }

@@ -122,8 +122,14 @@ def test_a_failing_photo_is_stored_and_reported(app: Flask, base: str) -> None:
     assert body["normalized"]["width"] == 480
     [row] = _photo_rows(app)
     assert not row.passed
-    assert row.checks == [{k: v for k, v in c.items() if k != "label"} for c in body["checks"]]
+    assert row.checks == [
+        {k: v for k, v in c.items() if k not in ("label", "advice")} for c in body["checks"]
+    ]
     assert face["label"] == "人脸"
+    # What the student reads: one sentence of what to do, no measured values; none for a passed check.
+    assert face["advice"].startswith("没有检测到人脸") and face["advice"].endswith("。")
+    assert all(c["advice"] is None for c in body["checks"] if c["ok"])
+    assert body["rejected"] is None
     assert len(_media_files(app)) >= 1
     with app.app_context():
         now = progress.of(db.session, student.user_id or 0, datetime.now(UTC))
@@ -285,7 +291,7 @@ def test_the_same_rejected_picture_again_is_flagged(app: Flask, base: str) -> No
     assert again.getvalue() != picture
     second = student.upload(again.getvalue()).json()
     duplicate = next(c for c in second["checks"] if c["name"] == "duplicate_of_rejected")
-    assert duplicate["ok"] is False and "之前未通过" in duplicate["message"]
+    assert duplicate["ok"] is False and "没有通过自动检查（人脸）" in duplicate["message"]
     assert second["passed"] is False
 
     # Another student's rejected picture does not count against this one.

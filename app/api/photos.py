@@ -51,6 +51,15 @@ class CheckOut(BaseModel):
     limit: str | None
     message: str = Field(description="给学生的说明：符合要求，或该怎么改")
     blocking: bool = Field(default=True, description="false：仅作提示，不影响是否通过")
+    advice: str | None = Field(
+        default=None, description="未通过时：一句给学生的修改建议（不含检测数值）；通过时为 null"
+    )
+
+
+class PhotoRejectionOut(BaseModel):
+    status_label: str = Field(description="驳回 或 不通过", examples=["驳回"])
+    reason: str | None = Field(description="审核老师填写的原因")
+    decided_at: datetime | None
 
 
 class NormalizedOut(BaseModel):
@@ -70,6 +79,9 @@ class PhotoOut(BaseModel):
     original_url: str = Field(description="上传的原图（签名链接）")
     source: str = Field(description="h5（页面上传）或 chat（聊天中发送）")
     created_at: datetime
+    rejected: PhotoRejectionOut | None = Field(
+        default=None, description="这张照片已被审核驳回或不通过时：原因；这样的照片不能再次提交"
+    )
 
 
 def _user_id() -> int:
@@ -88,6 +100,7 @@ def file_url(photo_id: int, kind: FileKind, user_id: int) -> str:
 
 
 def photo_out(photo: Photo) -> PhotoOut:
+    rejection = photos.rejection_of(db.session, photo.user_id, photo.id)
     normalized = None
     if photo.normalized_key is not None and photo.normalized_bytes is not None:
         normalized = NormalizedOut(
@@ -100,12 +113,20 @@ def photo_out(photo: Photo) -> PhotoOut:
     return PhotoOut(
         id=photo.id,
         passed=photo.passed,
-        checks=[CheckOut(**check, label=photos.check_label(check["name"])) for check in photo.checks],
+        checks=[
+            CheckOut(**check, label=photos.check_label(check["name"]), advice=photos.student_advice(check))
+            for check in photo.checks
+        ],
         fixes=photo.fixes,
         normalized=normalized,
         original_url=file_url(photo.id, "original", photo.user_id),
         source=photo.source,
         created_at=photo.created_at,
+        rejected=PhotoRejectionOut(
+            status_label=rejection.status_label, reason=rejection.reason, decided_at=rejection.decided_at
+        )
+        if rejection is not None
+        else None,
     )
 
 

@@ -197,6 +197,7 @@ def _decision_page(
             checks=checks,
             verification=detail.submission.verification or {},
             previous=detail.previous,
+            similar_rejected=detail.similar_rejected,
             presets=PRESET_REASONS,
             error=error,
             form=request.form if request.method == "POST" else {},

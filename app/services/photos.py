@@ -5,7 +5,11 @@
   an image at all is refused and nothing is stored. A photo that fails a check is still stored and
   reported — the report is the point.
 - The same picture as one already rejected for this student (perceptual hash within a few bits of an
-  earlier failed photo) gets an extra failed check, `duplicate_of_rejected`.
+  earlier photo that failed its checks, or of one a reviewer returned or refused) gets an extra failed
+  check, `duplicate_of_rejected`, whose message names that photo, who refused it and why.
+- A photo a reviewer returned or refused (驳回/不通过), or the same picture again, is never submitted
+  again (`review_rejection`, enforced by submissions.create); staff see a resubmission that looks
+  like a rejected photo (`similar_rejections`).
 - Files are shown only through short-lived signed links bound to the photo, the file and the viewer
   (`file_token` / `read_file_token`); a link never carries a storage key or anything personal.
 """
@@ -13,7 +17,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -23,12 +28,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.services import enrollments, identities, outbox
+from app.services import enrollments, identities, outbox, wording
 from app.services.job_kinds import JobKind
+from app.services.localtime import stored_utc
 from media import decode
 from media.spec import PhotoSpec
 from media.storage import MediaNotFoundError, Storage, sha256_hex
 from models import Batch, Photo, Staff, StaffRole
+from models.submission import STATUS_LABELS, Submission, SubmissionStatus
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,12 @@ SOURCES = ("h5", "chat")
 DUPLICATE_MAX_DISTANCE = 6
 # How many of the student's earlier failed photos are compared (the newest ones).
 DUPLICATE_LOOKBACK = 50
+# A reviewer's decision that rejects the photo: it may not be submitted again.
+REJECTED_BY_REVIEW = (SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
+# Staff are warned when a resubmitted photo is this close to a rejected one: wider than the "same
+# picture" line above, so a lightly edited copy of a rejected photo (background swapped, brightness
+# changed) gets a second look. A warning only: nothing is refused at this distance.
+SIMILAR_WARN_DISTANCE = 12
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 FILE_LINK_SALT = "media-photo-file"
 FileKind = Literal["normalized", "original"]
@@ -70,6 +83,23 @@ CHECK_LABELS: dict[str, str] = {
 
 def check_label(name: str) -> str:
     return CHECK_LABELS.get(name, name)
+
+
+# Measured values quoted inside a message ("（1200×900）", "（520 KB）"): staff read them on the
+# decision page; a student needs only what to do.
+_QUOTED_FIGURES = re.compile(r"（[^（）]*\d[^（）]*）")
+_CURRENT_FIGURES = re.compile(r"[，,]\s*当前为[^，。；]*")
+
+
+def student_advice(check: Mapping[str, Any]) -> str | None:
+    """What a student should do about a failed check, in one plain sentence without measured values;
+    None for a check that passed."""
+    if check.get("ok"):
+        return None
+    text = _QUOTED_FIGURES.sub("", str(check.get("message") or ""))
+    text = _CURRENT_FIGURES.sub("", text).strip()
+    text = text.rstrip("。；;") + "。" if text else "请按上面的照片要求重新拍摄。"
+    return text
 
 
 class PhotoError(Exception):
@@ -253,35 +283,161 @@ def _check_dict(check: Any) -> dict[str, Any]:
     }
 
 
+def phash_distance(a: str | None, b: str | None) -> int | None:
+    """Bits that differ between two 64-bit perceptual hashes (as media.pipeline.hamming, without
+    loading OpenCV); None when either is missing or they are not comparable."""
+    if not a or not b or len(a) != len(b):
+        return None
+    try:
+        return (int(a, 16) ^ int(b, 16)).bit_count()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A reviewer's 驳回 or 不通过 of one attempt, and the photo it was about."""
+
+    submission_id: int
+    photo_id: int
+    status: SubmissionStatus
+    reason: str | None
+    decided_at: datetime | None
+    photo_uploaded_at: datetime
+    phash: str | None
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+
+def _rejections(session: Session, *conditions: Any, limit: int = DUPLICATE_LOOKBACK) -> list[Rejection]:
+    rows = session.execute(
+        select(
+            Submission.id,
+            Submission.photo_id,
+            Submission.status,
+            Submission.status_reason,
+            Submission.decided_at,
+            Photo.created_at,
+            Photo.phash,
+        )
+        .join(Photo, Photo.id == Submission.photo_id)
+        .where(Submission.status.in_(REJECTED_BY_REVIEW), *conditions)
+        .order_by(Submission.created_at.desc(), Submission.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        Rejection(
+            submission_id=row[0],
+            photo_id=row[1],
+            status=SubmissionStatus(row[2]),
+            reason=row[3],
+            decided_at=stored_utc(row[4]) if row[4] is not None else None,
+            photo_uploaded_at=stored_utc(row[5]),
+            phash=row[6],
+        )
+        for row in rows
+    ]
+
+
+def rejection_of(session: Session, user_id: int, photo_id: int) -> Rejection | None:
+    """The latest 驳回/不通过 of an attempt that used this very photo (read through the student's
+    attempts: the user's index, not a scan of every attempt for a photo id)."""
+    found = _rejections(session, Submission.user_id == user_id, Submission.photo_id == photo_id, limit=1)
+    return found[0] if found else None
+
+
+def last_rejection(session: Session, user_id: int) -> Rejection | None:
+    """The student's latest attempt, when a reviewer rejected it (what the photo page explains);
+    None once a later attempt exists or there was none."""
+    latest_id = session.scalar(
+        select(Submission.id)
+        .where(Submission.user_id == user_id)
+        .order_by(Submission.created_at.desc(), Submission.id.desc())
+        .limit(1)
+    )
+    if latest_id is None:
+        return None
+    found = _rejections(session, Submission.id == latest_id, limit=1)
+    return found[0] if found else None
+
+
+def review_rejection(session: Session, photo: Photo) -> Rejection | None:
+    """Why this photo may not be submitted: a reviewer rejected it, or the same picture (perceptual
+    hash within DUPLICATE_MAX_DISTANCE) in an earlier attempt of this student."""
+    own = rejection_of(session, photo.user_id, photo.id)
+    if own is not None:
+        return own
+    nearest = _nearest(photo.phash, _rejections(session, Submission.user_id == photo.user_id))
+    return nearest[0] if nearest is not None and nearest[1] <= DUPLICATE_MAX_DISTANCE else None
+
+
+def similar_rejections(session: Session, submission: Submission) -> list[tuple[Rejection, int]]:
+    """The student's rejected attempts whose photo is this attempt's photo or looks like it (within
+    SIMILAR_WARN_DISTANCE bits), with the distance, nearest first: a warning for the reviewer."""
+    found: list[tuple[Rejection, int]] = []
+    earlier = _rejections(session, Submission.user_id == submission.user_id, Submission.id != submission.id)
+    for rejection in earlier:
+        if rejection.photo_id == submission.photo_id:
+            found.append((rejection, 0))
+            continue
+        distance = phash_distance(submission.photo.phash, rejection.phash)
+        if distance is not None and distance <= SIMILAR_WARN_DISTANCE:
+            found.append((rejection, distance))
+    return sorted(found, key=lambda pair: pair[1])
+
+
+def _nearest(phash: str | None, rejections: list[Rejection]) -> tuple[Rejection, int] | None:
+    best: tuple[Rejection, int] | None = None
+    for rejection in rejections:
+        distance = phash_distance(phash, rejection.phash)
+        if distance is not None and (best is None or distance < best[1]):
+            best = (rejection, distance)
+    return best
+
+
 def _duplicate_of_rejected(session: Session, user_id: int, phash: str | None) -> dict[str, Any] | None:
+    """The failed check for the same picture as an earlier photo of this student that failed its
+    checks or that a reviewer rejected; its message says which photo, who refused it and why."""
     if not phash:
         return None
-    # Loaded with the pipeline by save(), the only caller: no OpenCV import at start.
-    from media.pipeline import hamming
-
-    earlier = session.execute(
-        select(Photo.phash, Photo.created_at)
+    failed = session.execute(
+        select(Photo.phash, Photo.created_at, Photo.checks)
         .where(Photo.user_id == user_id, Photo.passed.is_(False), Photo.phash.is_not(None))
         .order_by(Photo.created_at.desc(), Photo.id.desc())
         .limit(DUPLICATE_LOOKBACK)
     ).all()
-    best: tuple[int, datetime] | None = None
-    for other_hash, created_at in earlier:
-        distance = hamming(phash, other_hash or "")
+    best_failed: tuple[int, datetime, list[str]] | None = None
+    for other_hash, created_at, checks in failed:
+        distance = phash_distance(phash, other_hash)
         if (
             distance is not None
             and distance <= DUPLICATE_MAX_DISTANCE
-            and (best is None or distance < best[0])
+            and (best_failed is None or distance < best_failed[0])
         ):
-            best = (distance, created_at)
-    if best is None:
+            labels = [
+                check_label(c["name"]) for c in checks or [] if not c.get("ok") and c.get("blocking", True)
+            ]
+            best_failed = (distance, stored_utc(created_at), labels)
+    reviewed = _nearest(phash, _rejections(session, Submission.user_id == user_id))
+    if reviewed is not None and reviewed[1] <= DUPLICATE_MAX_DISTANCE:
+        # A reviewer's refusal says more than the checks': it wins when both match.
+        rejection, distance = reviewed
+        message = wording.duplicate_of_reviewed(
+            rejection.photo_uploaded_at, rejection.status_label, rejection.reason
+        )
+    elif best_failed is not None:
+        distance, uploaded_at, labels = best_failed
+        message = wording.duplicate_of_failed(uploaded_at, labels)
+    else:
         return None
     return {
         "name": "duplicate_of_rejected",
         "ok": False,
-        "value": best[0],
+        "value": distance,
         "limit": f"≤ {DUPLICATE_MAX_DISTANCE}",
-        "message": "这张照片与你之前未通过检查的照片几乎相同。请按提示重新拍摄一张，不要重复上传同一张照片。",
+        "message": message,
         "blocking": True,
     }
 

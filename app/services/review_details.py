@@ -6,13 +6,13 @@ rule cannot be lost in a template or a second page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.services import identities, reviews
+from app.services import identities, photos, reviews
 from app.services.identities import IdentityView
 from app.services.localtime import BEIJING
 from app.services.pii import Keyring
@@ -35,6 +35,9 @@ class ReviewDetail:
     can_claim: bool
     previous: list[Submission]  # the student's other attempts, newest first
     next_id: int | None  # the next attempt to open after this one
+    # The student's rejected attempts whose photo this one is or looks like, with the hash distance
+    # (0: the very photo): the reviewer checks the reason was really fixed.
+    similar_rejected: list[tuple[photos.Rejection, int]] = field(default_factory=list)
 
 
 def load(session: Session, keyring: Keyring, staff: Staff, submission_id: int, now: datetime) -> ReviewDetail:
@@ -73,6 +76,7 @@ def load(session: Session, keyring: Keyring, staff: Staff, submission_id: int, n
         can_claim=waiting and not mine and claimer is None,
         previous=previous,
         next_id=next_waiting(session, staff, found.id, now),
+        similar_rejected=photos.similar_rejections(session, found),
     )
 
 

@@ -2,7 +2,8 @@
 
 Creating one needs everything complete first (seeds 001/002: pay only after the data is complete):
 a bound identity, a link to a batch that is open now, and a photo of that batch that passed its
-checks. One attempt may be in flight per student; after a final 不通过 in a batch none can follow.
+checks and that no reviewer rejected (nor the same picture in an earlier attempt). One attempt may
+be in flight per student; after a final 不通过 in a batch none can follow.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.services import enrollments, identities
+from app.services import enrollments, identities, photos, wording
 from app.services.errors import ServiceError
 from models import Photo, utcnow
 from models.submission import (
@@ -40,6 +41,12 @@ class SubmissionIncompleteError(SubmissionError):
 
 class PhotoNotUsableError(SubmissionError):
     message = "请先上传一张通过检查的照片，再开始核验。"
+
+
+class PhotoRejectedError(PhotoNotUsableError):
+    """The photo, or the same picture, was returned or refused by a reviewer in an earlier attempt."""
+
+    message = "这张照片已被审核老师驳回，不能再次提交。请重新拍摄并上传一张新照片。"
 
 
 class BatchNotOpenError(SubmissionError):
@@ -97,6 +104,9 @@ def create(
     )
     if refused is not None:
         raise SubmissionFinalError()
+    rejection = photos.review_rejection(session, photo)
+    if rejection is not None:
+        raise PhotoRejectedError(wording.photo_rejected_by_review(rejection.status_label, rejection.reason))
     submission = Submission(user_id=user_id, batch_id=batch.id, photo_id=photo.id, identity_id=identity.id)
     session.add(submission)
     session.add(_order(submission, batch.fee_fen, channel, now))

@@ -225,6 +225,41 @@ def photo_cannot_upload(base_url: str, message: str, path: str) -> str:
     return f"已收到您的图片，但暂时不能检查：{message}\n请点击完成：{base_url}{path}"
 
 
+# -- a photo that may not be used again ------------------------------------------------------------
+
+
+def _when(moment: datetime) -> str:
+    local = moment.astimezone(BEIJING)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def duplicate_of_failed(uploaded_at: datetime, failed_labels: list[str]) -> str:
+    """The same picture as an earlier upload that failed the automatic checks."""
+    which = f"（{'、'.join(dict.fromkeys(failed_labels))}）" if failed_labels else ""
+    return (
+        f"这张照片与你 {_when(uploaded_at)} 上传的照片几乎相同，那张照片没有通过自动检查{which}。"
+        "请按那次的提示重新拍摄一张新照片再上传；在旧照片上换底、修图或重新保存都不能通过。"
+    )
+
+
+def duplicate_of_reviewed(uploaded_at: datetime, status_label: str, reason: str | None) -> str:
+    """The same picture as an earlier photo a reviewer returned (驳回) or refused (不通过)."""
+    why = f"，原因：{reason}" if reason else ""
+    return (
+        f"这张照片与你 {_when(uploaded_at)} 上传的照片几乎相同，那张照片已被审核老师{status_label}{why}。"
+        "请按审核意见重新拍摄一张新照片再上传；在旧照片上换底、修图或重新保存都不能再次提交。"
+    )
+
+
+def photo_rejected_by_review(status_label: str, reason: str | None) -> str:
+    """开始核验 with a photo (or the same picture as one) a reviewer rejected."""
+    why = f"（原因：{reason}）" if reason else ""
+    return (
+        f"这张照片已被审核老师{status_label}{why}，不能再次提交。"
+        "请按审核意见重新拍摄并上传一张新照片，通过检查后再开始核验。"
+    )
+
+
 OTHER_MESSAGE = "抱歉，暂时无法处理这类消息。请发送文字，或回复“帮助”查看可用的功能。"
 
 

@@ -1,6 +1,6 @@
 /* 上传照片: preview the chosen picture, upload it with a progress bar (XMLHttpRequest: fetch has no
-   upload progress), then show the verdict of POST /api/v1/me/photos line by line. On load, the
-   latest photo's verdict is shown (GET /api/v1/me/photos/latest). */
+   upload progress), then show the verdict of POST /api/v1/me/photos: what to fix first, the rest
+   folded. On load, the latest photo's verdict is shown (GET /api/v1/me/photos/latest). */
 (function () {
   "use strict";
 
@@ -52,40 +52,63 @@
       size.hidden = true;
     }
 
-    var list = $("checks");
-    list.textContent = "";
-    photo.checks.forEach(function (check) {
+    // Failing items first, each with what to do; advice next; the passing ones folded. The
+    // measured values stay out of the student's view (staff see them on the decision page).
+    var failing = $("checks-failing");
+    var passedList = $("checks-passed-list");
+    failing.textContent = "";
+    passedList.textContent = "";
+    var rank = function (check) { return check.ok ? 2 : (check.blocking === false ? 1 : 0); };
+    var ordered = photo.checks.slice().sort(function (a, b) { return rank(a) - rank(b); });
+    var passedCount = 0;
+    ordered.forEach(function (check) {
       var li = document.createElement("li");
       li.setAttribute("data-check", check.name);
       li.setAttribute("data-ok", check.ok ? "true" : "false");
       li.className = check.ok ? "ok" : (check.blocking === false ? "advice" : "fail");
       var text = document.createElement("div");
       var label = document.createElement("strong");
-      label.textContent = (check.label || check.name) + "：";
+      label.textContent = check.label || check.name;
       text.appendChild(label);
-      text.appendChild(document.createTextNode(check.message));
-      if (!check.ok && check.value !== null && check.value !== undefined && check.limit) {
-        var detail = document.createElement("small");
-        detail.className = "detail";
-        detail.textContent = "检测值 " + check.value + "，要求 " + check.limit;
-        text.appendChild(detail);
+      if (!check.ok) {
+        var advice = document.createElement("span");
+        advice.className = "advice";
+        advice.textContent = check.advice || check.message;
+        text.appendChild(advice);
       }
       li.appendChild(text);
-      list.appendChild(li);
+      if (check.ok) {
+        passedCount += 1;
+        passedList.appendChild(li);
+      } else {
+        failing.appendChild(li);
+      }
     });
+    failing.hidden = failing.children.length === 0;
+    var folded = $("checks-passed");
+    folded.hidden = passedCount === 0;
+    folded.open = false;
+    $("checks-passed-summary").textContent =
+      (failing.children.length ? "其他 " + passedCount + " 项符合要求" : "全部 " + passedCount + " 项符合要求");
 
-    var fixes = $("fixes");
-    fixes.textContent = "";
-    (photo.fixes || []).forEach(function (text) {
-      var li = document.createElement("li");
-      li.textContent = text;
-      fixes.appendChild(li);
-    });
-    $("fixes-box").hidden = !(photo.fixes && photo.fixes.length);
-    $("next-step").hidden = !photo.passed;
-    lastPhotoId = photo.passed ? photo.id : null;
+    // A photo a reviewer returned or refused is never offered for 开始核验 again.
+    var rejected = $("result-rejected");
+    if (photo.rejected) {
+      box.setAttribute("data-rejected", "true");
+      verdict.textContent = "这张照片已被审核老师" + photo.rejected.status_label + "，不能再次提交";
+      verdict.className = "verdict fail";
+      rejected.textContent = (photo.rejected.reason ? "原因：" + photo.rejected.reason + "。" : "") +
+        "请按审核意见重新拍摄，上传一张新照片。";
+      rejected.hidden = false;
+    } else {
+      box.removeAttribute("data-rejected");
+      rejected.hidden = true;
+    }
+    var usable = photo.passed && !photo.rejected;
+    $("result-caption").textContent = usable ? "自动处理后的照片（将用于提交）" : "自动处理后的照片";
+    $("next-step").hidden = !usable;
+    lastPhotoId = usable ? photo.id : null;
   }
-
   // 开始核验: create the attempt and its order, then pay on /h5/pay/<id>. Inside WeChat (or the
   // sandbox phone's frame) the order is for JSAPI; in any other browser a Native QR code.
   var lastPhotoId = null;
