@@ -151,7 +151,7 @@ def index() -> ResponseReturnValue:
         staff=staff,
         page=page,
         people=review_details.people(db.session, pii_keyring(), {i.identity_id for i in page.items}),
-        thumbs={i.id: _photo_link(i.photo_id, "normalized" if i.has_normalized else "original", i.user_id) for i in page.items},
+        thumbs={i.id: _thumb(i) for i in page.items},
         claimers=_usernames(
             {i.claimed_by_id for i in page.items if i.claimed_by_id is not None}
             | {i.decided_by_id for i in page.items if i.decided_by_id is not None}
@@ -187,6 +187,10 @@ def claim(submission_id: int) -> ResponseReturnValue:
         flash(exc.message, "error")
         return redirect(_back(), 303)
     return redirect(url_for("review.submission", submission_id=submission_id), 303)
+
+
+def _thumb(item: reviews.QueueItem) -> str:
+    return _photo_link(item.photo_id, "normalized" if item.has_normalized else "original", item.user_id)
 
 
 def _photo_link(photo_id: int, kind: photos.FileKind, user_id: int) -> str:

@@ -682,8 +682,8 @@ def reopen(
         },
         explain=_already_reopened,
     )
+    rounds = _reopens(session, submission_id) + 1  # counting this one
     _audit(session, staff, "reopen", submission_id, **withdrawn)
-    rounds = _reopens(session, submission_id) + 1  # this one is not flushed yet
     _enqueue_reopened(session, submission_id, previous, now, push, rounds)
     session.commit()
     reopened = session.get(Submission, submission_id, populate_existing=True)
