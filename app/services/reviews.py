@@ -177,12 +177,15 @@ def queue(
     if after is not None:
         conditions.append(tuple_(Submission.created_at, Submission.id) > tuple(after))
     if number_hashes is not None:
-        # The few identities holding the number, by their keyed hash: no row is decrypted.
-        conditions.append(
-            Submission.identity_id.in_(
-                select(Identity.id).where(Identity.number_hash.in_(list(number_hashes)))
-            )
-        )
+        # The few identities holding the number, by their keyed hash (no row is decrypted), read
+        # first so their students' attempts are found on the (user_id, created_at) index.
+        holders = session.execute(
+            select(Identity.id, Identity.user_id).where(Identity.number_hash.in_(list(number_hashes)))
+        ).all()
+        if not holders:
+            return Page([], None)
+        conditions.append(Submission.user_id.in_({user_id for _, user_id in holders}))
+        conditions.append(Submission.identity_id.in_([identity_id for identity_id, _ in holders]))
     if not statuses:
         return Page([], None)
 
