@@ -4,7 +4,7 @@ decision page, reopening a decision, the dashboard with its export links, the ex
 dead letters — none wider than the screen, no console error, no failed request. And the operator's
 运营 › 待审核 menu opens the queue inside the sandbox phone's WeChat browser (the frame is allowed).
 
-The phone-width queue is saved as var/screenshots/review-queue-phone.png.
+The phone-width queue and decision page are saved under var/screenshots/ (review-*-phone.png).
 """
 
 from __future__ import annotations
@@ -138,6 +138,8 @@ def test_staff_pages_fit_the_screen_and_work(
     assert photo is not None and photo["x"] + photo["width"] <= viewport["width"]
     expect(page.locator("#approve-btn")).to_be_visible()
     fits(page)
+    if viewport == PHONE:
+        page.screenshot(path=str(SCREENSHOTS / "review-decision-phone.png"), full_page=True)
 
     # Reopen the approved one: back in the queue.
     page.goto(f"{base}/review/submissions/{done}")
