@@ -327,7 +327,8 @@ def test_staff_pages_may_be_framed_by_the_sandbox_phone_only(app_factory: Any) -
     sandbox = app_factory()
     headers = sandbox.test_client().get("/review/login").headers
     assert headers["X-Frame-Options"] == "SAMEORIGIN"
-    assert headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    origin = sandbox.config["PUBLIC_BASE_URL"].rstrip("/")
+    assert headers["Content-Security-Policy"] == f"frame-ancestors 'self' {origin}"
     production_like = app_factory(SANDBOX=False, VERIFY_PROVIDER="http", VERIFY_HTTP_URL="http://verify.test")
     headers = production_like.test_client().get("/review/login").headers
     assert headers["X-Frame-Options"] == "DENY"

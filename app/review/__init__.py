@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Response, current_app
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -14,8 +16,10 @@ def _staff_page_headers(response: Response) -> Response:
     # "WeChat browser" frame, as operators open them inside WeChat; in production no one may.
     response.headers["Cache-Control"] = "no-store"
     if current_app.config.get("SANDBOX"):
+        parts = urlsplit(str(current_app.config["PUBLIC_BASE_URL"]))
+        sandbox_origin = f"{parts.scheme}://{parts.netloc}"
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'self'")
+        response.headers.setdefault("Content-Security-Policy", f"frame-ancestors 'self' {sandbox_origin}")
     else:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
