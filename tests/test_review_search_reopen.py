@@ -122,6 +122,22 @@ def test_decided_attempts_are_listed_with_their_decider_and_time(world: World) -
     assert {i.id for i in done.items} == {approved, returned}
     for item in done.items:
         assert item.decided_by_id == world.admin and item.decided_at is not None
+    # Newest first, on keyset pages too.
+    later = decided(world, world.batch_a, "o-4", id_number(4))
+    with_later = reviews.queue(db.session, school_ids=None, status=tuple(reviews.DECIDED), newest_first=True)
+    assert with_later.items[0].id == later and len(with_later.items) == 3
+    first = reviews.queue(
+        db.session, school_ids=None, status=tuple(reviews.DECIDED), newest_first=True, limit=1
+    )
+    assert first.next_cursor is not None
+    rest = reviews.queue(
+        db.session,
+        school_ids=None,
+        status=tuple(reviews.DECIDED),
+        newest_first=True,
+        after=first.next_cursor,
+    )
+    assert [i.id for i in first.items + rest.items] == [i.id for i in with_later.items]
     only_returned = reviews.queue(db.session, school_ids=None, status=SubmissionStatus.RETURNED)
     assert [(i.id, i.status_label) for i in only_returned.items] == [(returned, "驳回")]
 

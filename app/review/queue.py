@@ -37,6 +37,8 @@ STATES: dict[str, tuple[SubmissionStatus, ...]] = {
     "refused": (SubmissionStatus.REFUSED,),
     "all": reviews.QUEUE_STATUSES + _DECIDED,
 }
+# Decided attempts are listed newest first: the recent decisions are the ones looked for.
+DECIDED_STATES = frozenset({"decided", "approved", "returned", "refused"})
 SEARCH_MAX_CHARS = 40
 DECISION_DONE = {"approve": "已通过", "return": "已驳回", "refuse": "已判定不通过"}
 
@@ -131,6 +133,7 @@ def index() -> ResponseReturnValue:
         limit=PAGE_SIZE,
         now=_now(),
         number_hashes=hashes,
+        newest_first=state in DECIDED_STATES,
     )
     schools, batches = _options(staff)
     filters = {

@@ -154,6 +154,7 @@ def queue(
     limit: int = 50,
     now: datetime | None = None,
     number_hashes: Sequence[str] | None = None,
+    newest_first: bool = False,
 ) -> Page:
     """Oldest first, keyset-paginated on (created_at, id): never OFFSET, so page 10,000 costs what
     page 1 does.
@@ -163,6 +164,7 @@ def queue(
     have to read and sort every waiting row before the first page comes out. `created_to` is
     exclusive. `now` only labels expired claims 未审核 (they count as unclaimed).
     `number_hashes` (from `number_search_hashes`) keeps the attempts of those ID numbers only.
+    `newest_first` reverses the order (decided attempts: the recent ones are the ones looked for).
     """
     statuses = [status] if isinstance(status, SubmissionStatus) else list(dict.fromkeys(status))
     limit = max(1, min(limit, MAX_PAGE))
@@ -175,7 +177,8 @@ def queue(
     if created_to is not None:
         conditions.append(Submission.created_at < created_to)
     if after is not None:
-        conditions.append(tuple_(Submission.created_at, Submission.id) > tuple(after))
+        key = tuple_(Submission.created_at, Submission.id)
+        conditions.append(key < tuple(after) if newest_first else key > tuple(after))
     if number_hashes is not None:
         # The few identities holding the number, by their keyed hash (no row is decrypted), read
         # first so their students' attempts are found on the (user_id, created_at) index.
@@ -193,7 +196,7 @@ def queue(
     branches = [
         select(Submission.id, Submission.created_at)
         .where(Submission.status == s, *conditions)
-        .order_by(Submission.created_at, Submission.id)
+        .order_by(*_order(Submission.created_at, Submission.id, newest_first))
         .limit(limit + 1)
         .subquery()
         for s in statuses
@@ -203,7 +206,12 @@ def queue(
         picked = branches[0]
     else:
         picked = union_all(*(select(b.c.id, b.c.created_at) for b in branches)).subquery()
-    top = select(picked.c.id).order_by(picked.c.created_at, picked.c.id).limit(limit + 1).subquery()
+    top = (
+        select(picked.c.id)
+        .order_by(*_order(picked.c.created_at, picked.c.id, newest_first))
+        .limit(limit + 1)
+        .subquery()
+    )
 
     rows = session.execute(
         select(
@@ -227,12 +235,16 @@ def queue(
         .join(Photo, Photo.id == Submission.photo_id)
         .join(Batch, Batch.id == Submission.batch_id)
         .join(School, School.id == Batch.school_id)
-        .order_by(Submission.created_at, Submission.id)
+        .order_by(*_order(Submission.created_at, Submission.id, newest_first))
     ).all()
 
     items = [_item(row, now) for row in rows[:limit]]
     more = len(rows) > limit
     return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
+
+
+def _order(created_at: Any, ident: Any, newest_first: bool) -> tuple[Any, Any]:
+    return (created_at.desc(), ident.desc()) if newest_first else (created_at, ident)
 
 
 def _item(row: Any, now: datetime | None) -> QueueItem:
