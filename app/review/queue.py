@@ -160,7 +160,8 @@ def index() -> ResponseReturnValue:
             | {i.decided_by_id for i in page.items if i.decided_by_id is not None}
         ),
         search_error=search_error,
-        export_counts=exports.counts(db.session, [b.id for b in batches]) if admin else None,
+        # Counted for the chosen batch only: the link is offered for that one.
+        export_counts=(exports.counts(db.session, [batch_id]) if batch_id else {}) if admin else None,
         schools=schools,
         batches=batches,
         filters=filters,
