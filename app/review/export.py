@@ -23,9 +23,12 @@ from models import StaffRole
 def export() -> ResponseReturnValue:
     staff = current_staff()
     assert staff is not None
-    batch_id = row_id(request.args.get("batch"))
-    if batch_id is None:
+    asked = request.args.get("batch", "").strip()
+    if not asked:
         return render_template("review/export.html", staff=staff, choices=exports.choices(db.session))
+    batch_id = row_id(asked)
+    if batch_id is None:  # not an id at all: no such batch
+        return error_response(404, exports.ExportBatchNotFoundError.message)
     try:
         made = exports.export_batch(db.session, pii_keyring(), photo_storage(), staff.id, batch_id)
     except exports.ExportBatchNotFoundError as exc:
