@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     # student's last message, so production should set a template).
     REVIEW_CLAIM_MINUTES: int = Field(default=30, ge=1, le=24 * 60)
     REVIEW_BATCH_APPROVE_MAX: int = Field(default=200, ge=1, le=1000)
+    # An admin may withdraw a decision (back to 未审核, the student told) this long after it was made.
+    REVIEW_REOPEN_HOURS: int = Field(default=72, ge=1, le=30 * 24)
     WECHAT_TEMPLATE_REVIEW_RESULT: str | None = None
 
     # Identity verification (人口库核验), run by the worker after payment. "sandbox": the emulator's

@@ -174,17 +174,30 @@ def make_desk(app: Flask) -> Desk:
         return Desk(ids["10542"][0], ids["10699"][0], ids["10542"][1], ids["10699"][1])
 
 
-def make_waiting(app: Flask, batch_id: int, openid: str, created_at: datetime, *, name: str = "张三") -> int:
-    """A paid, verified attempt waiting for review, with real photo files and an encrypted identity."""
+def make_waiting(
+    app: Flask,
+    batch_id: int,
+    openid: str,
+    created_at: datetime,
+    *,
+    name: str = "张三",
+    id_number: str | None = None,
+) -> int:
+    """A paid, verified attempt waiting for review, with real photo files and an encrypted identity.
+
+    Without `id_number` every student carries ID_NUMBER, its lookup hash made unique per student;
+    with one, the hash is the one binding stores (what a search by number finds)."""
     with app.app_context():
         storage = photo_storage()
         user = add_user(openid)
-        # Every student carries the same number here: the lookup hash is made unique per student.
+        keyring = pii_keyring()
         identity = sealed_identity(
             user.id,
-            ID_NUMBER,
+            id_number or ID_NUMBER,
             name,
-            number_hash=pii_keyring().lookup_hash(f"resident_id:{ID_NUMBER}-{openid}"),
+            number_hash=keyring.lookup_hash(
+                f"resident_id:{id_number}" if id_number else f"resident_id:{ID_NUMBER}-{openid}"
+            ),
         )
         original = jpeg((120, 130, 140))
         normalized = jpeg()

@@ -159,8 +159,10 @@ def test_decision_page_shows_photos_checks_identity_and_history(app: Flask, clie
         sub = again.id
     sign_in(client, "rev-a")
     html = client.get(f"/review/submissions/{sub}").get_data(as_text=True)
-    assert "1101**********002X" in html
-    assert ID_NUMBER not in html  # reviewers see the masked number
+    # Staff match the face to the person: the name in full, the number masked but for its tail.
+    assert '<dd id="name">张三</dd>' in html
+    assert "**************002X" in html
+    assert ID_NUMBER not in html and "1101**" not in html  # reviewers see the tail only
     assert "left: 25.0%; top: 25.0%; width: 50.0%; height: 46.88%" in html  # the face box, scaled
     assert "清晰度" in html and "照片模糊" in html and "人脸" in html
     assert "背景颜色不符" in html and "驳回" in html  # the earlier attempt

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from app.extensions import db
 from app.review import bp
 from app.review.auth import current_staff, staff_required, visible_school_ids
-from app.services import dashboard, deadletters
+from app.services import dashboard, deadletters, exports
 from models import StaffRole
 
 
@@ -19,7 +19,15 @@ def dashboard_page() -> ResponseReturnValue:
     staff = current_staff()
     assert staff is not None
     board = dashboard.build(db.session, visible_school_ids(staff))
-    return render_template("review/dashboard.html", staff=staff, board=board, chart=dashboard)
+    # The export is admin-only (it decrypts ID numbers for the file names).
+    export_counts = (
+        exports.counts(db.session, [row.batch_id for row in board.batches])
+        if staff.role == StaffRole.ADMIN
+        else None
+    )
+    return render_template(
+        "review/dashboard.html", staff=staff, board=board, chart=dashboard, export_counts=export_counts
+    )
 
 
 @bp.get("/outbox")

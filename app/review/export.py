@@ -1,11 +1,11 @@
 """GET /review/export?batch=<id> (admin): the batch's approved photos as a ZIP (app/services/exports.py),
-streamed as it is built."""
+streamed as it is built; without a batch, the page to choose one."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Response, request, stream_with_context
+from flask import Response, render_template, request, stream_with_context
 from flask.typing import ResponseReturnValue
 
 from app.errors import error_response
@@ -23,9 +23,12 @@ from models import StaffRole
 def export() -> ResponseReturnValue:
     staff = current_staff()
     assert staff is not None
-    batch_id = row_id(request.args.get("batch"))
-    if batch_id is None:
-        return error_response(400, "请指定批次（?batch=批次编号）")
+    asked = request.args.get("batch", "").strip()
+    if not asked:
+        return render_template("review/export.html", staff=staff, choices=exports.choices(db.session))
+    batch_id = row_id(asked)
+    if batch_id is None:  # not an id at all: no such batch
+        return error_response(404, exports.ExportBatchNotFoundError.message)
     try:
         made = exports.export_batch(db.session, pii_keyring(), photo_storage(), staff.id, batch_id)
     except exports.ExportBatchNotFoundError as exc:

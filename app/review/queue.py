@@ -19,18 +19,27 @@ from app.inputs import row_id
 from app.integrations import pii_keyring
 from app.review import bp
 from app.review.auth import current_staff, safe_next, staff_required
-from app.services import photos, review_details, reviews
+from app.services import exports, photos, review_details, reviews
 from app.services.localtime import BEIJING
 from app.services.reviews import PRESET_REASONS, ResultPush, ReviewError, ReviewNotFoundError
-from models import Batch, School, Staff, SubmissionStatus
+from models import Batch, School, Staff, StaffRole, SubmissionStatus
 from models.submission import STATUS_LABELS
 
 PAGE_SIZE = 50
+_DECIDED = (SubmissionStatus.APPROVED, SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
 STATES: dict[str, tuple[SubmissionStatus, ...]] = {
     "": reviews.QUEUE_STATUSES,
     "pending": (SubmissionStatus.PENDING_REVIEW,),
     "in_review": (SubmissionStatus.IN_REVIEW,),
+    "decided": _DECIDED,
+    "approved": (SubmissionStatus.APPROVED,),
+    "returned": (SubmissionStatus.RETURNED,),
+    "refused": (SubmissionStatus.REFUSED,),
+    "all": reviews.QUEUE_STATUSES + _DECIDED,
 }
+# Decided attempts are listed newest first: the recent decisions are the ones looked for.
+DECIDED_STATES = frozenset({"decided", "approved", "returned", "refused"})
+SEARCH_MAX_CHARS = 40
 DECISION_DONE = {"approve": "已通过", "return": "已驳回", "refuse": "已判定不通过"}
 
 
@@ -102,20 +111,33 @@ def index() -> ResponseReturnValue:
     school_id, batch_id = row_id(args.get("school")), row_id(args.get("batch"))
     state = args.get("state", "") if args.get("state", "") in STATES else ""
     day_from, day_to = _day(args.get("from")), _day(args.get("to"))
+    search = " ".join(args.get("q", "").split())[:SEARCH_MAX_CHARS]
+    hashes: list[str] | None = None
+    search_error = None
+    if search:
+        hashes = reviews.number_search_hashes(pii_keyring(), search)
+        if hashes is None:
+            search_error = "请输入完整的证件号码（18 位身份证号或证件号码）"
+            hashes = []
+    # A search looks through decided attempts too unless a state is picked.
+    statuses = STATES["all"] if search and not state else STATES[state]
     page = reviews.queue(
         db.session,
         school_ids=_scope_with(staff, school_id),
         batch_id=batch_id,
-        status=STATES[state],
+        status=statuses,
         created_from=_beijing_midnight(day_from) if day_from else None,
         # The "to" day is inclusive on the form; the service's bound is exclusive.
         created_to=_beijing_midnight(day_to) + timedelta(days=1) if day_to else None,
         after=decode_cursor(args.get("after")),
         limit=PAGE_SIZE,
         now=_now(),
+        number_hashes=hashes,
+        newest_first=state in DECIDED_STATES,
     )
     schools, batches = _options(staff)
     filters = {
+        "q": search,
         "school": school_id or "",
         "batch": batch_id or "",
         "state": state,
@@ -126,11 +148,20 @@ def index() -> ResponseReturnValue:
     next_url = None
     if page.next_cursor is not None:
         next_url = url_for("review.index", **kept, after=encode_cursor(page.next_cursor))
+    admin = staff.role == StaffRole.ADMIN
     return render_template(
         "review/queue.html",
         staff=staff,
         page=page,
-        claimers=_usernames({i.claimed_by_id for i in page.items if i.claimed_by_id is not None}),
+        people=review_details.people(db.session, pii_keyring(), {i.identity_id for i in page.items}),
+        thumbs={i.id: _thumb(i) for i in page.items},
+        claimers=_usernames(
+            {i.claimed_by_id for i in page.items if i.claimed_by_id is not None}
+            | {i.decided_by_id for i in page.items if i.decided_by_id is not None}
+        ),
+        search_error=search_error,
+        # Counted for the chosen batch only: the link is offered for that one.
+        export_counts=(exports.counts(db.session, [batch_id]) if batch_id else {}) if admin else None,
         schools=schools,
         batches=batches,
         filters=filters,
@@ -162,6 +193,10 @@ def claim(submission_id: int) -> ResponseReturnValue:
     return redirect(url_for("review.submission", submission_id=submission_id), 303)
 
 
+def _thumb(item: reviews.QueueItem) -> str:
+    return _photo_link(item.photo_id, "normalized" if item.has_normalized else "original", item.user_id)
+
+
 def _photo_link(photo_id: int, kind: photos.FileKind, user_id: int) -> str:
     token = photos.file_token(current_app.config["SECRET_KEY"], photo_id, kind, user_id, time.time())
     return f"/media/photos/{token}"
@@ -171,7 +206,14 @@ def _decision_page(
     staff: Staff, submission_id: int, error: str | None = None, status: int = 200
 ) -> ResponseReturnValue:
     try:
-        detail = review_details.load(db.session, pii_keyring(), staff, submission_id, _now())
+        detail = review_details.load(
+            db.session,
+            pii_keyring(),
+            staff,
+            submission_id,
+            _now(),
+            reopen_hours=current_app.config["REVIEW_REOPEN_HOURS"],
+        )
     except ReviewNotFoundError:
         abort(404)
     photo = detail.photo
@@ -186,7 +228,13 @@ def _decision_page(
             status_label=STATUS_LABELS[detail.shown_status],
             labels=STATUS_LABELS,
             identity=detail.identity,
+            name=detail.name,
+            number_tail=detail.number_tail,
             full_number=detail.full_number,
+            decider=detail.decider,
+            reopen_until=detail.reopen_until,
+            can_reopen=detail.can_reopen,
+            reopen_hours=current_app.config["REVIEW_REOPEN_HOURS"],
             claimer=detail.claimer,
             mine=detail.mine,
             can_decide=detail.can_decide,
@@ -298,3 +346,25 @@ def batch_approve() -> ResponseReturnValue:
         return redirect(_back(), 303)
     flash(f"已批量通过 {len(done)} 条", "ok")
     return redirect(_back(), 303)
+
+
+@bp.post("/submissions/<int:submission_id>/reopen")
+@staff_required(StaffRole.ADMIN)
+def reopen(submission_id: int) -> ResponseReturnValue:
+    staff = _staff()
+    try:
+        reviews.reopen(
+            db.session,
+            staff,
+            submission_id,
+            request.form.get("reopen_reason"),
+            _now(),
+            hours=current_app.config["REVIEW_REOPEN_HOURS"],
+            push=ResultPush.from_config(current_app.config),
+        )
+    except ReviewNotFoundError:
+        abort(404)
+    except ReviewError as exc:
+        return _decision_page(staff, submission_id, exc.message, 422)
+    flash(f"提交 #{submission_id} 的审核结果已撤回，已回到待审核队列，并已通知学生", "ok")
+    return redirect(url_for("review.submission", submission_id=submission_id), 303)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import ColumnElement, Row, func, select
 from sqlalchemy.orm import Session
 
 from app.services import audit
@@ -41,6 +41,42 @@ class BatchExport:
 
     filename: str
     chunks: Iterator[bytes]
+
+
+def _exportable() -> list[ColumnElement[bool]]:
+    return [Submission.status == SubmissionStatus.APPROVED, Photo.normalized_key.is_not(None)]
+
+
+def counts(session: Session, batch_ids: Iterable[int] | None = None) -> dict[int, int]:
+    """How many photos each batch's ZIP would hold now (batches with none are left out)."""
+    query = (
+        select(Submission.batch_id, func.count())
+        .join(Photo, Photo.id == Submission.photo_id)
+        .where(*_exportable())
+        .group_by(Submission.batch_id)
+    )
+    if batch_ids is not None:
+        query = query.where(Submission.batch_id.in_(list(batch_ids)))
+    return {batch_id: n for batch_id, n in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class ExportChoice:
+    batch_id: int
+    school: str
+    name: str
+    count: int
+
+
+def choices(session: Session) -> list[ExportChoice]:
+    """Every batch with its count, by school and batch: the page to pick an export from."""
+    found = counts(session)
+    rows = session.execute(
+        select(Batch.id, School.name, Batch.name)
+        .join(School, School.id == Batch.school_id)
+        .order_by(School.code, Batch.id)
+    )
+    return [ExportChoice(batch_id, school, name, found.get(batch_id, 0)) for batch_id, school, name in rows]
 
 
 def export_batch(

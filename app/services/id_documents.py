@@ -84,6 +84,11 @@ def _clean_number(raw: str) -> str:
     return re.sub(r"[\s\-()（）]", "", unicodedata.normalize("NFKC", raw)).upper()
 
 
+def normalise_number(raw: str) -> str:
+    """What a number is stored and hashed as, from what a person typed (staff searching, too)."""
+    return _clean_number(raw)
+
+
 def _eighteen_digits(number: str, today: date) -> tuple[date, str]:
     """Shared by 居民身份证 and 居住证: shape, birth date, check digit. Returns (birth, sex)."""
     field = "id_number"

@@ -78,6 +78,13 @@ def mask_id_number(number: str) -> str:
     return number[:keep] + "*" * (len(number) - 2 * keep) + number[-keep:]
 
 
+def mask_id_tail(number: str) -> str:
+    """**************002X: staff match a student by the last 4 characters, and see no more."""
+    if len(number) <= 4:
+        return "*" * len(number)
+    return "*" * (len(number) - 4) + number[-4:]
+
+
 def mask_name(name: str) -> str:
     """张三 → 张*, 欧阳小明 → 欧**明, JOHN SMITH → J*********H."""
     if len(name) <= 1:

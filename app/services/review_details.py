@@ -1,7 +1,8 @@
-"""What the review decision page shows about one attempt, as the asking staff member may see it.
+"""What the review pages show about attempts, as the asking staff member may see them.
 
-The full ID number is decrypted here, for admins only: reviewers see the masked number, so the
-rule cannot be lost in a template or a second page.
+Staff match a face to a person: they see the name in full and the ID number masked but for its last
+4 characters. The full number is decrypted here for admins only, so the rule cannot be lost in a
+template or a second page.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from sqlalchemy.orm import Session
 from app.services import identities, photos, reviews
 from app.services.identities import IdentityView
 from app.services.localtime import BEIJING
-from app.services.pii import Keyring
-from models import Photo, Staff, StaffRole, Submission, SubmissionStatus
+from app.services.pii import Keyring, mask_id_tail
+from models import Identity, Photo, Staff, StaffRole, Submission, SubmissionStatus
 
 PREVIOUS_LIMIT = 20
 NEXT_LOOKAHEAD = 20
@@ -27,6 +28,8 @@ class ReviewDetail:
     submission: Submission
     photo: Photo
     identity: IdentityView
+    name: str  # in full: staff match the face to the person
+    number_tail: str  # the ID number masked but for its last 4 characters
     full_number: str | None  # admins only
     shown_status: SubmissionStatus  # an expired claim shows as waiting again
     claimer: Staff | None  # who holds a live claim
@@ -35,16 +38,28 @@ class ReviewDetail:
     can_claim: bool
     previous: list[Submission]  # the student's other attempts, newest first
     next_id: int | None  # the next attempt to open after this one
+    decider: Staff | None  # who made the decision shown
+    reopen_until: datetime | None  # an admin may withdraw the decision until then
+    can_reopen: bool
     # The student's rejected attempts whose photo this one is or looks like, with the hash distance
     # (0: the very photo): the reviewer checks the reason was really fixed.
     similar_rejected: list[tuple[photos.Rejection, int]] = field(default_factory=list)
 
 
-def load(session: Session, keyring: Keyring, staff: Staff, submission_id: int, now: datetime) -> ReviewDetail:
+def load(
+    session: Session,
+    keyring: Keyring,
+    staff: Staff,
+    submission_id: int,
+    now: datetime,
+    *,
+    reopen_hours: int = 72,
+) -> ReviewDetail:
     """Raises ReviewNotFoundError when the attempt does not exist or is outside the staff's schools."""
     found = reviews.get(session, staff, submission_id)
     identity = identities.view(keyring, found.identity, now.astimezone(BEIJING).date())
-    full_number = keyring.decrypt(found.identity.number_enc) if staff.role == StaffRole.ADMIN else None
+    number = keyring.decrypt(found.identity.number_enc)
+    full_number = number if staff.role == StaffRole.ADMIN else None
     claim_live = (
         found.status == SubmissionStatus.IN_REVIEW
         and found.claim_expires_at is not None
@@ -66,6 +81,8 @@ def load(session: Session, keyring: Keyring, staff: Staff, submission_id: int, n
         submission=found,
         photo=found.photo,
         identity=identity,
+        name=keyring.decrypt(found.identity.name_enc),
+        number_tail=mask_id_tail(number),
         full_number=full_number,
         shown_status=status
         if claim_live or status != SubmissionStatus.IN_REVIEW
@@ -77,7 +94,33 @@ def load(session: Session, keyring: Keyring, staff: Staff, submission_id: int, n
         previous=previous,
         next_id=next_waiting(session, staff, found.id, now),
         similar_rejected=photos.similar_rejections(session, found),
+        decider=session.get(Staff, found.decided_by_id) if found.decided_by_id else None,
+        reopen_until=reviews.reopen_deadline(found.decided_at, reopen_hours)
+        if status in reviews.DECIDED
+        else None,
+        can_reopen=reviews.can_reopen(staff, found, now, reopen_hours),
     )
+
+
+@dataclass(frozen=True)
+class Person:
+    """One queue row's student, as staff see them."""
+
+    name: str
+    number_tail: str
+
+
+def people(session: Session, keyring: Keyring, identity_ids: set[int]) -> dict[int, Person]:
+    """Names and ID tails of the identities on one page of the queue (decrypting those rows only)."""
+    if not identity_ids:
+        return {}
+    rows = session.execute(
+        select(Identity.id, Identity.name_enc, Identity.number_enc).where(Identity.id.in_(identity_ids))
+    )
+    return {
+        ident: Person(keyring.decrypt(name_enc), mask_id_tail(keyring.decrypt(number_enc)))
+        for ident, name_enc, number_enc in rows
+    }
 
 
 def next_waiting(session: Session, staff: Staff, after_id: int, now: datetime) -> int | None:

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true, tuple_, union_all, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
 from app.services import audit, outbox, wording
 from app.services.errors import ServiceError
+from app.services.id_documents import DocumentType, normalise_number
 from app.services.job_kinds import JobKind
-from models import Batch, School, Staff, StaffRole, User
-from models.submission import STATUS_LABELS, Submission, SubmissionStatus
+from app.services.pii import Keyring
+from models import AuditEntry, Batch, Identity, Photo, School, Staff, StaffRole, User
+from models.submission import IN_FLIGHT, STATUS_LABELS, Submission, SubmissionStatus
 
 # What a reviewer picks from; free text (or a preset plus details) is accepted as well.
 PRESET_REASONS: tuple[str, ...] = (
@@ -126,8 +128,11 @@ class QueueItem:
     user_id: int
     identity_id: int
     photo_id: int
+    has_normalized: bool
     claimed_by_id: int | None
     claim_expires_at: datetime | None
+    decided_by_id: int | None
+    decided_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ def queue(
     after: tuple[datetime, int] | None = None,
     limit: int = 50,
     now: datetime | None = None,
+    number_hashes: Sequence[str] | None = None,
+    newest_first: bool = False,
 ) -> Page:
     """Oldest first, keyset-paginated on (created_at, id): never OFFSET, so page 10,000 costs what
     page 1 does.
@@ -156,6 +163,8 @@ def queue(
     (status, created_at, id), and the branches are merged: `status IN (...)` over one index would
     have to read and sort every waiting row before the first page comes out. `created_to` is
     exclusive. `now` only labels expired claims 未审核 (they count as unclaimed).
+    `number_hashes` (from `number_search_hashes`) keeps the attempts of those ID numbers only.
+    `newest_first` reverses the order (decided attempts: the recent ones are the ones looked for).
     """
     statuses = [status] if isinstance(status, SubmissionStatus) else list(dict.fromkeys(status))
     limit = max(1, min(limit, MAX_PAGE))
@@ -168,7 +177,18 @@ def queue(
     if created_to is not None:
         conditions.append(Submission.created_at < created_to)
     if after is not None:
-        conditions.append(tuple_(Submission.created_at, Submission.id) > tuple(after))
+        key = tuple_(Submission.created_at, Submission.id)
+        conditions.append(key < tuple(after) if newest_first else key > tuple(after))
+    if number_hashes is not None:
+        # The few identities holding the number, by their keyed hash (no row is decrypted), read
+        # first so their students' attempts are found on the (user_id, created_at) index.
+        holders = session.execute(
+            select(Identity.id, Identity.user_id).where(Identity.number_hash.in_(list(number_hashes)))
+        ).all()
+        if not holders:
+            return Page([], None)
+        conditions.append(Submission.user_id.in_({user_id for _, user_id in holders}))
+        conditions.append(Submission.identity_id.in_([identity_id for identity_id, _ in holders]))
     if not statuses:
         return Page([], None)
 
@@ -176,7 +196,7 @@ def queue(
     branches = [
         select(Submission.id, Submission.created_at)
         .where(Submission.status == s, *conditions)
-        .order_by(Submission.created_at, Submission.id)
+        .order_by(*_order(Submission.created_at, Submission.id, newest_first))
         .limit(limit + 1)
         .subquery()
         for s in statuses
@@ -186,7 +206,12 @@ def queue(
         picked = branches[0]
     else:
         picked = union_all(*(select(b.c.id, b.c.created_at) for b in branches)).subquery()
-    top = select(picked.c.id).order_by(picked.c.created_at, picked.c.id).limit(limit + 1).subquery()
+    top = (
+        select(picked.c.id)
+        .order_by(*_order(picked.c.created_at, picked.c.id, newest_first))
+        .limit(limit + 1)
+        .subquery()
+    )
 
     rows = session.execute(
         select(
@@ -199,19 +224,27 @@ def queue(
             Submission.photo_id,
             Submission.claimed_by_id,
             Submission.claim_expires_at,
+            Submission.decided_by_id,
+            Submission.decided_at,
+            Photo.normalized_key,
             Batch.name.label("batch_name"),
             School.id.label("school_id"),
             School.name.label("school_name"),
         )
         .join(top, top.c.id == Submission.id)
+        .join(Photo, Photo.id == Submission.photo_id)
         .join(Batch, Batch.id == Submission.batch_id)
         .join(School, School.id == Batch.school_id)
-        .order_by(Submission.created_at, Submission.id)
+        .order_by(*_order(Submission.created_at, Submission.id, newest_first))
     ).all()
 
     items = [_item(row, now) for row in rows[:limit]]
     more = len(rows) > limit
     return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
+
+
+def _order(created_at: Any, ident: Any, newest_first: bool) -> tuple[Any, Any]:
+    return (created_at.desc(), ident.desc()) if newest_first else (created_at, ident)
 
 
 def _item(row: Any, now: datetime | None) -> QueueItem:
@@ -232,9 +265,22 @@ def _item(row: Any, now: datetime | None) -> QueueItem:
         user_id=row.user_id,
         identity_id=row.identity_id,
         photo_id=row.photo_id,
+        has_normalized=row.normalized_key is not None,
         claimed_by_id=row.claimed_by_id if claim_live else None,
         claim_expires_at=row.claim_expires_at if claim_live else None,
+        decided_by_id=row.decided_by_id if status in DECIDED else None,
+        decided_at=row.decided_at if status in DECIDED else None,
     )
+
+
+def number_search_hashes(keyring: Keyring, text: str) -> list[str] | None:
+    """The lookup hashes an ID number typed into the search box may be stored under (one per
+    document type, as identities.bind hashes them); None when the text cannot be an ID number
+    (it must be the whole number: a hash matches nothing shorter)."""
+    number = normalise_number(text)
+    if not 6 <= len(number) <= 20 or not number.isascii() or not number.isalnum():
+        return None
+    return [keyring.lookup_hash(f"{doc.value}:{number}") for doc in DocumentType]
 
 
 def _live(expires_at: datetime | None, now: datetime | None) -> bool:
@@ -527,7 +573,10 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
     url = f"{push.base_url}/h5/status"
     # One decision, one announcement: the key makes a second enqueue a no-op, and the
     # client_msg_id makes WeChat drop a resend after a worker died between send and commit.
-    key = f"decision:{found.id}"
+    # A decision made after a reopen is a new announcement, so each round has its own key.
+    rounds = _reopens(session, found.id)
+    suffix = f"-{rounds}" if rounds else ""
+    key = f"decision:{found.id}{suffix}"
     if push.template_id:
         outbox.enqueue(
             session,
@@ -537,12 +586,163 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
                 "template_id": push.template_id,
                 "data": wording.result_template_data(status, school_name, found.status_reason, at),
                 "url": url,
-                "client_msg_id": f"decision-{found.id}",
+                "client_msg_id": f"decision-{found.id}{suffix}",
             },
             key=key,
         )
     else:
         text = wording.result_text(status, school_name, batch_name, found.status_reason, at, url)
+        outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text}, key=key)
+
+
+def _reopens(session: Session, submission_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(
+                AuditEntry.target_type == "submission",
+                AuditEntry.target_id == submission_id,
+                AuditEntry.action == "reopen",
+            )
+        )
+        or 0
+    )
+
+
+# --- reopening a decision --------------------------------------------------------------------
+
+
+class ReviewReopenError(ReviewError):
+    message = "无法撤回该审核结果"
+
+
+def reopen_deadline(decided_at: datetime | None, hours: int) -> datetime | None:
+    """Until when an admin may withdraw the decision (None: nothing decided)."""
+    if decided_at is None:
+        return None
+    aware = decided_at if decided_at.tzinfo is not None else decided_at.replace(tzinfo=UTC)
+    return aware + timedelta(hours=hours)
+
+
+def can_reopen(staff: Staff, found: Submission, now: datetime, hours: int) -> bool:
+    deadline = reopen_deadline(found.decided_at, hours)
+    return (
+        staff.role == StaffRole.ADMIN
+        and staff.is_active
+        and found.status in DECIDED
+        and deadline is not None
+        and now < deadline
+    )
+
+
+def reopen(
+    session: Session,
+    staff: Staff,
+    submission_id: int,
+    reason: str | None,
+    now: datetime,
+    *,
+    hours: int,
+    push: ResultPush,
+) -> Submission:
+    """An admin withdraws a wrong decision: the attempt is 未审核 again, the audit log keeps what
+    was withdrawn (result, decider, time, reason) and the student is told, all in one commit.
+
+    Only within `hours` of the decision (a receipt printed long ago is not silently voided), and
+    not once the student has started another attempt (that one is the live one now).
+    """
+    if staff.role != StaffRole.ADMIN or not staff.is_active:
+        raise ReviewReopenError("只有管理员可以撤回审核结果")
+    text = " ".join((reason or "").split())
+    if not text:
+        raise ReviewReasonError("撤回审核结果需要填写原因")
+    if len(text) > MAX_REASON_CHARS:
+        raise ReviewReasonError(f"原因最多 {MAX_REASON_CHARS} 个字")
+    found = get(session, staff, submission_id)
+    previous = SubmissionStatus(found.status)
+    if previous not in DECIDED:
+        raise ReviewReopenError(f"该提交当前为「{STATUS_LABELS[previous]}」，没有可撤回的审核结果")
+    if not can_reopen(staff, found, now, hours):
+        raise ReviewReopenError(f"审核结果只能在审结后 {hours} 小时内撤回")
+    newer = session.scalar(
+        select(Submission.id).where(
+            Submission.user_id == found.user_id, Submission.id != found.id, Submission.status.in_(IN_FLIGHT)
+        )
+    )
+    if newer is not None:
+        raise ReviewReopenError(f"学生已有新的提交（#{newer}），不能撤回这次的审核结果")
+    withdrawn = {
+        "previous": previous.value,
+        "decided_by": found.decided_by_id,
+        "decided_at": found.decided_at.isoformat() if found.decided_at else None,
+        "previous_reason": found.status_reason,
+        "reason": text,
+    }
+    # Conditional on the decision still being the one read above: a concurrent reopen (or a
+    # second click) finds nothing to change.
+    _update_or_explain(
+        session,
+        submission_id,
+        _in_scope(session, school_scope(staff)),
+        and_(Submission.status == previous, Submission.decided_at == found.decided_at),
+        {
+            "status": SubmissionStatus.PENDING_REVIEW,
+            "decided_by_id": None,
+            "decided_at": None,
+            "status_reason": None,
+            "claimed_by_id": None,
+            "claim_expires_at": None,
+            "updated_at": now,
+        },
+        explain=_already_reopened,
+    )
+    rounds = _reopens(session, submission_id) + 1  # counting this one
+    _audit(session, staff, "reopen", submission_id, **withdrawn)
+    _enqueue_reopened(session, submission_id, previous, now, push, rounds)
+    session.commit()
+    reopened = session.get(Submission, submission_id, populate_existing=True)
+    assert reopened is not None
+    return reopened
+
+
+def _already_reopened(found: Submission) -> NoReturn:
+    raise ReviewReopenError("该审核结果已被撤回或已变更，请刷新页面")
+
+
+def _enqueue_reopened(
+    session: Session,
+    submission_id: int,
+    previous: SubmissionStatus,
+    now: datetime,
+    push: ResultPush,
+    rounds: int,
+) -> None:
+    openid, batch_name, school_name = session.execute(
+        select(User.openid, Batch.name, School.name)
+        .select_from(Submission)
+        .join(User, User.id == Submission.user_id)
+        .join(Batch, Batch.id == Submission.batch_id)
+        .join(School, School.id == Batch.school_id)
+        .where(Submission.id == submission_id)
+    ).one()
+    url = f"{push.base_url}/h5/status"
+    key = f"reopen:{submission_id}-{rounds}"
+    if push.template_id:
+        outbox.enqueue(
+            session,
+            JobKind.SEND_TEMPLATE,
+            {
+                "openid": openid,
+                "template_id": push.template_id,
+                "data": wording.reopened_template_data(school_name, now),
+                "url": url,
+                "client_msg_id": key.replace(":", "-"),
+            },
+            key=key,
+        )
+    else:
+        text = wording.reopened_text(previous, school_name, batch_name, now, url)
         outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text}, key=key)
 
 

@@ -316,6 +316,34 @@ def result_template_data(
     }
 
 
+REOPENED_PHRASE = "重新审核"
+REOPENED_NOTE = "此前的审核结果已撤回，将重新审核，结果另行通知。"
+
+
+def reopened_template_data(school: str, at: datetime) -> dict[str, Any]:
+    """The 审核结果通知 fields when an admin withdrew a decision to review the photo again."""
+    return {
+        "phrase1": {"value": clip(REOPENED_PHRASE, PHRASE_LIMIT)},
+        "thing2": {"value": clip(school, THING_LIMIT)},
+        "thing3": {"value": clip("原审核结果已撤回，将重新审核", THING_LIMIT)},
+        "time4": {"value": at.astimezone(BEIJING).strftime("%Y年%m月%d日 %H:%M")},
+    }
+
+
+def reopened_text(previous: SubmissionStatus, school: str, batch: str, at: datetime, url: str) -> str:
+    """The custom-message form: which result was withdrawn and that a new one will follow."""
+    return "\n".join(
+        [
+            f"【审核结果更正】你的照片此前的审核结果「{RESULT_PHRASE[previous]}」已由管理员撤回，将重新审核。",
+            f"学校：{school}",
+            f"批次：{batch}",
+            f"下一步：{REOPENED_NOTE}无需重新缴费或提交。",
+            f"时间：{at.astimezone(BEIJING).strftime('%Y-%m-%d %H:%M')}",
+            f"查看详情：{url}",
+        ]
+    )
+
+
 def result_text(
     status: SubmissionStatus, school: str, batch: str, reason: str | None, at: datetime, url: str
 ) -> str:

@@ -56,7 +56,7 @@ def review_return_then_approve_by_keyboard(desk: Page, base: str, first: int, se
     desk.select_option("#f-school", label="湖南师范大学（10542）")
     desk.select_option("#f-state", value="pending")
     desk.get_by_role("button", name="筛选").click()
-    desk.wait_for_url("**/review/?school=*")
+    desk.wait_for_url("**/review/?*school=*")
     rows = desk.locator("#queue tbody tr")
     assert rows.count() == 2
     assert [rows.nth(i).get_attribute("data-id") for i in range(2)] == [str(first), str(second)]
