@@ -2,7 +2,7 @@
 changing what they decide.
 
     .venv/bin/python bench/photo_verdicts.py                 # print the table
-    .venv/bin/python bench/photo_verdicts.py --out FILE      # write it (bench/results/photo_verdicts.txt)
+    .venv/bin/python bench/photo_verdicts.py --out FILE      # write it (bench/results/photo_verdicts_*.txt)
     .venv/bin/python bench/photo_verdicts.py --check FILE    # exit 1 and show the rows that differ
 
 The set: the test fixtures (tests/fixtures/photos/) and variants of them made here, deterministically (fixed
@@ -228,19 +228,26 @@ PHONE_VARIANTS: list[tuple[str, Variant]] = [
 ]
 
 
-def photo_set() -> Iterator[tuple[str, bytes, PhotoSpec]]:
-    """(name, bytes, spec) of every photo in the set, in a fixed order."""
+def photo_set(only: set[str] | None = None) -> Iterator[tuple[str, bytes, PhotoSpec]]:
+    """(name, bytes, spec) of every photo in the set (or of those named in ``only``), in a fixed order."""
     for p in sorted(PHOTOS.glob("*.jpg")):
-        spec = HUNAN if p.name.startswith("phone_4000") else SPEC
-        yield p.name, p.read_bytes(), spec
+        if only is None or p.name in only:
+            spec = HUNAN if p.name.startswith("phone_4000") else SPEC
+            yield p.name, p.read_bytes(), spec
     cache: dict[str, np.ndarray] = {}
     for base, name, f in SMALL_VARIANTS:
+        full = f"{base[:-4]}~{name}"
+        if only is not None and full not in only:
+            continue
         if base not in cache:
             cache[base] = _rgb(PHOTOS / base)
-        yield f"{base[:-4]}~{name}", _jpeg(f(cache[base])), SPEC
-    phone = _rgb(PHOTOS / "phone_4000x3000.jpg")
-    for name, f in PHONE_VARIANTS:
-        yield f"phone_4000x3000~{name}", _jpeg(f(phone), 90), HUNAN
+        yield full, _jpeg(f(cache[base])), SPEC
+    wanted = [(f"phone_4000x3000~{name}", f) for name, f in PHONE_VARIANTS]
+    wanted = [(n, f) for n, f in wanted if only is None or n in only]
+    if wanted:
+        phone = _rgb(PHOTOS / "phone_4000x3000.jpg")
+        for full, f in wanted:
+            yield full, _jpeg(f(phone), 90), HUNAN
 
 
 def verdict_row(data: bytes, spec: PhotoSpec) -> str:
@@ -260,7 +267,7 @@ def header() -> str:
 
 
 def table(only: set[str] | None = None) -> dict[str, str]:
-    return {name: verdict_row(data, spec) for name, data, spec in photo_set() if only is None or name in only}
+    return {name: verdict_row(data, spec) for name, data, spec in photo_set(only)}
 
 
 def read_table(path: Path) -> dict[str, str]:
