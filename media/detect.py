@@ -113,8 +113,9 @@ class MtcnnDetector:
 
     The same algorithm, thresholds and arithmetic as that package's ``MTCNN.detect_faces``, without its
     per-candidate costs: candidates are cut from the uint8 image and resized in float32 (the package pads
-    every one into a float64 array first), the network inputs are built in float32 at once, and the
-    pyramid starts at the smallest face that can matter (``min_face``). Not thread-safe: one per thread.
+    every one into a float64 array first), the network inputs are built in float32 at once, the pyramid's
+    levels after the first are resized from the first, and the pyramid starts at the smallest face that
+    can matter (``min_face``). Not thread-safe: one per thread.
     """
 
     SCALE_FACTOR = 0.709
@@ -181,9 +182,14 @@ class MtcnnDetector:
             scales.append(m * self.SCALE_FACTOR ** len(scales))
             layer *= self.SCALE_FACTOR
         found = []
-        for scale in scales:
+        base = rgb
+        for i, scale in enumerate(scales):
             ws, hs = math.ceil(w * scale), math.ceil(h * scale)
-            im = cv2.resize(rgb, (ws, hs), interpolation=cv2.INTER_AREA)
+            # Every level after the first from the first (the largest), not from the image: area resizing
+            # costs by the source's pixels, and the levels differ by ~1 grey level on average.
+            im = cv2.resize(base, (ws, hs), interpolation=cv2.INTER_AREA)
+            if i == 0:
+                base = im
             # The nets take images transposed (x before y), as the Keras originals did.
             blob = ((im.astype(np.float32) - 127.5) * 0.0078125).transpose(1, 0, 2)[None]
             self._pnet.setInput(np.ascontiguousarray(blob))
