@@ -2,7 +2,7 @@
 changing what they decide.
 
     .venv/bin/python bench/photo_verdicts.py                 # print the table
-    .venv/bin/python bench/photo_verdicts.py --out FILE      # write it (bench/results/photo_verdicts_*.txt)
+    .venv/bin/python bench/photo_verdicts.py --out FILE      # write it (bench/photo_verdicts_*.txt)
     .venv/bin/python bench/photo_verdicts.py --check FILE    # exit 1 and show the rows that differ
 
 The set: the test fixtures (tests/fixtures/photos/) and variants of them made here, deterministically (fixed

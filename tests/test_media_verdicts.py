@@ -1,6 +1,6 @@
 """The checks' verdicts over a photo set must not drift when the pipeline is made faster or refactored.
 
-bench/results/photo_verdicts_after.txt is the pass/fail of every check for 71 photos (the fixtures and
+bench/photo_verdicts_after.txt is the pass/fail of every check for 71 photos (the fixtures and
 seeded variants of them: bench/photo_verdicts.py, which also writes and compares the full table). This
 test re-checks a third of the set, fixtures and variants, in a few seconds. A row that changes here is
 either a bug or a deliberate change of a check: then regenerate the table and say why in the commit.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = ROOT / "bench" / "results" / "photo_verdicts_after.txt"
+TABLE = ROOT / "bench" / "photo_verdicts_after.txt"
 
 
 @pytest.fixture(scope="module")
