@@ -475,10 +475,21 @@ def check_scan(rgb: np.ndarray) -> Check:
     )
 
 
-def run_face_checks(rgb: np.ndarray, face: DetectedFace, spec: PhotoSpec) -> list[Check]:
-    """Everything that needs the one face: geometry, pose, background, exposure, sharpness."""
+def half_size(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
-    half = cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
+def run_face_checks(
+    rgb: np.ndarray, face: DetectedFace, spec: PhotoSpec, half: np.ndarray | None = None
+) -> list[Check]:
+    """Everything that needs the one face: geometry, pose, background, exposure, sharpness.
+
+    ``half``: ``half_size(rgb)``, when the caller has made it already (the face detector uses it too).
+    """
+    h, w = rgb.shape[:2]
+    if half is None:
+        half = half_size(rgb)
     lab = to_lab(half)
     out: list[Check | None] = [
         check_eye_height(face, h, spec),

@@ -172,7 +172,8 @@ def _assess(
 ) -> Result:
     rgb = np.asarray(img)
     h, w = rgb.shape[:2]
-    faces = _detect_for_checks(rgb, spec, det)
+    half = ck.half_size(rgb)  # shared by the detector and the background checks
+    faces = _detect_for_checks(rgb, half, spec, det)
     results: list[Check] = [
         ck.check_format(kind, spec),
         ck.check_pixel_size(w, h, spec),
@@ -182,7 +183,7 @@ def _assess(
     ]
     face: DetectedFace | None = faces[0] if len(faces) == 1 else None
     if face is not None:
-        results += ck.run_face_checks(rgb, face, spec)
+        results += ck.run_face_checks(rgb, face, spec, half)
     results.append(ck.check_border(rgb))
     results.append(ck.check_scan(rgb))
     return Result(
@@ -198,7 +199,9 @@ def _assess(
     )
 
 
-def _detect_for_checks(rgb: np.ndarray, spec: PhotoSpec, det: FaceDetector) -> list[DetectedFace]:
+def _detect_for_checks(
+    rgb: np.ndarray, half: np.ndarray, spec: PhotoSpec, det: FaceDetector
+) -> list[DetectedFace]:
     """Faces of at least half the smallest face width the spec allows (smaller ones cannot be the face of
     a valid photo, and a stray face that small is a background detail), found on the image reduced so
     that such a face is still ~45 px: MTCNN's O-net sees faces at 48×48, so nothing is lost, and its
@@ -208,7 +211,7 @@ def _detect_for_checks(rgb: np.ndarray, spec: PhotoSpec, det: FaceDetector) -> l
     k = max(1, min_face // DETECT_FACE_PX)
     if k == 1:
         return det.detect(rgb, min_face=min_face)
-    small = cv2.resize(rgb, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    small = half if k == 2 else cv2.resize(rgb, (w // k, h // k), interpolation=cv2.INTER_AREA)
     return [f.scaled(k) for f in det.detect(small, min_face=min_face // k)]
 
 
