@@ -6,6 +6,7 @@ are in docs/photo-checks.md. Colour distances are CIELAB ΔE76 (cv2 on float RGB
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -322,20 +323,23 @@ def check_crown(lab: np.ndarray, face: DetectedFace, f: float, height: int, spec
 
 def check_border(rgb: np.ndarray) -> Check:
     """Black borders (from a scan, a screenshot or a bad crop): near-black outer lines."""
-    grey = rgb.max(axis=2)
-    h, w = grey.shape
+    h, w = rgb.shape[:2]
     depth = max(2, min(h, w) // 100)
+
+    def strip(part: np.ndarray) -> np.ndarray:
+        # The brightest channel, of the outer lines only (the whole image's max cost more than the rest).
+        return part.max(axis=2).reshape(-1)
 
     def dark(line: np.ndarray) -> bool:
         return float((line < 35).mean()) > 0.9
 
     sides = {
-        "上": grey[:depth].reshape(-1),
-        "左": grey[:, :depth].reshape(-1),
-        "右": grey[:, w - depth :].reshape(-1),
+        "上": strip(rgb[:depth]),
+        "左": strip(rgb[:, :depth]),
+        "右": strip(rgb[:, w - depth :]),
     }
     found = [name for name, line in sides.items() if dark(line)]
-    bottom = grey[h - depth :].reshape(-1)
+    bottom = strip(rgb[h - depth :])
     if dark(bottom) and (found or float(bottom.std()) < 4):  # a dark jacket alone is not a border
         found.append("下")
     return _check(
@@ -432,27 +436,34 @@ def check_sharpness(rgb: np.ndarray, face: DetectedFace, spec: PhotoSpec) -> Che
 SCAN_PEAK_RATIO = 60.0
 
 
-def check_scan(rgb: np.ndarray) -> Check:
-    """Advisory: a printed photo that was scanned or photographed again shows a periodic dot pattern.
-
-    Cheap and not reliable (fine fabrics and hair can trigger it; a good re-photograph may not), so it
-    never fails a photo on its own: staff review sees the warning.
-    """
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    h, w = grey.shape
-    n = min(256, h, w)
-    y0, x0 = (h - n) // 2, (w - n) // 2
-    tile = grey[y0 : y0 + n, x0 : x0 + n]
-    tile = (tile - tile.mean()) * np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
-    mag = np.abs(np.fft.fftshift(np.fft.fft2(tile)))
+@functools.lru_cache(maxsize=4)
+def _scan_masks(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The window, the whitening radius and the ring to look in, for an n×n tile (the same every photo)."""
+    window = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
     yy, xx = np.ogrid[:n, :n]
     r = np.hypot(yy - n / 2, xx - n / 2)
     # JPEG's 8×8 blocks put peaks where both frequencies are multiples of n/8: not a print's screen.
     grid = n // 8
     du, dv = (yy - n // 2) % grid, (xx - n // 2) % grid
     on_grid = ((du <= 1) | (du >= grid - 1)) & ((dv <= 1) | (dv >= grid - 1))
+    ring = (r > n / 6) & (r < n / 2) & ~on_grid
+    return window, r, ring
+
+
+def check_scan(rgb: np.ndarray) -> Check:
+    """Advisory: a printed photo that was scanned or photographed again shows a periodic dot pattern.
+
+    Cheap and not reliable (fine fabrics and hair can trigger it; a good re-photograph may not), so it
+    never fails a photo on its own: staff review sees the warning. Looks at the middle 256×256 only.
+    """
+    h, w = rgb.shape[:2]
+    n = min(256, h, w)
+    y0, x0 = (h - n) // 2, (w - n) // 2
+    tile = cv2.cvtColor(rgb[y0 : y0 + n, x0 : x0 + n], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    window, r, ring_mask = _scan_masks(n)
+    tile = (tile - tile.mean()) * window
     # Natural images fall off as 1/f: whitening by r leaves a screen's isolated peaks standing out.
-    ring = (mag * r)[(r > n / 6) & (r < n / 2) & ~on_grid]
+    ring = (np.abs(np.fft.fftshift(np.fft.fft2(tile))) * r)[ring_mask]
     ratio = float(ring.max() / (np.median(ring) + 1e-6)) if ring.size else 0.0
     return _check(
         "scan",
@@ -464,10 +475,21 @@ def check_scan(rgb: np.ndarray) -> Check:
     )
 
 
-def run_face_checks(rgb: np.ndarray, face: DetectedFace, spec: PhotoSpec) -> list[Check]:
-    """Everything that needs the one face: geometry, pose, background, exposure, sharpness."""
+def half_size(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
-    half = cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
+def run_face_checks(
+    rgb: np.ndarray, face: DetectedFace, spec: PhotoSpec, half: np.ndarray | None = None
+) -> list[Check]:
+    """Everything that needs the one face: geometry, pose, background, exposure, sharpness.
+
+    ``half``: ``half_size(rgb)``, when the caller has made it already (the face detector uses it too).
+    """
+    h, w = rgb.shape[:2]
+    if half is None:
+        half = half_size(rgb)
     lab = to_lab(half)
     out: list[Check | None] = [
         check_eye_height(face, h, spec),

