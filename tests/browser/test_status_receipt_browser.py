@@ -1,5 +1,5 @@
 """A student with an approved attempt opens /h5/status, sees 通过, opens the receipt, and the URL its
-QR code carries verifies as genuine in the browser (headless Chromium, 360×740)."""
+QR code carries verifies as genuine in the browser (headless Chromium, 390×844)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ OPENID = "oStatusReceiptStudent0001"
 
 
 def test_approved_student_prints_a_receipt_whose_qr_verifies(
-    app: Flask, phone: Page, live_server: Any
+    app: Flask, phone: Page, live_server: Any, browser_errors: Any
 ) -> None:
+    browser_errors.expect_status(404, "/verify/")
     base = live_server.url
     with app.app_context():
         make_student(make_batch(), SubmissionStatus.APPROVED, openid=OPENID)
