@@ -64,6 +64,10 @@ def test_student_follows_taps_the_menu_types_and_sends_a_photo(
     phone.get_by_role("button", name="创建").click()
     expect(phone.get_by_label("当前用户")).to_have_value(re.compile(r"^o"))
     openid = phone.get_by_label("当前用户").input_value()
+    # The openid is on show, ready to copy for `flask --app wsgi wechat add-operator OPENID`.
+    expect(phone.locator("#openid-text")).to_have_text(openid)
+    phone.locator("#openid-row").get_by_role("button", name="复制").click()
+    assert phone.evaluate("window.getSelection().toString()") == openid
 
     # Follow: the welcome guides to 实名绑定.
     phone.get_by_role("button", name="关注公众号").click()
