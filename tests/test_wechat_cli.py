@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -98,12 +97,11 @@ def test_make_run_records_its_settings_for_the_commands() -> None:
     assert "var/run.env" in makefile and "SANDBOX=%s" in makefile and "PUBLIC_BASE_URL=%s" in makefile
 
 
-@pytest.mark.skipif(
-    (os.environ.get("DATABASE_URL") or "sqlite").startswith("postgres"),
-    reason="the command shares the test's SQLite file; against PostgreSQL the in-process tests cover it",
-)
-def test_the_readme_command_against_the_running_sandbox(app: Flask, live_server: Any, database_url: str) -> None:
-    """The command as typed, in its own process, with what `make run` records."""
+def test_the_readme_command_against_the_running_sandbox(
+    app: Flask, live_server: Any, database_url: str
+) -> None:
+    """The command as typed, in its own process (sharing the test's database), with the settings
+    `make run` records."""
     with app.app_context():
         r = redis_client()
         user = state.create_user(r, "运营小李")
@@ -111,11 +109,9 @@ def test_the_readme_command_against_the_running_sandbox(app: Flask, live_server:
         state.save_user(r, user)
     openid = str(user["openid"])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "SANDBOX", "FLASK_"))}
-    env.update(
-        SANDBOX="1", PUBLIC_BASE_URL=live_server.url, DATABASE_URL=database_url, LOG_LEVEL="WARNING"
-    )
+    env.update(SANDBOX="1", PUBLIC_BASE_URL=live_server.url, DATABASE_URL=database_url, LOG_LEVEL="WARNING")
     env.pop("REDIS_URL", None)
-    done = subprocess.run(  # noqa: S603 (our own interpreter and arguments)
+    done = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "wechat", "add-operator", openid],
         cwd=ROOT,
         env=env,

@@ -17,4 +17,4 @@ def _staff_page_headers(response: Response) -> Response:
 
 
 # Each module registers its views on `bp`: sign-in, the admin ZIP export, the queue and decision pages.
-from app.review import admin, auth, export, queue  # noqa: E402, F401
+from app.review import admin, auth, export, queue, receipts  # noqa: E402, F401

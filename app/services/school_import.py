@@ -48,6 +48,8 @@ OPTIONAL = (
     "photo_background",
     "review_days_min",
     "review_days_max",
+    "receipt_title",
+    "receipt_note",
 )
 COLUMNS = REQUIRED + OPTIONAL
 
@@ -58,6 +60,8 @@ MAX_LENGTHS = {
     "province": 20,
     "city": 30,
     "batch_name": 100,
+    "receipt_title": 60,
+    "receipt_note": 200,
     "education": 20,
 }
 # The code becomes part of a QR scene ("school:<code>", ≤ 64 characters) and of URLs.
@@ -225,6 +229,8 @@ def _batch_state(batch: Batch) -> tuple[Any, ...]:
         batch.review_days_min,
         batch.review_days_max,
         batch.photo_spec,
+        batch.receipt_title,
+        batch.receipt_note,
     )
 
 
@@ -282,6 +288,8 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
         photo_spec=spec,
         review_days_min=review_min,
         review_days_max=review_max,
+        receipt_title=values.get("receipt_title") or None,
+        receipt_note=values.get("receipt_note") or None,
     )
     return ImportRow(line, school, batch), messages
 
