@@ -13,7 +13,7 @@ from wechat_handlers.registry import ReadOnlyContext, Reply, register
 
 @register("text", None, "帮助", "help", "?", "？", read_only=True)
 def handle_help(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
-    return wording.help_text(ctx.base_url)
+    return ctx.help_text(message.source)
 
 
 @register("text", None, "绑定", "实名绑定", read_only=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from datetime import UTC, datetime
 
 import qrcode
@@ -18,7 +19,7 @@ from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
 from app.integrations import photo_storage, pii_keyring
-from app.services import progress, receipts
+from app.services import photos, progress, receipts
 from app.services.localtime import chinese_time
 from models.submission import SubmissionStatus
 
@@ -33,6 +34,12 @@ def _user_id() -> int:
     user = current_user()
     assert user is not None  # login_required ran first
     return user.id
+
+
+def photo_src(photo_id: int, user_id: int) -> str:
+    """A signed link to the processed photo of an attempt, for the student it belongs to."""
+    secret = current_app.config["SECRET_KEY"]
+    return "/media/photos/" + photos.file_token(secret, photo_id, "normalized", user_id, time.time())
 
 
 def verify_url(token: str) -> str:
@@ -68,6 +75,7 @@ def status() -> str:
         attempts=attempts,
         step=progress.of(db.session, user_id, now),
         can_resubmit=can_resubmit,
+        photo=photo_src(latest.photo_id, user_id) if latest else None,
         local=chinese_time,
         S=SubmissionStatus,
     )

@@ -66,6 +66,7 @@ class Attempt:
     id: int
     batch_id: int
     batch_name: str
+    photo_id: int
     status: SubmissionStatus
     status_label: str
     reason: str | None
@@ -238,6 +239,7 @@ def history(session: Session, user_id: int, limit: int = 20) -> list[Attempt]:
             id=sub.id,
             batch_id=sub.batch_id,
             batch_name=batch_name,
+            photo_id=sub.photo_id,
             status=SubmissionStatus(sub.status),
             status_label=STATUS_LABELS[SubmissionStatus(sub.status)],
             reason=sub.status_reason,
