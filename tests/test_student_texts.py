@@ -128,3 +128,12 @@ def test_status_and_pay_pages_show_the_photo_concerned(app: Flask, client: Flask
         assert found, (path, html[:2000])
         served = client.get(found.group(1))
         assert served.status_code == 200 and served.data == photo
+
+
+@pytest.mark.parametrize("question", ["怎么交费", "缴费", "多少钱", "费用", " 如何缴费 "])
+def test_fee_questions_get_the_fee_and_how_to_pay(app: Flask, say: Any, question: str) -> None:
+    with app.app_context():
+        make_student(make_batch(), SubmissionStatus.PENDING_REVIEW, openid="o-linked")
+    linked = say(text_message("o-linked", question))
+    assert "核验费为 2 元" in linked and "开始核验" in linked and wording.UNKNOWN_TEXT not in linked
+    assert wording.FEE_GENERAL in say(text_message("o-stranger", question))

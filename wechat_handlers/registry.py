@@ -82,6 +82,11 @@ class _Context:
         fee = enrollments.fee_of_sender(self.session, openid)
         return wording.help_text(self.base_url, *(fee or (None, None)))
 
+    def fee_answer(self, openid: str) -> str:
+        """How much and how to pay, for the sender's batch when they are linked to one."""
+        fee = enrollments.fee_of_sender(self.session, openid)
+        return wording.fee_answer(self.base_url, *(fee or (None, None)))
+
     @property
     def base_url(self) -> str:
         return self.settings.PUBLIC_BASE_URL

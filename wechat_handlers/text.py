@@ -21,6 +21,32 @@ def handle_bind(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.bind(ctx.base_url)
 
 
+# Questions about money, as students type them (keywords match the whole message).
+FEE_KEYWORDS = (
+    "交费",
+    "缴费",
+    "费用",
+    "收费",
+    "多少钱",
+    "收费标准",
+    "怎么交费",
+    "怎么缴费",
+    "如何交费",
+    "如何缴费",
+    "在哪交费",
+    "在哪缴费",
+    "交费方式",
+    "缴费方式",
+    "怎么付款",
+    "核验费",
+)
+
+
+@register("text", None, *FEE_KEYWORDS, read_only=True)
+def handle_fee(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
+    return ctx.fee_answer(message.source)
+
+
 @register("text", None, "进度", "查询", "审核结果", read_only=True)
 def handle_progress(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.progress(ctx.base_url, ctx.progress(message.source))

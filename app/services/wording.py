@@ -119,6 +119,15 @@ def help_text(base_url: str, fee_fen: int | None = None, batch_name: str | None 
     )
 
 
+def fee_answer(base_url: str, fee_fen: int | None = None, batch_name: str | None = None) -> str:
+    """怎么交费, 费用, 多少钱 …: how much, and how it is paid."""
+    return (
+        f"{fee_line(fee_fen, batch_name)}\n"
+        f"缴费方式：照片通过检查后，在{page_link(base_url, '/h5/photo', '照片页面')}点击「开始核验」，"
+        "用微信支付；缴费后自动核验身份信息，通过后进入人工审核。"
+    )
+
+
 def bind(base_url: str) -> str:
     return (
         f"请点击{page_link(base_url, '/h5/bind')}完成实名绑定。\n"
