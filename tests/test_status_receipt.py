@@ -385,3 +385,21 @@ def test_staff_find_an_attempt_by_its_receipt_number(app: Flask, client: FlaskCl
     client.delete_cookie("session")
     staff_sign_in(client, "rev-b")
     assert "没有找到回执编号" in page(client, f"/review/receipts?no={number}", 404)
+
+
+def test_the_pdf_carries_the_photo_the_number_and_the_batch_wording(app: Flask, client: FlaskClient) -> None:
+    from app.h5.status import _cjk_font
+
+    with app.app_context():
+        if _cjk_font() is None:
+            pytest.skip("no CJK font here: the PDF route answers 503 (tested above)")
+        student = make_student(make_batch(), SubmissionStatus.APPROVED, photo_bytes=jpeg((10, 120, 200)))
+    sign_in(client, student.user_id)
+    response = client.get("/h5/receipt.pdf")
+    assert response.status_code == 200
+    body = response.get_data()
+    assert body.count(b"/Subtype /Image") == 2  # the photo and the QR code
+    with app.app_context():
+        stored = db.session.get(Submission, student.submission_id)
+        assert stored is not None and stored.receipt_no
+    assert f"receipt-{stored.receipt_no}.pdf" in response.headers["Content-Disposition"]
