@@ -103,6 +103,9 @@ def test_receipt_and_counter_check_on_a_desk(
     counter.get_by_label("用户名").fill("rev-a")
     counter.get_by_label("密码").fill(STAFF_PASSWORD)
     counter.get_by_role("button", name="登录").click()
+    # Signed in once the queue has loaded (leaving earlier would abort its stylesheets).
+    expect(counter.get_by_role("link", name="查回执")).to_be_visible()
+    counter.wait_for_load_state("load")
     counter.goto(target)
     expect(counter.get_by_test_id("verify-name")).to_have_text(STUDENT_NAME)
     counter.screenshot(path=str(SCREENSHOTS / "verify-staff-desk.png"), full_page=True)
