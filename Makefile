@@ -25,6 +25,8 @@ run: export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 run: export LOG_FORMAT ?= text
 run: $(STAMP)
 	@mkdir -p var
+	@printf '# written by make run: `flask --app wsgi ...` beside it reads these\nSANDBOX=%s\nPUBLIC_BASE_URL=%s\n' \
+		"$$SANDBOX" "$$PUBLIC_BASE_URL" > var/run.env
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo load
 	exec $(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 
+RECEIPT_TITLE = "学位证书照片审核回执单"
+RECEIPT_NOTE = "领取学位证时出示本回执；工作人员扫码即可核验真伪。"
+
 
 class School(Base):
     __tablename__ = "schools"
@@ -46,6 +49,12 @@ class Batch(Base):
     review_days_max: Mapped[int] = mapped_column(default=10)
     # media.spec.PhotoSpec as JSON; validated on the way in by the schools service.
     photo_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The printed 审核回执单: its title and the line under it, which say what the receipt is for (a
+    # 学位证 photo batch and a 新生入学 photo batch are shown at different counters).
+    receipt_title: Mapped[str] = mapped_column(
+        String(60), default=RECEIPT_TITLE, server_default=RECEIPT_TITLE
+    )
+    receipt_note: Mapped[str] = mapped_column(String(200), default=RECEIPT_NOTE, server_default=RECEIPT_NOTE)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     school: Mapped[School] = relationship(back_populates="batches")

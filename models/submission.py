@@ -81,6 +81,9 @@ class Submission(Base):
     paid_at: Mapped[datetime | None]
     verified_at: Mapped[datetime | None]
     decided_at: Mapped[datetime | None]
+    # The 回执编号 printed on the receipt once it is first shown: random, so nobody can guess another
+    # student's; unique, so staff find the attempt from the printed number.
+    receipt_no: Mapped[str | None] = mapped_column(String(24), unique=True)
 
     user: Mapped[User] = relationship()
     batch: Mapped[Batch] = relationship()

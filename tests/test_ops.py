@@ -95,3 +95,13 @@ def test_405_names_the_allowed_methods(client: FlaskClient) -> None:
     assert api.status_code == 405
     assert "GET" in api.headers["Allow"]
     assert api.json["error"]["code"] == 405
+
+
+def test_favicon_is_served_with_cache_headers(client: FlaskClient) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.mimetype == "image/vnd.microsoft.icon"
+    assert response.data[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    assert len(response.data) < 4096
+    assert response.cache_control.public and response.cache_control.max_age == 86_400
+    assert response.headers.get("ETag")

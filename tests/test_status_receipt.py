@@ -11,8 +11,12 @@ from flask.testing import FlaskClient
 
 from app.extensions import db
 from app.services import receipts
-from models import Submission, SubmissionStatus, User
-from tests.factories import ID_NUMBER, NOW, STUDENT_NAME, make_batch, make_student
+from app.services.localtime import BEIJING
+from models import Batch, Submission, SubmissionStatus, User
+from tests.factories import ID_NUMBER, NOW, STUDENT_NAME, jpeg, make_batch, make_desk, make_student
+from tests.staff_pages import sign_in as staff_sign_in
+
+OTHER_ID = "110105194912310037"
 
 
 def sign_in(client: FlaskClient, user_id: int) -> None:
@@ -253,3 +257,149 @@ def test_without_a_cjk_font_the_pdf_points_to_the_printable_page(
     sign_in(client, approved.user_id)
     response = client.get("/h5/receipt.pdf")
     assert response.status_code == 503 and "打印回执单" in response.get_data(as_text=True)
+
+
+# --- the receipt's wording, number and photo -------------------------------------------------------
+
+
+def _receipt_html(client: FlaskClient) -> tuple[str, str]:
+    html = page(client, "/h5/receipt")
+    url = VERIFY_URL.search(html)
+    assert url
+    return html, "/verify/" + url.group(1).rsplit("/verify/", 1)[1]
+
+
+def test_title_and_note_come_from_the_batch(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        default = make_student(make_batch(), SubmissionStatus.APPROVED)
+        freshman_batch = make_batch("10699", "西北工业大学")
+        batch = db.session.get(Batch, freshman_batch)
+        assert batch is not None
+        batch.receipt_title, batch.receipt_note = "新生入学照片审核回执单", "新生报到时出示本回执。"
+        db.session.commit()
+        freshman = make_student(freshman_batch, SubmissionStatus.APPROVED, openid="o-new", id_number=OTHER_ID)
+    sign_in(client, default.user_id)
+    html, _ = _receipt_html(client)
+    assert "学位证书照片审核回执单" in html and "领取学位证时出示本回执" in html
+    sign_in(client, freshman.user_id)
+    html, path = _receipt_html(client)
+    assert "新生入学照片审核回执单" in html and "新生报到时出示本回执。" in html
+    assert "学位证" not in html
+    assert "新生入学照片审核回执单" in page(client, path)
+
+
+def test_the_receipt_number_is_random_stored_and_not_the_id(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        student = make_student(make_batch(), SubmissionStatus.APPROVED)
+    sign_in(client, student.user_id)
+    html, path = _receipt_html(client)
+    with app.app_context():
+        stored = db.session.get(Submission, student.submission_id)
+        assert stored is not None and stored.receipt_no is not None
+        number = stored.receipt_no
+    assert re.fullmatch(r"\d{8}-[0-9A-HJKMNP-TV-Z]{8}", number)
+    assert number.startswith(stored.decided_at.astimezone(BEIJING).strftime("%Y%m%d"))
+    assert f'data-testid="receipt-no">{number}<' in html
+    assert f">{student.submission_id}<" not in html
+    # The same number every time, on the page, at /verify and in the PDF's file name.
+    assert number in page(client, "/h5/receipt") and number in page(client, path)
+    pdf = client.get("/h5/receipt.pdf")
+    if pdf.status_code == 200:
+        assert number in pdf.headers["Content-Disposition"]
+    # Random: two receipts decided the same day share only the date.
+    numbers = {receipts.new_number(NOW) for _ in range(200)}
+    assert len(numbers) == 200
+
+
+def test_number_lookup_normalizes_what_staff_type() -> None:
+    assert receipts.normalize_number("20261207-k7q2m9xt") == "20261207-K7Q2M9XT"
+    assert receipts.normalize_number(" 20261207 K7Q2 M9XT ") == "20261207-K7Q2M9XT"
+    assert receipts.normalize_number("20261207-O1LI0000") == "20261207-01110000"
+    assert receipts.normalize_number("12345") is None
+    assert receipts.normalize_number("20261207-K7Q2M9XU") is None  # U is not in the alphabet
+
+
+def test_the_receipt_and_verify_show_the_approved_photo(app: Flask, client: FlaskClient) -> None:
+    photo = jpeg((10, 120, 200))
+    with app.app_context():
+        student = make_student(make_batch(), SubmissionStatus.APPROVED, photo_bytes=photo)
+    sign_in(client, student.user_id)
+    html, path = _receipt_html(client)
+    token = path.rsplit("/", 1)[1]
+    assert f'src="/verify/{token}/photo"' in html
+    client.delete_cookie("session")
+    assert f'src="/verify/{token}/photo"' in page(client, path)
+    response = client.get(f"/verify/{token}/photo")  # whoever holds the receipt: it shows the face too
+    assert response.status_code == 200 and response.data == photo and response.mimetype == "image/jpeg"
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert client.get(f"/verify/{token[:-2]}xx/photo").status_code == 404
+    with app.app_context():
+        found = db.session.get(Submission, student.submission_id)
+        assert found is not None
+        found.status = SubmissionStatus.REFUNDED
+        db.session.commit()
+    assert client.get(f"/verify/{token}/photo").status_code == 404
+
+
+def test_verify_shows_the_full_name_only_to_staff_who_cover_the_school(
+    app: Flask, client: FlaskClient
+) -> None:
+    desk = make_desk(app)
+    with app.app_context():
+        student = make_student(desk.batch_a, SubmissionStatus.APPROVED)
+        token = receipts.make_token(app.config["SECRET_KEY"], student.submission_id)
+    path = f"/verify/{token}"
+    public = page(client, path)
+    assert "张*丰" in public and STUDENT_NAME not in public and 'data-full="0"' in public
+    assert "/review/submissions/" not in public
+    staff_sign_in(client, "rev-b")  # another school's reviewer
+    assert STUDENT_NAME not in page(client, path)
+    for username in ("rev-a", "admin"):
+        client.delete_cookie("session")
+        staff_sign_in(client, username)
+        html = page(client, path)
+        assert STUDENT_NAME in html and 'data-full="1"' in html
+        assert f'href="/review/submissions/{student.submission_id}"' in html
+        assert ID_NUMBER not in html  # the number stays masked: the face and the name identify
+
+
+def test_staff_find_an_attempt_by_its_receipt_number(app: Flask, client: FlaskClient) -> None:
+    desk = make_desk(app)
+    with app.app_context():
+        student = make_student(desk.batch_a, SubmissionStatus.APPROVED)
+    sign_in(client, student.user_id)
+    page(client, "/h5/receipt")
+    with app.app_context():
+        stored = db.session.get(Submission, student.submission_id)
+        assert stored is not None and stored.receipt_no
+        number = stored.receipt_no
+    client.delete_cookie("session")
+    assert client.get(f"/review/receipts?no={number}").status_code in (302, 303)  # to the login page
+    staff_sign_in(client, "rev-a")
+    assert "查回执" in page(client, "/review/receipts")
+    response = client.get("/review/receipts", query_string={"no": number.lower().replace("-", " ")})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/review/submissions/{student.submission_id}")
+    # The database id is not a receipt number; another school's reviewer finds nothing.
+    assert "没有找到回执编号" in page(client, f"/review/receipts?no={student.submission_id}", 404)
+    client.delete_cookie("session")
+    staff_sign_in(client, "rev-b")
+    assert "没有找到回执编号" in page(client, f"/review/receipts?no={number}", 404)
+
+
+def test_the_pdf_carries_the_photo_the_number_and_the_batch_wording(app: Flask, client: FlaskClient) -> None:
+    from app.h5.status import _cjk_font
+
+    with app.app_context():
+        if _cjk_font() is None:
+            pytest.skip("no CJK font here: the PDF route answers 503 (tested above)")
+        student = make_student(make_batch(), SubmissionStatus.APPROVED, photo_bytes=jpeg((10, 120, 200)))
+    sign_in(client, student.user_id)
+    response = client.get("/h5/receipt.pdf")
+    assert response.status_code == 200
+    body = response.get_data()
+    assert body.count(b"/Subtype /Image") == 2  # the photo and the QR code
+    with app.app_context():
+        stored = db.session.get(Submission, student.submission_id)
+        assert stored is not None and stored.receipt_no
+    assert f"receipt-{stored.receipt_no}.pdf" in response.headers["Content-Disposition"]

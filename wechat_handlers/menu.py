@@ -13,7 +13,7 @@ from wechat_handlers.registry import ReadOnlyContext, Reply, register
 
 @register("event", "click", "HELP", read_only=True)
 def handle_help_click(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
-    return wording.help_text(ctx.base_url)
+    return ctx.help_text(message.source)
 
 
 @register("event", "click", "STATUS", read_only=True)
@@ -41,4 +41,4 @@ def handle_today_stats_click(message: BaseMessage, ctx: ReadOnlyContext) -> Repl
 @register("event", "click", read_only=True)
 def handle_unknown_click(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     # A key from a menu newer or older than this code: point to help rather than stay silent.
-    return wording.help_text(ctx.base_url)
+    return ctx.help_text(message.source)

@@ -40,7 +40,7 @@ from wechatpy.events import BaseEvent
 from wechatpy.messages import BaseMessage
 from wechatpy.replies import BaseReply
 
-from app.services import progress
+from app.services import enrollments, progress, wording
 from app.services.progress import Progress
 from config import Settings
 from models import utcnow
@@ -77,6 +77,16 @@ class _Context:
     def progress(self, openid: str) -> Progress:
         """Where the sender stands (one query; a sender not known yet has not bound an identity)."""
         return progress.of_sender(self.session, openid, utcnow())
+
+    def help_text(self, openid: str) -> str:
+        """帮助, with the fee of the sender's batch when they are linked to one."""
+        fee = enrollments.fee_of_sender(self.session, openid)
+        return wording.help_text(self.base_url, *(fee or (None, None)))
+
+    def fee_answer(self, openid: str) -> str:
+        """How much and how to pay, for the sender's batch when they are linked to one."""
+        fee = enrollments.fee_of_sender(self.session, openid)
+        return wording.fee_answer(self.base_url, *(fee or (None, None)))
 
     @property
     def base_url(self) -> str:

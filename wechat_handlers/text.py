@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from wechatpy.messages import BaseMessage
 
-from app.services import inbox, schools, wording
+from app.services import inbox, wording
 from wechat_handlers.registry import Context, ReadOnlyContext, Reply, register
 
 
 @register("text", None, "帮助", "help", "?", "？", read_only=True)
 def handle_help(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
-    return wording.help_text(ctx.base_url)
+    return ctx.help_text(message.source)
 
 
 @register("text", None, "绑定", "实名绑定", read_only=True)
@@ -21,16 +21,35 @@ def handle_bind(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.bind(ctx.base_url)
 
 
+# Questions about money, as students type them (keywords match the whole message).
+FEE_KEYWORDS = (
+    "交费",
+    "缴费",
+    "费用",
+    "收费",
+    "多少钱",
+    "收费标准",
+    "怎么交费",
+    "怎么缴费",
+    "如何交费",
+    "如何缴费",
+    "在哪交费",
+    "在哪缴费",
+    "交费方式",
+    "缴费方式",
+    "怎么付款",
+    "核验费",
+)
+
+
+@register("text", None, *FEE_KEYWORDS, read_only=True)
+def handle_fee(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
+    return ctx.fee_answer(message.source)
+
+
 @register("text", None, "进度", "查询", "审核结果", read_only=True)
 def handle_progress(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     return wording.progress(ctx.base_url, ctx.progress(message.source))
-
-
-@register(
-    "text", None, "费用", "多少钱", "怎么交费", "怎么缴费", "交费", "缴费", "收费", "核验费", read_only=True
-)
-def handle_fee(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
-    return wording.fee(ctx.base_url, schools.linked(ctx.session, openid=message.source))
 
 
 @register("text")

@@ -2,22 +2,73 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import requests
 from flask import current_app
 from flask.cli import AppGroup
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 from wechatpy.exceptions import WeChatClientException
 
 from app.extensions import db
 from app.integrations import wechat_client
 from app.services import menus, operators
+from config import SANDBOX_APPID
 
 wechat_cli = AppGroup("wechat", help="The WeChat account: menus and operators.")
 
 
-def _refused(exc: WeChatClientException) -> click.ClickException:
-    return click.ClickException(f"WeChat refused: errcode {exc.errcode}: {exc.errmsg}")
+NO_APPID = (
+    "no real AppID is set: for the sandbox, start `make run` (commands beside it read var/run.env) "
+    "or set SANDBOX=1 and PUBLIC_BASE_URL; for the real account set WECHAT_APPID and WECHAT_SECRET"
+)
+
+
+def _unreachable(reason: object) -> click.ClickException:
+    config = current_app.config
+    where = config["WECHAT_API_BASE"]
+    if config.get("SANDBOX"):
+        hint = "the sandbox is served by the running app: start `make run` (or set PUBLIC_BASE_URL to it)"
+    elif config["WECHAT_APPID"] == SANDBOX_APPID:
+        hint = NO_APPID
+    else:
+        hint = "check the network and WECHAT_API_BASE"
+    return click.ClickException(f"WeChat is unreachable at {where} ({_first_line(reason)}): {hint}")
+
+
+def _first_line(reason: object) -> str:
+    # An exception's text can carry the request's URL, and the token URL carries the AppSecret.
+    if isinstance(reason, requests.RequestException):
+        return type(reason).__name__
+    text = str(reason).strip().splitlines()
+    return text[0][:160] if text else type(reason).__name__
+
+
+@contextmanager
+def _calling_wechat() -> Iterator[None]:
+    """One clear line instead of a traceback when WeChat, Redis or the database cannot be reached."""
+    try:
+        yield
+    except WeChatClientException as exc:
+        if exc.errcode is None:  # no answer at all: the network, not WeChat
+            raise _unreachable(exc.__cause__ or exc.errmsg or "no answer") from None
+        refused = f"WeChat refused: errcode {exc.errcode}: {exc.errmsg}"
+        if not current_app.config.get("SANDBOX") and current_app.config["WECHAT_APPID"] == SANDBOX_APPID:
+            refused += f": {NO_APPID}"
+        raise click.ClickException(refused) from None
+    except requests.RequestException as exc:
+        raise _unreachable(exc) from None
+    except RedisError as exc:
+        raise click.ClickException(f"Redis is unreachable ({_first_line(exc)}): check REDIS_URL") from None
+    except OperationalError as exc:
+        raise click.ClickException(
+            f"the database is unreachable ({_first_line(exc.orig)}): check DATABASE_URL, "
+            "then `flask --app wsgi db upgrade`"
+        ) from None
 
 
 def _load(path: str | None) -> menus.MenuFile:
@@ -41,10 +92,8 @@ def check_menu(path: str | None) -> None:
 def push_menu(force: bool, path: str | None) -> None:
     """Push the default (student) menu, then the operators' conditional menu."""
     loaded = _load(path)
-    try:
+    with _calling_wechat():
         report = menus.push(wechat_client(), loaded, force=force)
-    except WeChatClientException as exc:
-        raise _refused(exc) from None
     click.echo(f"menu file version {report.version}")
     for action in report.actions:
         click.echo(f"  {action}")
@@ -54,10 +103,8 @@ def push_menu(force: bool, path: str | None) -> None:
 @click.argument("openid")
 def add_operator(openid: str) -> None:
     """Tag OPENID as an operator at WeChat (conditional menu) and mark the user here."""
-    try:
+    with _calling_wechat():
         added = operators.add_operator(db.session, wechat_client(), openid)
-    except WeChatClientException as exc:
-        raise _refused(exc) from None
     tag_note = "created" if added.tag_created else "exists"
     user_note = "new user row" if added.user_created else "existing user"
     tag = f"{operators.OPERATOR_TAG!r} (id {added.tag_id}, {tag_note})"

@@ -12,6 +12,7 @@ from flask import abort, current_app, render_template, request
 from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
+from app.h5.status import photo_src
 from app.services import wording
 from app.services.submissions import ORDER_TTL
 from models.submission import Submission
@@ -32,6 +33,7 @@ def pay(submission_id: int) -> str:
         batch=batch,
         school=batch.school,
         fee=wording.yuan(batch.fee_fen),
+        photo=photo_src(submission.photo_id, user.id),
         review_days=f"{batch.review_days_min}–{batch.review_days_max} 天",
         ttl_minutes=int(ORDER_TTL.total_seconds() // 60),
         in_wechat="MicroMessenger" in request.headers.get("User-Agent", ""),

@@ -126,4 +126,6 @@ def photo() -> str:
         rejection=rejection,
         requirements=REQUIREMENTS,
         max_mb=current_app.config["MEDIA_MAX_UPLOAD_BYTES"] // (1024 * 1024),
+        # Known here, so the page does not ask the API for a verdict that cannot exist (a 404).
+        has_photo=photos.latest(db.session, user.id) is not None,
     )

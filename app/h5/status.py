@@ -4,7 +4,9 @@ whose QR code opens /verify/<token> (app/links/receipts.py)."""
 from __future__ import annotations
 
 import io
+import logging
 import os
+import time
 from datetime import UTC, datetime
 
 import qrcode
@@ -16,10 +18,12 @@ from markupsafe import Markup
 from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
-from app.integrations import pii_keyring
-from app.services import progress, receipts, schools
+from app.integrations import photo_storage, pii_keyring
+from app.services import photos, progress, receipts, schools
 from app.services.localtime import chinese_time
 from models.submission import SubmissionStatus
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -30,6 +34,12 @@ def _user_id() -> int:
     user = current_user()
     assert user is not None  # login_required ran first
     return user.id
+
+
+def photo_src(photo_id: int, user_id: int) -> str:
+    """A signed link to the processed photo of an attempt, for the student it belongs to."""
+    secret = current_app.config["SECRET_KEY"]
+    return "/media/photos/" + photos.file_token(secret, photo_id, "normalized", user_id, time.time())
 
 
 def verify_url(token: str) -> str:
@@ -66,6 +76,7 @@ def status() -> str:
         step=progress.of(db.session, user_id, now),
         can_resubmit=can_resubmit,
         school=schools.linked(db.session, user_id=user_id),
+        photo=photo_src(latest.photo_id, user_id) if latest else None,
         local=chinese_time,
         S=SubmissionStatus,
     )
@@ -99,32 +110,44 @@ def _cjk_font() -> str | None:
     return None
 
 
-def _receipt_pdf(found: receipts.Receipt, url: str, font: str) -> bytes:
+def _receipt_pdf(found: receipts.Receipt, url: str, font: str, photo: bytes | None) -> bytes:
     from fpdf import FPDF  # imported here: only the PDF needs it
 
     pdf = FPDF(format="A4")
-    pdf.set_title("学位证书照片审核回执单")
+    pdf.set_title(found.title)
     pdf.add_page()
     # In Noto's collections the third face is Simplified Chinese (JP, KR, SC, TC, HK).
     pdf.add_font("cjk", fname=font, collection_font_number=2 if font.endswith(".ttc") else 0)
     pdf.set_font("cjk", size=18)
-    pdf.cell(0, 14, "学位证书照片审核回执单", align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 14, found.title, align="C", new_x="LMARGIN", new_y="NEXT")
+    top = pdf.get_y() + 2
+    # The approved photo at the right, 30 × 40 mm (3:4, as the photos are), for the counter.
+    box = (pdf.w - pdf.r_margin - 30, top, 30, 40)
+    try:
+        if photo is None:
+            raise ValueError("no photo file")
+        pdf.image(io.BytesIO(photo), x=box[0], y=box[1], w=box[2], h=box[3])
+    except (OSError, ValueError) as exc:  # a stored file that no longer decodes: an empty frame
+        log.warning("receipt PDF without its photo: %s", exc)
+        pdf.rect(*box)
+    pdf.set_y(top)
     pdf.set_font("cjk", size=12)
     facts = (
+        ("回执编号", found.receipt_no),
         ("姓名", found.name_masked),
         ("证件号码", found.number_masked),
         ("学校", found.school_name),
         ("批次", found.batch_name),
         ("审核结果", "通过"),
         ("审核时间", chinese_time(found.decided_at)),
-        ("回执编号", str(found.submission_id)),
     )
     for label, value in facts:
         pdf.cell(30, 10, label)
         pdf.cell(0, 10, value, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_y(max(pdf.get_y(), top + 42))
     pdf.image(qrcode.make(url, border=2).get_image(), x=(pdf.w - 50) / 2, w=50)
     pdf.set_font("cjk", size=10)
-    pdf.cell(0, 8, "领取学位证时出示本回执；工作人员扫码即可核验真伪。", align="C")
+    pdf.multi_cell(0, 8, found.note, align="C")
     return bytes(pdf.output())
 
 
@@ -137,8 +160,10 @@ def receipt_pdf() -> ResponseReturnValue:
     font = _cjk_font()
     if font is None:
         return render_template("error.html", status=503, message="PDF 暂不可用，请使用「打印回执单」。"), 503
-    response = current_app.make_response(_receipt_pdf(found, verify_url(found.token), font))
+    photo = receipts.photo(db.session, photo_storage(), current_app.config["SECRET_KEY"], found.token)
+    pdf = _receipt_pdf(found, verify_url(found.token), font, photo[0] if photo else None)
+    response = current_app.make_response(pdf)
     response.mimetype = "application/pdf"
-    response.headers["Content-Disposition"] = f'inline; filename="receipt-{found.submission_id}.pdf"'
+    response.headers["Content-Disposition"] = f'inline; filename="receipt-{found.receipt_no}.pdf"'
     response.headers["Cache-Control"] = "private, no-store"
     return response

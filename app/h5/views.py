@@ -1,13 +1,16 @@
-"""Student pages opened from the menu. Later issues add /h5/bind, /h5/school, /h5/photo, /h5/me."""
+"""The student's home page (/h5/): the steps, where the student stands, and what can still change."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask import render_template
 
-from app.auth.session import login_required
+from app.auth.session import current_user, login_required
+from app.extensions import db
 from app.h5 import bp
+from app.services import progress, wording
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,27 @@ STEPS = (
 )
 
 
+# Which of STEPS a progress answer is at (app/services/progress.py's steps).
+STEP_INDEX = {"bind": 0, "school": 1, "photo": 2, "pay": 3, "verify": 3, "review": 4, "result": 4}
+
+
+def current_step(now: progress.Progress) -> int:
+    if now.step == "photo" and now.path == "/h5/photo" and now.title == "缴费核验":
+        return 3  # the photo passed: paying is next, from the photo page
+    return STEP_INDEX.get(now.step, 0)
+
+
 @bp.get("/")
 @login_required
 def index() -> str:
-    return render_template("h5/index.html", steps=STEPS)
+    user = current_user()
+    assert user is not None  # login_required
+    now = progress.of(db.session, user.id, datetime.now(UTC))
+    at = current_step(now)
+    return render_template(
+        "h5/index.html",
+        steps=STEPS,
+        now=now,
+        at=at,
+        changes=wording.home_changes(now.step),
+    )

@@ -35,6 +35,8 @@ class DemoSchool:
     spec: PhotoSpec
     # From the school's manual, where it gives one (None: leave what an import set).
     contact: Contact | None = None
+    # The receipt's title and note when it is not for a 学位证 (None: models/school.py's defaults).
+    receipt: tuple[str, str] | None = None
 
 
 SCHOOLS = [
@@ -57,6 +59,7 @@ SCHOOLS = [
         "网络教育",
         "高起本/专升本 {term}新生入学照片",
         PhotoSpec(size_mode="max", formats=("jpeg", "png"), max_bytes=10 * 1024 * 1024, background="blue"),
+        receipt=("新生入学照片审核回执单", "新生报到时出示本回执；工作人员扫码即可核验真伪。"),
     ),
     # 武汉轻工大学: 宽 480 像素*高 640 像素，jpg，照片小于 500KB
     DemoSchool(
@@ -89,6 +92,7 @@ SCHOOLS = [
         "自学考试",
         "自学考试 {term}考生注册",
         PhotoSpec(width=295, height=413, max_bytes=1024 * 1024, background="white"),
+        receipt=("自学考试考生注册照片审核回执单", "办理考生注册时出示本回执；工作人员扫码即可核验真伪。"),
     ),
 ]
 
@@ -106,6 +110,7 @@ def load_schools(session: Session, now: datetime | None = None) -> list[str]:
         school = schools.upsert_school(
             session, demo.code, demo.name, demo.province, demo.city, contact=demo.contact
         )
+        title, note = demo.receipt or (None, None)
         open_batch = BatchData(
             name=demo.batch_title.format(term=_term(now)),
             education=demo.education,
@@ -113,6 +118,8 @@ def load_schools(session: Session, now: datetime | None = None) -> list[str]:
             closes_at=now + timedelta(days=181, seconds=-1),
             fee_fen=FEE_FEN,
             photo_spec=demo.spec,
+            receipt_title=title,
+            receipt_note=note,
         )
         half_year_ago = now - timedelta(days=183)
         closed_batch = BatchData(
@@ -122,6 +129,8 @@ def load_schools(session: Session, now: datetime | None = None) -> list[str]:
             closes_at=now - timedelta(days=59, seconds=1),
             fee_fen=FEE_FEN,
             photo_spec=demo.spec,
+            receipt_title=title,
+            receipt_note=note,
         )
         for data in (open_batch, closed_batch):
             schools.upsert_batch(session, school, data)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.services import identities
 from app.services.errors import ServiceError
 from app.services.localtime import BEIJING
-from models import Batch, Enrollment, utcnow
+from models import Batch, Enrollment, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,19 @@ def closed_message(batch: BatchWindow, now: datetime) -> str:
     if now < batch.opens_at:
         return f"「{batch.name}」将于 {_local(batch.opens_at)} 开放，届时再来关联。"
     return f"「{batch.name}」已于 {_local(batch.closes_at)} 截止，不能再关联。请选择开放中的批次或咨询学校。"
+
+
+def fee_of_sender(session: Session, openid: str) -> tuple[int, str] | None:
+    """(fee in fen, batch name) of the batch the sender is linked to; None when not linked. One
+    SELECT: the help reply runs in a read-only handler."""
+    row = session.execute(
+        select(Batch.fee_fen, Batch.name)
+        .join(Enrollment, (Enrollment.batch_id == Batch.id) & Enrollment.active)
+        .join(User, User.id == Enrollment.user_id)
+        .where(User.openid == openid)
+        .limit(1)
+    ).first()
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 def active(session: Session, user_id: int) -> Enrollment | None:

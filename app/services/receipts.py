@@ -1,36 +1,62 @@
-"""The 审核通过 receipt (打印回执单 in 湖南师范大学's manual) and the signed token its QR code carries.
+"""The 审核通过 receipt (打印回执单 in 湖南师范大学's manual), its number, and the signed token its QR
+code carries.
 
 The token is the submission id signed with SECRET_KEY under its own salt (itsdangerous), nothing
-else: whoever scans it learns only what /verify/<token> shows (masked), and a forged or altered
-token fails the signature check. It does not expire: the receipt is kept as a 学位证 voucher. A
-token stays "genuine" only while its attempt is still 通过 (checked against the database each time).
+else: whoever scans it learns only what /verify/<token> shows (masked, except to staff who cover the
+school), and a forged or altered token fails the signature check. It does not expire: the receipt is
+kept as a voucher. A token stays "genuine" only while its attempt is still 通过 (checked against the
+database each time). Holding the token is holding the printed receipt, which already shows the
+photo: so the token also opens the approved photo, for counter staff to match the face.
+
+The 回执编号 is not the database id: it is issued the first time the receipt is shown — the Beijing
+date of the decision and 8 random Crockford base-32 characters (40 bits), e.g. 20261207-K7Q2M9XT —
+stored (unique) so staff can look it up, and unguessable from any other receipt.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.services import photos
+from app.services.localtime import BEIJING
 from app.services.pii import Keyring, mask_id_number, mask_name
-from models import Batch, School
+from media.storage import MediaNotFoundError, Storage
+from models import Batch, Photo, School, Staff, StaffRole
 from models.submission import STATUS_LABELS, Submission, SubmissionStatus
 
 SALT = "receipt-v1"
+# Crockford's base 32: no I, L, O or U, so a number read aloud or typed from paper is not misread.
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+RANDOM_CHARS = 8
+NUMBER_PATTERN = re.compile(r"^(\d{8})([0-9A-HJKMNP-TV-Z]{8})$")
 
 
 @dataclass(frozen=True)
 class Receipt:
     submission_id: int
+    receipt_no: str
+    title: str
+    note: str
     name_masked: str
+    # The full name, only for staff who cover the school (None for everyone else).
+    name_full: str | None
     number_masked: str
     school_name: str
     batch_name: str
     decided_at: datetime
     token: str
+
+    @property
+    def name_shown(self) -> str:
+        return self.name_full or self.name_masked
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,7 @@ class Attempt:
     id: int
     batch_id: int
     batch_name: str
+    photo_id: int
     status: SubmissionStatus
     status_label: str
     reason: str | None
@@ -63,28 +90,89 @@ def _submission_id(secret_key: str, token: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _receipt(session: Session, keyring: Keyring, secret_key: str, submission: Submission) -> Receipt | None:
+# --- receipt numbers ---------------------------------------------------------------------------
+
+
+def new_number(decided_at: datetime) -> str:
+    day = decided_at.astimezone(BEIJING).strftime("%Y%m%d")
+    return f"{day}-" + "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_CHARS))
+
+
+def normalize_number(text: str) -> str | None:
+    """A number as staff type it (spaces, no dash, lower case, O for 0, I or L for 1) → its printed
+    form, or None when it cannot be one."""
+    compact = re.sub(r"[\s\-－—]", "", text).upper().translate(str.maketrans("OIL", "011"))
+    found = NUMBER_PATTERN.match(compact)
+    return f"{found.group(1)}-{found.group(2)}" if found else None
+
+
+def _issue_number(session: Session, submission: Submission) -> str:
+    """The attempt's receipt number, issued now if it has none (commits). Two first views at once
+    agree: the second UPDATE matches nothing and both read the one stored."""
+    if submission.receipt_no is not None:
+        return submission.receipt_no
+    assert submission.decided_at is not None
+    for _ in range(5):
+        try:
+            session.execute(
+                update(Submission)
+                .where(Submission.id == submission.id, Submission.receipt_no.is_(None))
+                .values(receipt_no=new_number(submission.decided_at), updated_at=Submission.updated_at)
+            )
+            session.commit()
+        except IntegrityError:  # the same random number twice (about one in a trillion a day)
+            session.rollback()
+            continue
+        session.refresh(submission)
+        if submission.receipt_no is not None:
+            return submission.receipt_no
+    raise RuntimeError("could not issue a unique receipt number")
+
+
+# --- receipts ----------------------------------------------------------------------------------
+
+
+def covers(staff: Staff | None, school_id: int) -> bool:
+    """Whether a signed-in staff member may see the student behind a receipt unmasked."""
+    if staff is None or not staff.is_active:
+        return False
+    return staff.role == StaffRole.ADMIN or school_id in {school.id for school in staff.schools}
+
+
+def _receipt(
+    session: Session,
+    keyring: Keyring,
+    secret_key: str,
+    submission: Submission,
+    staff: Staff | None = None,
+) -> Receipt | None:
     if submission.status != SubmissionStatus.APPROVED or submission.decided_at is None:
         return None
-    row = session.execute(
-        select(Batch.name, School.name)
-        .join(School, School.id == Batch.school_id)
-        .where(Batch.id == submission.batch_id)
-    ).one()
+    batch = session.get(Batch, submission.batch_id)
+    assert batch is not None  # a foreign key
+    school = session.get(School, batch.school_id)
+    assert school is not None
+    receipt_no = _issue_number(session, submission)
     identity = submission.identity
+    name = keyring.decrypt(identity.name_enc)
     return Receipt(
         submission_id=submission.id,
-        name_masked=mask_name(keyring.decrypt(identity.name_enc)),
+        receipt_no=receipt_no,
+        title=batch.receipt_title,
+        note=batch.receipt_note,
+        name_masked=mask_name(name),
+        name_full=name if covers(staff, school.id) else None,
         number_masked=mask_id_number(keyring.decrypt(identity.number_enc)),
-        school_name=row[1],
-        batch_name=row[0],
+        school_name=school.name,
+        batch_name=batch.name,
         decided_at=submission.decided_at,
         token=make_token(secret_key, submission.id),
     )
 
 
 def for_student(session: Session, keyring: Keyring, secret_key: str, user_id: int) -> Receipt | None:
-    """The student's latest approved attempt as a receipt; None when nothing is approved."""
+    """The student's latest approved attempt as a receipt (its number issued on first view; commits);
+    None when nothing is approved."""
     found = session.scalar(
         select(Submission)
         .where(Submission.user_id == user_id, Submission.status == SubmissionStatus.APPROVED)
@@ -94,13 +182,47 @@ def for_student(session: Session, keyring: Keyring, secret_key: str, user_id: in
     return None if found is None else _receipt(session, keyring, secret_key, found)
 
 
-def verify(session: Session, keyring: Keyring, secret_key: str, token: str) -> Receipt | None:
-    """The receipt a token stands for, or None: bad signature, unknown or no longer approved."""
+def _approved(session: Session, secret_key: str, token: str) -> Submission | None:
     submission_id = _submission_id(secret_key, token)
-    if submission_id is None:
+    found = None if submission_id is None else session.get(Submission, submission_id)
+    return found if found is not None and found.status == SubmissionStatus.APPROVED else None
+
+
+def verify(
+    session: Session, keyring: Keyring, secret_key: str, token: str, staff: Staff | None = None
+) -> Receipt | None:
+    """The receipt a token stands for, or None: bad signature, unknown or no longer approved. The
+    full name is filled in only for `staff` who cover the school."""
+    found = _approved(session, secret_key, token)
+    return None if found is None else _receipt(session, keyring, secret_key, found, staff)
+
+
+def photo(session: Session, storage: Storage, secret_key: str, token: str) -> tuple[bytes, str] | None:
+    """The approved photo (as reviewed: the processed file) behind a genuine receipt token."""
+    found = _approved(session, secret_key, token)
+    if found is None:
         return None
-    found = session.get(Submission, submission_id)
-    return None if found is None else _receipt(session, keyring, secret_key, found)
+    picture = session.get(Photo, found.photo_id)
+    if picture is None:
+        return None
+    kind: photos.FileKind = "normalized" if picture.normalized_key else "original"
+    try:
+        return photos.open_file(session, storage, photos.FileLink(picture.id, kind, picture.user_id))
+    except (MediaNotFoundError, photos.PhotoNotFoundError):
+        return None
+
+
+def find_by_number(session: Session, staff: Staff, text: str) -> int | None:
+    """The attempt a printed receipt number belongs to, when it is one the staff member covers."""
+    number = normalize_number(text)
+    if number is None:
+        return None
+    row = session.execute(
+        select(Submission.id, Batch.school_id)
+        .join(Batch, Batch.id == Submission.batch_id)
+        .where(Submission.receipt_no == number)
+    ).first()
+    return row.id if row is not None and covers(staff, row.school_id) else None
 
 
 def history(session: Session, user_id: int, limit: int = 20) -> list[Attempt]:
@@ -117,6 +239,7 @@ def history(session: Session, user_id: int, limit: int = 20) -> list[Attempt]:
             id=sub.id,
             batch_id=sub.batch_id,
             batch_name=batch_name,
+            photo_id=sub.photo_id,
             status=SubmissionStatus(sub.status),
             status_label=STATUS_LABELS[SubmissionStatus(sub.status)],
             reason=sub.status_reason,
@@ -132,4 +255,16 @@ def batch_open(session: Session, batch_id: int, now: datetime) -> bool:
     return batch is not None and batch.opens_at <= now < batch.closes_at
 
 
-__all__ = ["Attempt", "Receipt", "batch_open", "for_student", "history", "make_token", "verify"]
+__all__ = [
+    "Attempt",
+    "Receipt",
+    "batch_open",
+    "covers",
+    "find_by_number",
+    "for_student",
+    "history",
+    "make_token",
+    "normalize_number",
+    "photo",
+    "verify",
+]

@@ -50,6 +50,8 @@ OPTIONAL = (
     "review_days_max",
     "contact_phone",
     "contact_email",
+    "receipt_title",
+    "receipt_note",
 )
 COLUMNS = REQUIRED + OPTIONAL
 
@@ -60,6 +62,8 @@ MAX_LENGTHS = {
     "province": 20,
     "city": 30,
     "batch_name": 100,
+    "receipt_title": 60,
+    "receipt_note": 200,
     "education": 20,
     "contact_phone": 40,
     "contact_email": 120,
@@ -247,6 +251,8 @@ def _batch_state(batch: Batch) -> tuple[Any, ...]:
         batch.review_days_min,
         batch.review_days_max,
         batch.photo_spec,
+        batch.receipt_title,
+        batch.receipt_note,
     )
 
 
@@ -305,6 +311,8 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
         photo_spec=spec,
         review_days_min=review_min,
         review_days_max=review_max,
+        receipt_title=values.get("receipt_title") or None,
+        receipt_note=values.get("receipt_note") or None,
     )
     return ImportRow(line, school, batch), messages
 

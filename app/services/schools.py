@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from media.spec import PhotoSpec
 from models import Batch, Enrollment, School, User
+from models.school import RECEIPT_NOTE, RECEIPT_TITLE
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class BatchData:
     photo_spec: PhotoSpec
     review_days_min: int = 7
     review_days_max: int = 10
+    # The printed receipt's title and the line under it; None = the 学位证 wording (models/school.py).
+    receipt_title: str | None = None
+    receipt_note: str | None = None
 
 
 class BatchDataError(ValueError):
@@ -69,6 +73,8 @@ def upsert_batch(session: Session, school: School, data: BatchData) -> Batch:
     batch.fee_fen = data.fee_fen
     batch.review_days_min, batch.review_days_max = data.review_days_min, data.review_days_max
     batch.photo_spec = data.photo_spec.model_dump(mode="json")
+    batch.receipt_title = data.receipt_title or RECEIPT_TITLE
+    batch.receipt_note = data.receipt_note or RECEIPT_NOTE
     session.flush()
     return batch
 

@@ -1,13 +1,15 @@
 """Every word the account says: chat replies, custom messages and template pushes, in one place.
 
 Handlers, services and jobs all import this module, so a change of wording is made here once and
-the rest of the code only chooses which text to send. Links are plain URLs: WeChat makes them
-tappable in a text message. Keep texts short — a text message is limited to 2048 bytes.
+the rest of the code only chooses which text to send. Links are `<a href>` with words a student
+reads (实名绑定, 上传照片), not bare URLs: WeChat shows them as tappable text in text replies and
+custom messages. Keep texts short — a text message is limited to 2048 bytes, tags included.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from app.services.localtime import BEIJING
@@ -33,6 +35,29 @@ def photo_url(base_url: str) -> str:
     return f"{base_url}/h5/photo"
 
 
+def link(url: str, text: str) -> str:
+    """A tappable link in a WeChat text message (text replies and custom messages render <a href>)."""
+    return f'<a href="{escape(url, quote=True)}">{escape(text, quote=False)}</a>'
+
+
+# The student pages by path, named as the menu and the pages name them.
+PAGE_NAMES = (
+    ("/h5/bind", "实名绑定"),
+    ("/h5/school", "关联学校"),
+    ("/h5/photo", "上传照片"),
+    ("/h5/pay/", "缴费核验"),
+    ("/h5/status", "审核结果"),
+    ("/h5/receipt", "审核回执单"),
+    ("/h5/me", "我的"),
+)
+
+
+def page_link(base_url: str, path: str, text: str | None = None) -> str:
+    """A link to a student page, with the page's name as its text unless `text` is given."""
+    name = text or next((n for prefix, n in PAGE_NAMES if path.startswith(prefix)), "打开页面")
+    return link(f"{base_url}{path}", name)
+
+
 STEPS = "办理流程：① 实名绑定 → ② 关联学校 → ③ 上传照片 → ④ 缴费核验 → ⑤ 等待审核（7–10 个工作日）。"
 
 
@@ -40,7 +65,7 @@ def welcome(base_url: str) -> str:
     return (
         "欢迎关注！在这里可以在线完成学历证件照的采集、核验和审核。\n"
         f"{STEPS}\n"
-        f"第一步，请先完成实名绑定：{bind_url(base_url)}\n"
+        f"第一步，请先完成{page_link(base_url, '/h5/bind')}。\n"
         "回复“帮助”查看更多说明。"
     )
 
@@ -48,7 +73,7 @@ def welcome(base_url: str) -> str:
 def welcome_back(base_url: str) -> str:
     return (
         "欢迎回来！您之前的资料都还在。\n"
-        f"如尚未完成实名绑定，请点击：{bind_url(base_url)}\n"
+        f"如尚未完成实名绑定，请点击{page_link(base_url, '/h5/bind')}。\n"
         "回复“进度”查看当前办理进度。"
     )
 
@@ -65,15 +90,29 @@ def school_url(base_url: str) -> str:
 
 def school_scanned(base_url: str, school_name: str) -> str:
     # Per-school QR codes (flask schools qrcode); /h5/school pre-selects the school.
-    return f"您扫描的是「{school_name}」的二维码，关联学校时将为您预先选好这所学校：{school_url(base_url)}"
+    return (
+        f"您扫描的是「{school_name}」的二维码，关联学校时将为您预先选好这所学校："
+        f"{page_link(base_url, '/h5/school')}"
+    )
 
 
-def help_text(base_url: str) -> str:
+FEE_GENERAL = "核验费由学校按批次确定，关联学校后在缴费页面显示，缴费后自动核验身份信息。"
+
+
+def fee_line(fee_fen: int | None, batch_name: str | None) -> str:
+    """What the help says about money: the student's own batch's fee once linked."""
+    if fee_fen is None or batch_name is None:
+        return FEE_GENERAL
+    return f"你所在批次「{batch_name}」的核验费为 {yuan(fee_fen)}，照片通过检查后点「开始核验」支付。"
+
+
+def help_text(base_url: str, fee_fen: int | None = None, batch_name: str | None = None) -> str:
     return (
         "使用帮助\n"
         f"{STEPS}\n"
-        f"• 实名绑定：{bind_url(base_url)}\n"
-        f"• 上传照片：{photo_url(base_url)}\n"
+        f"• {page_link(base_url, '/h5/bind')}：填写姓名和证件号码\n"
+        f"• {page_link(base_url, '/h5/photo')}：自动检查尺寸、背景和人像\n"
+        f"• 费用：{fee_line(fee_fen, batch_name)}\n"
         "• 回复“绑定”获取实名绑定链接\n"
         "• 回复“进度”或“查询”查看办理进度\n"
         "• 菜单“审核结果”可随时查看审核进度\n"
@@ -81,18 +120,43 @@ def help_text(base_url: str) -> str:
     )
 
 
+def fee_answer(base_url: str, fee_fen: int | None = None, batch_name: str | None = None) -> str:
+    """怎么交费, 费用, 多少钱 …: how much, and how it is paid."""
+    return (
+        f"{fee_line(fee_fen, batch_name)}\n"
+        f"缴费方式：照片通过检查后，在{page_link(base_url, '/h5/photo', '照片页面')}点击「开始核验」，"
+        "用微信支付；缴费后自动核验身份信息，通过后进入人工审核。"
+    )
+
+
 def bind(base_url: str) -> str:
     return (
-        f"请点击链接完成实名绑定：{bind_url(base_url)}\n"
+        f"请点击{page_link(base_url, '/h5/bind')}完成实名绑定。\n"
         "需要填写证件类型、姓名和证件号码，请确保与报名信息一致。"
     )
+
+
+# The home page's promise about changing things, by progress step: true before payment, and
+# after it says what still can change.
+HOME_CHANGES_BEFORE_PAYMENT = "缴费前，实名信息、学校和照片都可以随时回来修改。"
+HOME_CHANGES = {
+    "verify": "已缴费，正在核验身份信息：这次提交的照片和实名信息不能再修改。",
+    "review": (
+        "已提交审核：审核结束前不能修改照片和实名信息。如被驳回，可按原因修改后重新提交（需重新缴费核验）。"
+    ),
+    "result": "审核已有结果。通过后无需再操作，可打印回执单；不通过为最终结果。",
+}
+
+
+def home_changes(step: str) -> str:
+    return HOME_CHANGES.get(step, HOME_CHANGES_BEFORE_PAYMENT)
 
 
 def progress(base_url: str, now: Progress) -> str:
     """当前进度: the same answer as the 我的 page (app/services/progress.py)."""
     # While waiting (核验中, 审核中) or after the result there is nothing to do: the link shows details.
     action = "查看详情" if now.step in ("verify", "review", "result") else "请点击完成"
-    return f"当前进度：{now.title}\n{now.message}\n{action}：{base_url}{now.path}"
+    return f"当前进度：{now.title}\n{now.message}\n{action}：{page_link(base_url, now.path)}"
 
 
 OFFICE_HOURS = "工作时间（周一至周五 9:00–17:30）"
@@ -148,26 +212,11 @@ def staff_reply(text: str) -> str:
     return f"【客服回复】\n{text}"
 
 
-def fee(base_url: str, school: LinkedSchool | None) -> str:
-    """怎么交费 / 多少钱 / 费用: the fee of the student's batch and how to pay it."""
-    how = (
-        "缴费方式：照片检查通过后，在「上传照片」页面点击「开始核验」，用微信支付缴费；"
-        f"缴费后自动核验身份信息并进入人工审核。\n上传照片：{photo_url(base_url)}"
-    )
-    if school is None:
-        return (
-            "照片核验费由学校规定（一般为 2 元），关联学校后可以看到具体金额。\n"
-            f"{how}\n"
-            f"还没有关联学校？请先完成实名绑定和关联学校：{school_url(base_url)}"
-        )
-    return f"{school.school_name}「{school.batch_name}」的照片核验费是 {yuan(school.fee_fen)}。\n{how}"
-
-
 def image_received(base_url: str) -> str:
     """The passive reply to a picture being checked (the verdict follows as a custom message)."""
     return (
         "已收到您的图片，正在检查，结果稍后发给您……\n"
-        f"也可以在照片上传页面上传，并查看自动处理后的照片：{photo_url(base_url)}"
+        f"也可以在{page_link(base_url, '/h5/photo', '照片上传页面')}上传，并查看自动处理后的照片。"
     )
 
 
@@ -176,8 +225,9 @@ def image_needs(base_url: str, now: Progress) -> str:
     return (
         "已收到您的图片。\n"
         f"{now.message}\n"
-        f"请点击完成：{base_url}{now.path}\n"
-        f"完成后，直接在这里发送照片即可自动检查，也可以在页面上传：{photo_url(base_url)}"
+        f"请点击完成：{page_link(base_url, now.path)}\n"
+        "完成后，直接在这里发送照片即可自动检查，"
+        f"也可以在{page_link(base_url, '/h5/photo', '照片页面')}上传。"
     )
 
 
@@ -191,8 +241,7 @@ def photo_passed(
     return (
         "照片检查通过 ✅\n"
         f"{made}"
-        "下一步：在照片页面点击「开始核验」，缴费后自动核验身份信息。\n"
-        f"查看处理后的照片：{photo_url(base_url)}"
+        f"下一步：在{page_link(base_url, '/h5/photo', '照片页面')}点击「开始核验」，缴费后自动核验身份信息。"
     )
 
 
@@ -211,18 +260,21 @@ def photo_failed(base_url: str, failures: list[str]) -> str:
         "照片未通过检查 ❌\n"
         f"{listed}{more}\n"
         "请按提示重新拍摄后再发送（不要美颜或翻拍）。\n"
-        f"查看全部检查结果或在页面上传：{photo_url(base_url)}"
+        f"{page_link(base_url, '/h5/photo', '查看全部检查结果')}，也可以在页面上传。"
     )
 
 
 def photo_refused(base_url: str, message: str) -> str:
     """The picture could not be checked at all (not an image, too large, expired media)."""
-    return f"这张图片无法检查：{message}\n请重新发送照片，或在页面上传：{photo_url(base_url)}"
+    return (
+        f"这张图片无法检查：{message}\n"
+        f"请重新发送照片，或在{page_link(base_url, '/h5/photo', '照片页面')}上传。"
+    )
 
 
 def photo_cannot_upload(base_url: str, message: str, path: str) -> str:
     """Binding or the school link went missing between sending and checking."""
-    return f"已收到您的图片，但暂时不能检查：{message}\n请点击完成：{base_url}{path}"
+    return f"已收到您的图片，但暂时不能检查：{message}\n请点击完成：{page_link(base_url, path)}"
 
 
 # -- a photo that may not be used again ------------------------------------------------------------
@@ -274,7 +326,7 @@ VERIFY_PASSED = (
     "身份核验通过，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
     "也可以在「我的」页面查看。"
 )
-VERIFY_FAILED = "身份核验未通过：{reason}\n修改后请重新上传并缴费核验：{url}"
+VERIFY_FAILED = '身份核验未通过：{reason}\n请<a href="{url}">修改实名信息</a>后重新上传并缴费核验。'
 VERIFY_REFUNDED = (
     "抱歉，身份核验服务暂时不可用，本次核验费 {amount}已原路退回，请稍后重新提交。给你带来不便，敬请谅解。"
 )
@@ -358,6 +410,6 @@ def result_text(
     lines += [
         f"下一步：{NEXT_STEP[status]}",
         f"时间：{at.astimezone(BEIJING).strftime('%Y-%m-%d %H:%M')}",
-        f"查看详情：{url}",
+        link(url, "查看详情"),
     ]
     return "\n".join(lines)

@@ -43,7 +43,11 @@ def _bind(page: Page) -> None:
     expect(page.get_by_test_id("identity-name")).to_have_text("张*")
 
 
-def test_bind_link_me_unbind_and_rebind(app: Flask, live_server: Any, phone: Page) -> None:
+def test_bind_link_me_unbind_and_rebind(
+    app: Flask, live_server: Any, phone: Page, browser_errors: Any
+) -> None:
+    browser_errors.expect_status(422, "/api/v1/identity/check")
+    browser_errors.expect_status(422, "/api/v1/me/identity")
     with app.app_context():
         demo_data.load_schools(db.session)
         db.session.remove()
@@ -132,8 +136,10 @@ def test_bind_link_me_unbind_and_rebind(app: Flask, live_server: Any, phone: Pag
 
 
 def test_modify_from_me_and_the_server_side_refusal_beside_the_name(
-    app: Flask, live_server: Any, phone: Page
+    app: Flask, live_server: Any, phone: Page, browser_errors: Any
 ) -> None:
+    browser_errors.expect_status(422, "/api/v1/identity/check")
+    browser_errors.expect_status(422, "/api/v1/me/identity")
     base = live_server.url
     phone.goto(f"{base}/_sandbox/login-as/{OPENID}?next=/h5/bind")
     _bind(phone)

@@ -19,15 +19,18 @@ def test_login_as_lands_on_the_home_page_signed_in(app: Flask, live_server: Any,
     assert titles == ["实名绑定", "关联学校", "上传照片", "缴费核验", "审核结果"]
     assert steps.first.get_attribute("href") == "/h5/bind"
     assert phone.locator('meta[name="csrf-token"]').get_attribute("content")
-    # Mobile layout: nothing wider than the 360 px screen, tap targets at least 44 px high.
-    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    # Mobile layout: nothing wider than the 390 px screen, tap targets at least 44 px high.
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     assert steps.first.bounding_box()["height"] >= 44
     # Signed in: reloading stays on the page (no new trip through WeChat).
     phone.reload()
     assert phone.url.split("#")[0] == f"{live_server.url}/h5/"
 
 
-def test_a_stale_sign_in_link_shows_a_chinese_retry_page(app: Flask, live_server: Any, phone: Any) -> None:
+def test_a_stale_sign_in_link_shows_a_chinese_retry_page(
+    app: Flask, live_server: Any, phone: Any, browser_errors: Any
+) -> None:
+    browser_errors.expect_status(400, "/auth/wechat/callback?code=abc&state=forged")
     phone.goto(f"{live_server.url}/auth/wechat/callback?code=abc&state=forged")
     assert "登录链接已失效" in phone.locator('[data-testid="signin-problem"]').inner_text()
     assert phone.get_by_role("link", name="重新登录").is_visible()

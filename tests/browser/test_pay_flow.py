@@ -122,7 +122,7 @@ def test_pay_in_wechat_then_review(app: Flask, live_server: Any, phone: Page) ->
     _drive(app, lambda: _status(app, submission_id) == SubmissionStatus.PENDING_REVIEW)
     result = frame.locator("#result")
     expect(result).to_have_attribute("data-status", "pending_review", timeout=10_000)
-    expect(frame.locator("#result-label")).to_have_text("身份核验通过 · 未审核（待审核）")
+    expect(frame.locator("#result-label")).to_have_text("身份核验通过 · 等待人工审核")
     expect(frame.locator("#result-message")).to_contain_text("7–10 天")
     phone.screenshot(path=f"{SHOTS}/pay_a_pending_review.png")
 

@@ -47,7 +47,10 @@ def test_cancel_leaves_the_order_unpaid(app: Any, phone: Any, live_server: Any) 
         assert pay_client().query("BROWSER002").trade_state == "NOTPAY"
 
 
-def test_a_forged_pay_sign_never_opens_the_sheet(app: Any, phone: Any, live_server: Any) -> None:
+def test_a_forged_pay_sign_never_opens_the_sheet(
+    app: Any, phone: Any, live_server: Any, browser_errors: Any
+) -> None:
+    browser_errors.expect_status(400, "/_sandbox/pay/_ctl/prepay/")
     params = {**_order(app, "BROWSER003"), "paySign": "Zm9yZ2Vk"}
     phone.goto(f"{live_server.url}/_sandbox/pay/sheet")
     result = phone.evaluate(

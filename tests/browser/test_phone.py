@@ -64,6 +64,10 @@ def test_student_follows_taps_the_menu_types_and_sends_a_photo(
     phone.get_by_role("button", name="创建").click()
     expect(phone.get_by_label("当前用户")).to_have_value(re.compile(r"^o"))
     openid = phone.get_by_label("当前用户").input_value()
+    # The openid is on show, ready to copy for `flask --app wsgi wechat add-operator OPENID`.
+    expect(phone.locator("#openid-text")).to_have_text(openid)
+    phone.locator("#openid-row").get_by_role("button", name="复制").click()
+    assert phone.evaluate("window.getSelection().toString()") == openid
 
     # Follow: the welcome guides to 实名绑定.
     phone.get_by_role("button", name="关注公众号").click()
@@ -110,7 +114,9 @@ def test_student_follows_taps_the_menu_types_and_sends_a_photo(
     assert frame is not None
     expect(frame.locator("body")).not_to_contain_text("请先选择微信用户")
     # Signed in: the H5 home page answers this browser's session (it redirects to sign-in otherwise).
-    assert frame.evaluate("fetch('/h5/', {redirect: 'manual'}).then(r => r.status)") == 200
+    # (The body is read too: closing the browser below would abort it, a failed request.)
+    status = "fetch('/h5/', {redirect: 'manual'}).then(r => r.text().then(() => r.status))"
+    assert frame.evaluate(status) == 200
     with app.app_context():
         exchanges = state.calls(redis_client(), "/sns/oauth2/access_token")
     assert exchanges, "the H5 page was not reached through WeChat's OAuth2 flow"

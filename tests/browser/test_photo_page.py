@@ -88,7 +88,10 @@ def test_upload_a_phone_photo_then_one_without_a_face(app: Flask, live_server: A
     expect(phone.locator('#checks li[data-check="face_count"]')).to_contain_text("没有检测到人脸")
 
 
-def test_not_an_image_shows_the_message(app: Flask, live_server: Any, phone: Page) -> None:
+def test_not_an_image_shows_the_message(
+    app: Flask, live_server: Any, phone: Page, browser_errors: Any
+) -> None:
+    browser_errors.expect_status(422, "/api/v1/me/photos")
     prepare(app, "oPhotoPageStudent000000002")
     base = live_server.url
     phone.goto(f"{base}/_sandbox/login-as/oPhotoPageStudent000000002?next=/h5/photo")

@@ -3,7 +3,7 @@
 1. A reviewer (desktop) signs in, filters the queue, claims an attempt, returns it with a reason and
    approves the next one by keyboard.
 2. The worker delivers the outbox: both students get a 审核结果通知 template message.
-3. The returned student (phone, 360×740) sees the card in the sandbox chat with 审核驳回 and the
+3. The returned student (phone, 390×844) sees the card in the sandbox chat with 审核驳回 and the
    reason, taps 详情, and /h5/status (in the phone's WeChat browser) shows 驳回, the reason and the
    way to resubmit while the batch is open.
 4. The approved student sees the 审核通过 card, taps 详情, /h5/status shows 通过, the receipt link

@@ -14,7 +14,10 @@ from app.services import schools
 PASSWORD = "reviewer password 2026"
 
 
-def test_reviewer_signs_in_and_out(app: Flask, runner: FlaskCliRunner, live_server: Any, desk: Any) -> None:
+def test_reviewer_signs_in_and_out(
+    app: Flask, runner: FlaskCliRunner, live_server: Any, desk: Any, browser_errors: Any
+) -> None:
+    browser_errors.expect_status(401, "/review/login")
     with app.app_context():
         schools.upsert_school(db.session, "10542", "湖南师范大学", "湖南省", "长沙市")
         db.session.commit()

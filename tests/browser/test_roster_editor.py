@@ -18,7 +18,10 @@ NUMBER = "11010519491231002X"
 XSS_NAME = "<img src=x onerror=alert(1)>"
 
 
-def test_a_person_adds_and_deletes_roster_entries(app: Flask, live_server: Any, phone: Any) -> None:
+def test_a_person_adds_and_deletes_roster_entries(
+    app: Flask, live_server: Any, phone: Any, browser_errors: Any
+) -> None:
+    browser_errors.expect_status(400, "/_sandbox/roster")
     dialogs: list[str] = []
     phone.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     phone.goto(f"{live_server.url}/_sandbox/roster/editor")

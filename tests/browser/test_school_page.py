@@ -1,4 +1,4 @@
-"""/h5/school in headless Chromium (360×740): the cascade, search, closed batches, 确定关联, and the
+"""/h5/school in headless Chromium (390×844): the cascade, search, closed batches, 确定关联, and the
 school pre-selected by a school QR code. Demo data = the schools of the seed manuals."""
 
 from __future__ import annotations
@@ -95,8 +95,9 @@ def test_cascade_closed_batch_and_link(app: Flask, phone: Page, live_server: Any
 
 
 def test_search_by_name_and_a_refusal_shown_beside_the_button(
-    app: Flask, phone: Page, live_server: Any
+    app: Flask, phone: Page, live_server: Any, browser_errors: Any
 ) -> None:
+    browser_errors.expect_status(422, "/api/v1/me/enrollment")
     user_id = _signed_in_and_bound(app, phone, live_server.url)
     batches = _batch_ids(app, "10496")
     phone.goto(f"{live_server.url}/h5/school")

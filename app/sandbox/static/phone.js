@@ -21,7 +21,8 @@
     toInput: $("to-input"), toMenu: $("to-menu"), inputBar: $("input-bar"), text: $("text-input"),
     image: $("image-input"), send: $("send-btn"), subMenu: $("sub-menu"), browser: $("browser"),
     frame: $("browser-frame"), browserTitle: $("browser-title"), browserExternal: $("browser-external"),
-    browserClose: $("browser-close"), toast: $("toast")
+    browserClose: $("browser-close"), toast: $("toast"),
+    openidRow: $("openid-row"), openidText: $("openid-text"), openidCopy: $("openid-copy")
   };
 
   var state = {
@@ -117,6 +118,9 @@
     el.empty.hidden = !!state.user;
     if (!state.user && !state.users.length) { el.newForm.hidden = false; }
     el.unfollow.hidden = !(state.user && state.user.subscribed);
+    // Operators are made by openid (flask wechat add-operator OPENID): show it, ready to copy.
+    el.openidRow.hidden = !state.user;
+    el.openidText.textContent = state.user ? state.user.openid : "";
   }
 
   function menuButtons() {
@@ -593,6 +597,21 @@
     if (!openid) { return; }
     api("POST", "/users/" + encodeURIComponent(openid) + "/select").then(applySnapshot)
       .catch(function (e) { toast(e.message); });
+  });
+
+  el.openidCopy.addEventListener("click", function () {
+    var text = el.openidText.textContent;
+    var range = document.createRange();
+    range.selectNodeContents(el.openidText);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { toast("已复制 openid"); },
+        function () { toast("已选中，请按 Ctrl+C 复制"); });
+    } else {
+      toast("已选中，请按 Ctrl+C 复制");
+    }
   });
 
   el.newToggle.addEventListener("click", function () {

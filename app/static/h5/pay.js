@@ -149,7 +149,7 @@
     result.hidden = false;
     result.setAttribute("data-status", sub.status);
     var label = $("result-label");
-    label.textContent = sub.status === "pending_review" ? "身份核验通过 · 未审核（待审核）" : sub.status_label;
+    label.textContent = sub.status === "pending_review" ? "身份核验通过 · 等待人工审核" : sub.status_label;
     label.className = "status-label" + (GOOD[sub.status] ? " ok" : BAD[sub.status] ? " bad" : "");
     var reason = $("result-reason");
     var why = sub.reason || (sub.verification && sub.status === "verify_failed" ? sub.verification.reason : "");

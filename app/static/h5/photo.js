@@ -223,7 +223,8 @@
     });
   });
 
-  // The last verdict, so a student coming back sees where they stand.
+  // The last verdict, so a student coming back sees where they stand (none yet: nothing to ask).
+  if (page.getAttribute("data-has-photo") !== "1") return;
   var xhr = new XMLHttpRequest();
   xhr.open("GET", "/api/v1/me/photos/latest");
   xhr.setRequestHeader("Accept", "application/json");
