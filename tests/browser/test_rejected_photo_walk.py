@@ -27,9 +27,17 @@ from playwright.sync_api import Frame, Page, expect
 from app.extensions import db
 from app.jobs.worker import run_due
 from app.services import staff as staff_service
-from models import StaffRole, SubmissionStatus
-from tests.browser.test_pay_flow import _drive, _open_in_wechat, _pay_on_the_sheet, _phone_with, _status
-from tests.browser.test_review_flow import follower, open_details, result_card
+from models import StaffRole, Submission, SubmissionStatus
+from tests.browser.walks import (
+    drive,
+    follower,
+    open_details,
+    open_in_wechat,
+    pay_on_the_sheet,
+    phone_with,
+    result_card,
+    status_of_attempt,
+)
 from tests.factories import STAFF_PASSWORD
 
 PHONE_390 = {"width": 390, "height": 844}
@@ -71,8 +79,12 @@ def _return_with_reason(desk: Page, base: str, submission_id: int) -> None:
 
 
 def test_a_rejected_photo_is_explained_refused_and_replaced(
-    app: Flask, live_server: Any, new_page: Callable[..., Page]
+    app: Flask, live_server: Any, new_page: Callable[..., Page], browser_errors: Any
 ) -> None:
+    # Provoked on purpose: the API refusing the rejected photo, and a photo whose loading the page's
+    # next upload interrupts.
+    browser_errors.expect_status(422, "/api/v1/me/submissions")
+    browser_errors.expect(r"ERR_ABORTED GET .*/media/photos/")
     app.config["WECHAT_PAY_SANDBOX_NOTIFY_THREAD"] = False
     base = live_server.url
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -82,7 +94,7 @@ def test_a_rejected_photo_is_explained_refused_and_replaced(
         staff_service.create(db.session, "rev-photo", STAFF_PASSWORD, StaffRole.REVIEWER, ["10542"])
         db.session.remove()
     phone = new_page(PHONE_390)
-    _phone_with(phone, base, openid)
+    phone_with(phone, base, openid)
     # The same student in a plain phone browser, for full-page screenshots of the result.
     page = new_page(PHONE_390)
     page.goto(f"{base}/_sandbox/login-as/{openid}?next=/h5/photo")
@@ -120,16 +132,16 @@ def test_a_rejected_photo_is_explained_refused_and_replaced(
     page.screenshot(path=str(SHOTS / "photo_result_passing.png"), full_page=True)
 
     # Paid inside WeChat (the sandbox phone's browser), where the page shows the same photo.
-    frame = _open_in_wechat(phone, "/h5/photo")
+    frame = open_in_wechat(phone, "/h5/photo")
     expect(frame.locator("#result")).to_have_attribute("data-passed", "true")
     frame.get_by_role("button", name="开始核验").click()
-    first = _pay_on_the_sheet(app, phone, frame, "rejected_walk")
-    _drive(app, lambda: _status(app, first) == SubmissionStatus.PENDING_REVIEW)
+    first = pay_on_the_sheet(app, phone, frame, "rejected_walk")
+    drive(app, lambda: status_of_attempt(app, first) == SubmissionStatus.PENDING_REVIEW)
 
     # 2. The reviewer returns it with a reason.
     desk = new_page(DESK)
     _return_with_reason(desk, base, first)
-    assert _status(app, first) == SubmissionStatus.RETURNED
+    assert status_of_attempt(app, first) == SubmissionStatus.RETURNED
     assert run_due(app) >= 1  # the push
 
     # 3. 详情 → /h5/status → 重新上传照片 → /h5/photo: the reason, and the old photo not offered.
@@ -195,10 +207,17 @@ def test_a_rejected_photo_is_explained_refused_and_replaced(
     frame.wait_for_url("**/h5/pay/*")
     second = int(frame.url.rsplit("/", 1)[1])
     assert second != first
-    assert _status(app, second) == SubmissionStatus.AWAITING_PAYMENT
+    assert status_of_attempt(app, second) == SubmissionStatus.AWAITING_PAYMENT
 
-    # The new photo is a composite of the same portrait (the fixtures share one): too far off to be
-    # the same picture, close enough that the reviewer is told to compare it with the rejected one.
+    # A new photo that looks like the rejected one (8 of 64 hash bits apart: not the same picture, close
+    # enough to compare) warns the reviewer. The fixtures' hashes follow the auto-fix's exact crop, so
+    # the walk pins the distance: it tests the page; tests/test_rejected_photos.py tests the rule.
+    with app.app_context():
+        rejected, resubmitted = (db.session.get(Submission, s) for s in (first, second))
+        assert rejected is not None and resubmitted is not None and rejected.photo.phash
+        resubmitted.photo.phash = f"{int(rejected.photo.phash, 16) ^ 0xFF:016x}"
+        db.session.commit()
+        db.session.remove()
     desk.goto(f"{base}/review/submissions/{second}")
     warning = desk.locator("#similar-rejected")
     expect(warning).to_be_visible()

@@ -16,30 +16,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 from flask import Flask
-from playwright.sync_api import FrameLocator, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from app.integrations import redis_client
 from app.jobs.worker import run_due
-from app.sandbox import phone as phone_view
 from app.sandbox import state
 from models import SubmissionStatus
+from tests.browser.walks import card_value, follower, open_details, result_card
 from tests.factories import STAFF_PASSWORD, T0, make_desk, make_waiting, status_and_reason
 
 REASON = "背景颜色不符：请换成白色背景"
-
-
-def follower(app: Flask, nickname: str) -> str:
-    with app.app_context():
-        r = redis_client()
-        user = state.create_user(r, nickname)
-        user["subscribed"] = True
-        state.save_user(r, user)
-        return str(user["openid"])
 
 
 # --- the steps -------------------------------------------------------------------------------------
@@ -88,41 +78,6 @@ def review_return_then_approve_by_keyboard(desk: Page, base: str, first: int, se
     desk.keyboard.press("a")  # 通过
     desk.wait_for_url(base + "/review/")
     assert f"提交 #{second} 已通过" in desk.locator(".rv-flash").first.inner_text()
-
-
-def phone_as(phone: Page, base: str, openid: str) -> None:
-    """Open the sandbox phone as `openid` (the cookie the 扮演 picker sets)."""
-    host = urlsplit(base).hostname
-    phone.context.add_cookies(
-        [{"name": phone_view.COOKIE, "value": openid, "domain": host, "path": "/_sandbox"}]
-    )
-    phone.goto(f"{base}/_sandbox/")
-    expect(phone.get_by_label("当前用户")).to_have_value(openid)
-
-
-def result_card(phone: Page, base: str, openid: str) -> Locator:
-    """The phone's chat as `openid`, and the one 审核结果通知 card in it."""
-    phone_as(phone, base, openid)
-    card = phone.locator(".msg.out[data-type=template] .card.template")
-    expect(card).to_have_count(1)
-    expect(card.locator(".card-title")).to_have_text("审核结果通知")
-    return card
-
-
-def card_value(card: Locator, key: str) -> Locator:
-    return card.locator(".card-row", has=card.page.locator(".card-key", has_text=key)).locator(".card-value")
-
-
-def open_details(phone: Page, card: Locator) -> FrameLocator:
-    """Tap the card's 详情: the phone's WeChat browser opens /h5/status, signed in as this student."""
-    card.get_by_role("link", name="详情").click()
-    expect(phone.get_by_role("region", name="微信内置浏览器")).to_be_visible()
-    browser = phone.frame_locator("#browser-frame")
-    expect(browser.locator("#status-page")).to_be_visible()
-    phone.wait_for_function(
-        "() => document.getElementById('browser-frame').contentWindow.location.pathname === '/h5/status'"
-    )
-    return browser
 
 
 def decode_qr(element: Locator) -> str:
