@@ -96,6 +96,13 @@ def current_staff() -> Staff | None:
     return found
 
 
+def signed_in_staff() -> Staff:
+    """The staff member of a view behind `staff_required` (which has made sure there is one)."""
+    staff = current_staff()
+    assert staff is not None  # staff_required ran first
+    return staff
+
+
 def visible_school_ids(staff: Staff) -> set[int] | None:
     """The schools whose records `staff` may see: None means all (admins)."""
     if staff.role == StaffRole.ADMIN:

@@ -14,23 +14,17 @@ from flask.typing import ResponseReturnValue
 
 from app.extensions import db
 from app.review import bp
-from app.review.auth import current_staff, staff_required
+from app.review.auth import signed_in_staff, staff_required
 from app.review.queue import local_time
 from app.services import inbox
 from app.services.inbox import InboxError, InboxNotFoundError
-from models import InboxDelivery, InboxDirection, Staff
+from models import InboxDelivery, InboxDirection
 
 DELIVERY_LABELS = {
     InboxDelivery.QUEUED: "发送中",
     InboxDelivery.SENT: "已送达",
     InboxDelivery.FAILED: "发送失败",
 }
-
-
-def _staff() -> Staff:
-    staff = current_staff()
-    assert staff is not None  # staff_required ran first
-    return staff
 
 
 def _now() -> datetime:
@@ -40,7 +34,7 @@ def _now() -> datetime:
 @bp.get("/inbox")
 @staff_required()
 def inbox_page() -> ResponseReturnValue:
-    staff = _staff()
+    staff = signed_in_staff()
     waiting_only = request.args.get("show") != "all"
     items = inbox.conversations(db.session, staff, _now(), waiting_only=waiting_only)
     return render_template(
@@ -53,7 +47,7 @@ def inbox_page() -> ResponseReturnValue:
 
 
 def _conversation_page(handle: int, error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    staff = _staff()
+    staff = signed_in_staff()
     try:
         found = inbox.conversation(db.session, staff, handle)
     except InboxNotFoundError:
@@ -85,7 +79,7 @@ def conversation_page(handle: int) -> ResponseReturnValue:
 @staff_required()
 def inbox_reply(handle: int) -> ResponseReturnValue:
     try:
-        inbox.reply(db.session, _staff(), handle, request.form.get("text", ""), _now())
+        inbox.reply(db.session, signed_in_staff(), handle, request.form.get("text", ""), _now())
     except InboxNotFoundError:
         abort(404)
     except InboxError as exc:

@@ -18,7 +18,7 @@ from app.extensions import db
 from app.inputs import row_id
 from app.integrations import pii_keyring
 from app.review import bp
-from app.review.auth import current_staff, safe_next, staff_required
+from app.review.auth import safe_next, signed_in_staff, staff_required
 from app.services import exports, photos, review_details, reviews
 from app.services.localtime import BEIJING
 from app.services.reviews import PRESET_REASONS, ResultPush, ReviewError, ReviewNotFoundError
@@ -41,12 +41,6 @@ STATES: dict[str, tuple[SubmissionStatus, ...]] = {
 DECIDED_STATES = frozenset({"decided", "approved", "returned", "refused"})
 SEARCH_MAX_CHARS = 40
 DECISION_DONE = {"approve": "已通过", "return": "已驳回", "refuse": "已判定不通过"}
-
-
-def _staff() -> Staff:
-    staff = current_staff()
-    assert staff is not None  # staff_required ran first
-    return staff
 
 
 def _now() -> datetime:
@@ -106,7 +100,7 @@ def _usernames(ids: set[int]) -> dict[int, str]:
 @bp.get("/")
 @staff_required()
 def index() -> ResponseReturnValue:
-    staff = _staff()
+    staff = signed_in_staff()
     args = request.args
     school_id, batch_id = row_id(args.get("school")), row_id(args.get("batch"))
     state = args.get("state", "") if args.get("state", "") in STATES else ""
@@ -183,7 +177,11 @@ def _back() -> str:
 def claim(submission_id: int) -> ResponseReturnValue:
     try:
         reviews.claim(
-            db.session, _staff(), submission_id, _now(), minutes=current_app.config["REVIEW_CLAIM_MINUTES"]
+            db.session,
+            signed_in_staff(),
+            submission_id,
+            _now(),
+            minutes=current_app.config["REVIEW_CLAIM_MINUTES"],
         )
     except ReviewNotFoundError:
         abort(404)
@@ -284,7 +282,7 @@ def _face_box(face: dict[str, Any] | None, width: int | None, height: int | None
 @bp.get("/submissions/<int:submission_id>")
 @staff_required()
 def submission(submission_id: int) -> ResponseReturnValue:
-    return _decision_page(_staff(), submission_id)
+    return _decision_page(signed_in_staff(), submission_id)
 
 
 def _reason(form: Any) -> str:
@@ -300,7 +298,7 @@ def _reason(form: Any) -> str:
 @bp.post("/submissions/<int:submission_id>/decide")
 @staff_required()
 def decide(submission_id: int) -> ResponseReturnValue:
-    staff = _staff()
+    staff = signed_in_staff()
     decision = request.form.get("decision", "")
     try:
         reviews.decide(
@@ -327,7 +325,7 @@ def decide(submission_id: int) -> ResponseReturnValue:
 @bp.post("/batch-approve")
 @staff_required()
 def batch_approve() -> ResponseReturnValue:
-    staff = _staff()
+    staff = signed_in_staff()
     ids = [i for i in (row_id(v) for v in request.form.getlist("ids")) if i is not None]
     if not ids:
         flash("请先勾选要通过的提交", "error")
@@ -351,7 +349,7 @@ def batch_approve() -> ResponseReturnValue:
 @bp.post("/submissions/<int:submission_id>/reopen")
 @staff_required(StaffRole.ADMIN)
 def reopen(submission_id: int) -> ResponseReturnValue:
-    staff = _staff()
+    staff = signed_in_staff()
     try:
         reviews.reopen(
             db.session,

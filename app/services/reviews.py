@@ -559,15 +559,7 @@ def _decide_one(
 
 
 def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None:
-    row = session.execute(
-        select(User.openid, Batch.name, School.name)
-        .select_from(Submission)
-        .join(User, User.id == Submission.user_id)
-        .join(Batch, Batch.id == Submission.batch_id)
-        .join(School, School.id == Batch.school_id)
-        .where(Submission.id == found.id)
-    ).one()
-    openid, batch_name, school_name = row
+    openid, batch_name, school_name = _recipient(session, found.id)
     status = SubmissionStatus(found.status)
     at = found.decided_at or found.updated_at
     url = f"{push.base_url}/h5/status"
@@ -577,22 +569,54 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
     rounds = _reopens(session, found.id)
     suffix = f"-{rounds}" if rounds else ""
     key = f"decision:{found.id}{suffix}"
+    _announce(
+        session,
+        push,
+        openid,
+        key,
+        f"decision-{found.id}{suffix}",
+        template_data=lambda: wording.result_template_data(status, school_name, found.status_reason, at),
+        text=lambda: wording.result_text(status, school_name, batch_name, found.status_reason, at, url),
+    )
+
+
+def _recipient(session: Session, submission_id: int) -> tuple[str, str, str]:
+    """The student's openid, the batch's and the school's names: what a push about the attempt needs."""
+    openid, batch_name, school_name = session.execute(
+        select(User.openid, Batch.name, School.name)
+        .select_from(Submission)
+        .join(User, User.id == Submission.user_id)
+        .join(Batch, Batch.id == Submission.batch_id)
+        .join(School, School.id == Batch.school_id)
+        .where(Submission.id == submission_id)
+    ).one()
+    return openid, batch_name, school_name
+
+
+def _announce(
+    session: Session,
+    push: ResultPush,
+    openid: str,
+    key: str,
+    client_msg_id: str,
+    *,
+    template_data: Callable[[], dict[str, Any]],
+    text: Callable[[], str],
+) -> None:
+    """A template message when the account has the template, a text message otherwise; `key` makes a
+    second enqueue a no-op, `client_msg_id` lets WeChat drop a resend after a worker died mid-send."""
+    url = f"{push.base_url}/h5/status"
     if push.template_id:
-        outbox.enqueue(
-            session,
-            JobKind.SEND_TEMPLATE,
-            {
-                "openid": openid,
-                "template_id": push.template_id,
-                "data": wording.result_template_data(status, school_name, found.status_reason, at),
-                "url": url,
-                "client_msg_id": f"decision-{found.id}{suffix}",
-            },
-            key=key,
-        )
+        payload = {
+            "openid": openid,
+            "template_id": push.template_id,
+            "data": template_data(),
+            "url": url,
+            "client_msg_id": client_msg_id,
+        }
+        outbox.enqueue(session, JobKind.SEND_TEMPLATE, payload, key=key)
     else:
-        text = wording.result_text(status, school_name, batch_name, found.status_reason, at, url)
-        outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text}, key=key)
+        outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text()}, key=key)
 
 
 def _reopens(session: Session, submission_id: int) -> int:
@@ -718,32 +742,18 @@ def _enqueue_reopened(
     push: ResultPush,
     rounds: int,
 ) -> None:
-    openid, batch_name, school_name = session.execute(
-        select(User.openid, Batch.name, School.name)
-        .select_from(Submission)
-        .join(User, User.id == Submission.user_id)
-        .join(Batch, Batch.id == Submission.batch_id)
-        .join(School, School.id == Batch.school_id)
-        .where(Submission.id == submission_id)
-    ).one()
+    openid, batch_name, school_name = _recipient(session, submission_id)
     url = f"{push.base_url}/h5/status"
     key = f"reopen:{submission_id}-{rounds}"
-    if push.template_id:
-        outbox.enqueue(
-            session,
-            JobKind.SEND_TEMPLATE,
-            {
-                "openid": openid,
-                "template_id": push.template_id,
-                "data": wording.reopened_template_data(school_name, now),
-                "url": url,
-                "client_msg_id": key.replace(":", "-"),
-            },
-            key=key,
-        )
-    else:
-        text = wording.reopened_text(previous, school_name, batch_name, now, url)
-        outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text}, key=key)
+    _announce(
+        session,
+        push,
+        openid,
+        key,
+        key.replace(":", "-"),
+        template_data=lambda: wording.reopened_template_data(school_name, now),
+        text=lambda: wording.reopened_text(previous, school_name, batch_name, now, url),
+    )
 
 
 def _audit(session: Session, staff: Staff, action: str, submission_id: int, **detail: Any) -> None:
