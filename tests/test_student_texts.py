@@ -135,5 +135,5 @@ def test_fee_questions_get_the_fee_and_how_to_pay(app: Flask, say: Any, question
     with app.app_context():
         make_student(make_batch(), SubmissionStatus.PENDING_REVIEW, openid="o-linked")
     linked = say(text_message("o-linked", question))
-    assert "核验费为 2 元" in linked and "开始核验" in linked and wording.UNKNOWN_TEXT not in linked
+    assert "核验费为 2 元" in linked and "开始核验" in linked and wording.MESSAGE_KEPT not in linked
     assert wording.FEE_GENERAL in say(text_message("o-stranger", question))
