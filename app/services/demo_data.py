@@ -1,6 +1,6 @@
-"""Demo data for `flask demo load`: the schools of the seed manuals, their batches and a demo admin.
+"""Demo data for `flask demo load`: five real schools' sign-up systems, their batches and a demo admin.
 
-Each school carries the photo rules of its own manual (shared/seeds), a batch open now that closes
+Each school carries the photo rules its own manual states (quoted beside each), a batch open now that closes
 months ahead, and a closed batch so the closed-batch message can be seen. Dates are relative to
 today, so the demo never goes stale. Loading twice changes nothing but the admin's password when
 none is configured.

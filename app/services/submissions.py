@@ -1,6 +1,7 @@
 """Submissions: one paid attempt to have a photo verified and reviewed (开始核验).
 
-Creating one needs everything complete first (seeds 001/002: pay only after the data is complete):
+Creating one needs everything complete first (as 武汉轻工大学's and 新疆自考's manuals have it: pay only
+after the data is complete):
 a bound identity, a link to a batch that is open now, and a photo of that batch that passed its
 checks and that no reviewer rejected (nor the same picture in an earlier attempt). One attempt may
 be in flight per student; after a final 不通过 in a batch none can follow.
