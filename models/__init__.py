@@ -6,7 +6,7 @@ from models.identity import Identity
 from models.inbox import InboxDelivery, InboxDirection, InboxMessage
 from models.outbox import OutboxItem, OutboxStatus
 from models.photo import Photo
-from models.school import Batch, School
+from models.school import Batch, Flow, LockOn, School
 from models.staff import AuditEntry, Staff, StaffRole, staff_schools
 from models.submission import (
     STATUS_LABELS,
@@ -26,10 +26,12 @@ __all__ = [
     "Base",
     "Batch",
     "Enrollment",
+    "Flow",
     "Identity",
     "InboxDelivery",
     "InboxDirection",
     "InboxMessage",
+    "LockOn",
     "OrderStatus",
     "OutboxItem",
     "OutboxStatus",

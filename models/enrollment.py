@@ -21,6 +21,8 @@ class Enrollment(Base):
     active: Mapped[bool] = mapped_column(default=True)
     # Set when a paid submission is made under this enrollment: the school can no longer change.
     locked_at: Mapped[datetime | None]
+    # When the student acknowledged the batch's 须知 (once per link; a batch without one needs none).
+    notice_acked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     # "changed" (linked to another batch) or "unbound" (取消微信绑定)

@@ -32,6 +32,10 @@ class SubmissionStatus(StrEnum):
     CANCELLED = "cancelled"
     VERIFY_FAILED = "verify_failed"
     REFUNDED = "refunded"
+    # review_first: approved, the fee is due within the batch's pay window.
+    APPROVED_UNPAID = "approved_unpaid"
+    # review_first: the pay window closed before payment (逾期未缴费，报名无效). Final.
+    VOID = "void"
 
 
 # The labels students see.
@@ -46,6 +50,8 @@ STATUS_LABELS: dict[SubmissionStatus, str] = {
     SubmissionStatus.CANCELLED: "已取消",
     SubmissionStatus.VERIFY_FAILED: "身份核验失败",
     SubmissionStatus.REFUNDED: "已退款",
+    SubmissionStatus.APPROVED_UNPAID: "审核通过，待缴费",
+    SubmissionStatus.VOID: "逾期未缴费，报名无效",
 }
 
 # An attempt in one of these states blocks a new one (one attempt in flight per student).
@@ -54,6 +60,7 @@ IN_FLIGHT = (
     SubmissionStatus.VERIFYING,
     SubmissionStatus.PENDING_REVIEW,
     SubmissionStatus.IN_REVIEW,
+    SubmissionStatus.APPROVED_UNPAID,
 )
 _IN_FLIGHT_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in IN_FLIGHT))
 
@@ -84,6 +91,14 @@ class Submission(Base):
     # The 回执编号 printed on the receipt once it is first shown: random, so nobody can guess another
     # student's; unique, so staff find the attempt from the printed number.
     receipt_no: Mapped[str | None] = mapped_column(String(24), unique=True)
+    # The batch's 承诺 ticked (and, where the batch asks, signed) by the student; the signature is a
+    # PNG in the media storage under this key, printed on the receipt.
+    pledged_at: Mapped[datetime | None]
+    signature_key: Mapped[str | None] = mapped_column(String(200))
+    # lock_on=confirm: the student's final confirmation after 通过, which freezes the data.
+    confirmed_at: Mapped[datetime | None]
+    # fee_per_attempt=no: the earlier paid attempt in the same batch whose fee covers this one.
+    fee_paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="RESTRICT"))
 
     user: Mapped[User] = relationship()
     batch: Mapped[Batch] = relationship()
