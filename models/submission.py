@@ -62,6 +62,15 @@ IN_FLIGHT = (
     SubmissionStatus.IN_REVIEW,
     SubmissionStatus.APPROVED_UNPAID,
 )
+# An attempt in one of these states is being checked, reviewed or awaits its fee after approval:
+# the identity and school link it was made with cannot change meanwhile, whatever the batch's
+# lock point (an unpaid pay_first attempt does not hold them: the student may still correct a typo).
+HOLDS_DATA = (
+    SubmissionStatus.VERIFYING,
+    SubmissionStatus.PENDING_REVIEW,
+    SubmissionStatus.IN_REVIEW,
+    SubmissionStatus.APPROVED_UNPAID,
+)
 _IN_FLIGHT_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in IN_FLIGHT))
 
 

@@ -347,10 +347,20 @@ def test_reviewers_batch_approve_only_what_they_hold_and_admins_also_unclaimed(w
 
 def test_clip_and_template_values_fit_wechats_limits() -> None:
     data = wording.result_template_data(
-        SubmissionStatus.REFUSED, "新疆维吾尔自治区高等教育自学考试委员会办公室", "字" * 200, utcnow()
+        SubmissionStatus.REFUSED,
+        "新疆维吾尔自治区高等教育自学考试委员会办公室",
+        "字" * 200,
+        utcnow(),
+        "下一步",
     )
     assert len(data["phrase1"]["value"]) <= 5
     assert len(data["thing2"]["value"]) == 20 and len(data["thing3"]["value"]) == 20
-    approved = wording.result_template_data(SubmissionStatus.APPROVED, "湖南师范大学", None, T0)
+    approved = wording.result_template_data(
+        SubmissionStatus.APPROVED,
+        "湖南师范大学",
+        None,
+        T0,
+        "照片已确认，可在「审核结果」页面打印回执单，无需再操作。",
+    )
     assert approved["time4"]["value"] == "2026年11月01日 16:00"
     assert len(approved["thing3"]["value"]) <= 20

@@ -39,9 +39,17 @@ def _replies() -> list[str]:
         wording.photo_failed(BASE, ["背景不是浅蓝色", "头部太小"]),
         wording.photo_refused(BASE, "不是图片"),
         wording.photo_cannot_upload(BASE, "请先关联学校", "/h5/school"),
-        wording.VERIFY_FAILED.format(reason="姓名与证件号码不一致", url=wording.bind_url(BASE)),
+        wording.VERIFY_FAILED.format(
+            reason="姓名与证件号码不一致", url=wording.bind_url(BASE), again=wording.VERIFY_FAILED_PAY_AGAIN
+        ),
         wording.result_text(
-            SubmissionStatus.RETURNED, "湖南师范大学", "批次", "背景不符", WHEN, f"{BASE}/h5/status"
+            SubmissionStatus.RETURNED,
+            "湖南师范大学",
+            "批次",
+            "背景不符",
+            WHEN,
+            f"{BASE}/h5/status",
+            "请按原因修改，在批次截止前重新提交（需重新缴费核验）。",
         ),
     ]
 

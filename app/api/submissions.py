@@ -8,6 +8,7 @@ Pay being unreachable is 503 with the attempt kept (待缴费), so the page simp
 
 from __future__ import annotations
 
+import base64
 import io
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,16 +26,20 @@ from app.auth.session import api_login_required, current_user
 from app.errors import error_response
 from app.extensions import db
 from app.inputs import RowId
-from app.integrations import pay_client
+from app.integrations import pay_client, photo_storage
 from app.integrations.wechat_pay import PayNotConfiguredError
-from app.services import checkout, submissions, wording
+from app.services import checkout, flows, pledges, submissions, wording
 from app.services.checkout import Checkout, CheckoutUnavailableError
+from app.services.pledges import Pledge
 from app.services.submissions import SubmissionError, SubmissionInFlightError
-from models import User
+from models import LockOn, User
 from models.submission import STATUS_LABELS, PaymentOrder, Submission, SubmissionStatus
 
 # The QR image changes with every order; the browser may keep one for a short while only.
 QR_MAX_AGE = 30
+# A signature's data URL: the PNG limit of app/services/pledges.py, base64 (4/3) and the prefix.
+MAX_SIGNATURE_FIELD = pledges.MAX_SIGNATURE_BYTES * 4 // 3 + 64
+SIGNATURE_PREFIX = "data:image/png;base64,"
 
 
 class SubmissionIn(BaseModel):
@@ -43,6 +48,20 @@ class SubmissionIn(BaseModel):
     photo_id: RowId = Field(description="通过检查的照片 id（POST /api/v1/me/photos 的 id）")
     channel: Literal["jsapi", "native"] = Field(
         default="jsapi", description="jsapi：在微信内支付；native：微信外的浏览器，扫码支付"
+    )
+    pledge: bool = Field(default=False, description="已勾选批次的承诺（批次有承诺且在提交时作出时必填）")
+    signature: str | None = Field(
+        default=None,
+        max_length=MAX_SIGNATURE_FIELD,
+        description="手写签名：PNG 的 data URL（data:image/png;base64,…），批次要求签名时必填",
+    )
+
+
+class ConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pledge: bool = Field(default=False, description="已勾选批次的承诺")
+    signature: str | None = Field(
+        default=None, max_length=MAX_SIGNATURE_FIELD, description="手写签名：PNG 的 data URL"
     )
 
 
@@ -85,7 +104,7 @@ class SubmissionOut(BaseModel):
     status: str = Field(
         description=(
             "awaiting_payment、verifying、pending_review、in_review、approved、returned、refused、"
-            "verify_failed、refunded、cancelled"
+            "verify_failed、refunded、cancelled、approved_unpaid（审核通过，待缴费）、void（逾期未缴费，报名无效）"
         )
     )
     status_label: str = Field(examples=["待缴费"])
@@ -97,6 +116,10 @@ class SubmissionOut(BaseModel):
     created_at: datetime
     paid_at: datetime | None
     order: OrderOut | None = Field(description="待缴费时当前可付的订单；其他状态为 null")
+    pay_window: str | None = Field(
+        default=None, description="审核通过后缴费的批次：缴费时间（如 10月15日至10月20日20:00）"
+    )
+    confirmed_at: datetime | None = Field(default=None, description="学生最终确认（并签名）的时间")
     next_step: NextStepOut
 
 
@@ -165,7 +188,23 @@ def next_step(submission: Submission) -> NextStepOut:
         return NextStepOut(
             title="审核中", message="审核老师正在审核你的照片，请耐心等待通知。", path="/h5/me"
         )
+    if status == SubmissionStatus.APPROVED_UNPAID:
+        return NextStepOut(
+            title="审核通过，待缴费",
+            message=wording.result_next_step(status, batch),
+            path=f"/h5/pay/{submission.id}",
+            link_text="去缴费",
+        )
+    if status == SubmissionStatus.VOID:
+        return NextStepOut(title="报名无效", message=wording.result_next_step(status, batch), path="/h5/me")
     if status == SubmissionStatus.APPROVED:
+        if submission.confirmed_at is None and batch.lock_on == LockOn.CONFIRM:
+            return NextStepOut(
+                title="通过，待确认",
+                message=wording.result_next_step(status, batch),
+                path=f"/h5/confirm/{submission.id}",
+                link_text="确认并签名",
+            )
         return NextStepOut(title="通过", message="审核通过。", path="/h5/me", link_text="查看我的办理进度")
     if status == SubmissionStatus.RETURNED:
         return NextStepOut(
@@ -218,7 +257,7 @@ def submission_out(submission: Submission, paying: Checkout | None = None) -> Su
     """The attempt as the student sees it. Without `paying`, the current order is described
     without calling WeChat Pay (JSAPI parameters are only re-signed, a local operation)."""
     order_out = None
-    if submission.status == SubmissionStatus.AWAITING_PAYMENT:
+    if flows.payable(submission.status):
         if paying is not None and paying.order is not None:
             order_out = _order_out(paying.order, paying.jsapi, paying.code_url)
         else:
@@ -244,6 +283,12 @@ def submission_out(submission: Submission, paying: Checkout | None = None) -> Su
         created_at=submission.created_at,
         paid_at=submission.paid_at,
         order=order_out,
+        pay_window=(
+            wording.window_text(batch.pay_opens_at, batch.pay_closes_at)
+            if batch.pay_opens_at is not None and batch.pay_closes_at is not None
+            else None
+        ),
+        confirmed_at=submission.confirmed_at,
         next_step=next_step(submission),
     )
 
@@ -258,15 +303,25 @@ def submission_out(submission: Submission, paying: Checkout | None = None) -> Su
     tags=["缴费核验"],
 )
 def create_submission(json: SubmissionIn) -> tuple[SubmissionOut, int] | Response | tuple[Response, int]:
-    """开始核验：用通过检查的照片创建一次提交，并在微信支付下单（技术服务费，每次提交都需缴费）。
+    """开始核验 / 提交审核：用通过检查的照片创建一次提交。先缴费的批次（pay_first）同时在微信支付
+    下单；先审核后缴费（review_first）和免费（free）的批次直接进入身份核验或审核，不下单。
 
-    需已实名绑定、关联开放中的批次；已有进行中的提交、或本批次已「不通过」时拒绝（422）。
+    需已实名绑定、关联开放中的批次、已阅读须知；批次的承诺在提交时作出时须勾选（要求签名时附手写签名）。
+    已有进行中的提交、或本批次已「不通过」/「报名无效」时拒绝（422）。
     微信支付暂时不可用时返回 503，提交保留为待缴费，页面稍后用 GET …?renew=1 重试。
     """
     user = _user()
     try:
         paying = checkout.start(
-            db.session, pay_client(), user.id, user.openid, json.photo_id, _now(), json.channel
+            db.session,
+            pay_client(),
+            user.id,
+            user.openid,
+            json.photo_id,
+            _now(),
+            json.channel,
+            pledge=_pledge(json.pledge, json.signature),
+            storage=photo_storage(),
         )
     except SubmissionInFlightError as exc:
         current = submissions.in_flight(db.session, user.id)
@@ -275,8 +330,10 @@ def create_submission(json: SubmissionIn) -> tuple[SubmissionOut, int] | Respons
             # The page can go on with the attempt already under way (e.g. 继续支付).
             body["submission_id"] = current.id
         return jsonify(body), 422
-    except SubmissionError as exc:
+    except (SubmissionError, pledges.PledgeError) as exc:
         field = "photo_id" if isinstance(exc, submissions.PhotoNotUsableError) else "_"
+        if isinstance(exc, pledges.PledgeError):
+            field = "signature" if isinstance(exc, pledges.SignatureError) else "pledge"
         return jsonify(errors=[{"field": field, "message": exc.message}]), 422
     except CheckoutUnavailableError as exc:
         return _unavailable(exc, exc.submission_id)
@@ -284,6 +341,46 @@ def create_submission(json: SubmissionIn) -> tuple[SubmissionOut, int] | Respons
         current = submissions.in_flight(db.session, user.id)
         return _unavailable(exc, current.id if current else None)
     return submission_out(paying.submission, paying), 201
+
+
+def _pledge(accepted: bool, signature: str | None) -> Pledge:
+    """The pledge as sent; a signature that is not a PNG data URL is refused by the service."""
+    png = None
+    if signature:
+        try:
+            png = base64.b64decode(signature.removeprefix(SIGNATURE_PREFIX), validate=True)
+        except ValueError:  # binascii.Error, or text that is not ASCII at all
+            png = b"not base64"  # pledges.check_signature explains, in the student's words
+    return Pledge(accepted=accepted, signature_png=png)
+
+
+@bp.post("/me/submissions/<int:submission_id>/confirm")
+@api_login_required
+@spec.validate(
+    json=ConfirmIn,
+    resp=SpecResponse(HTTP_200=SubmissionOut, HTTP_404=ApiError, HTTP_422=ValidationErrors, **REFUSALS),
+    tags=["缴费核验"],
+)
+def confirm_submission(submission_id: int, json: ConfirmIn) -> Any:
+    """最终确认：审核通过后，学生确认信息（勾选承诺，批次要求时手写签名）；确认后信息不能再修改，
+    回执单可以打印。重复确认不改变任何内容。"""
+    submission = _owned(submission_id)
+    if submission is None:
+        return _not_found()
+    try:
+        submissions.confirm(
+            db.session,
+            _user().id,
+            submission.id,
+            _now(),
+            pledge=_pledge(json.pledge, json.signature),
+            storage=photo_storage(),
+        )
+    except (SubmissionError, pledges.PledgeError) as exc:
+        field = "signature" if isinstance(exc, pledges.SignatureError) else "_"
+        return jsonify(errors=[{"field": field, "message": exc.message}]), 422
+    db.session.refresh(submission)
+    return submission_out(submission)
 
 
 @bp.get("/me/submissions/<int:submission_id>")

@@ -19,8 +19,9 @@ from app.extensions import db
 from app.integrations import pay_client
 from app.integrations.wechat_pay import PayError
 from app.jobs import PermanentJobError, job
-from app.services import payment_sync, payments
+from app.services import pay_deadlines, payment_sync, payments
 from app.services.job_kinds import JobKind
+from app.services.pushes import ResultPush
 from models import OrderStatus, PaymentOrder, utcnow
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,10 @@ def close_expired_orders() -> None:
 def cancel_unpaid_submissions() -> None:
     hours: float = current_app.config["SUBMISSION_UNPAID_CANCEL_HOURS"]
     payment_sync.cancel_unpaid(db.session, utcnow(), timedelta(hours=hours))
+
+
+def void_overdue_approvals() -> None:
+    pay_deadlines.void_overdue(db.session, utcnow(), ResultPush.from_config(current_app.config))
 
 
 def queue_refund_queries() -> None:

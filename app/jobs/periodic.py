@@ -54,6 +54,8 @@ def tasks() -> list[Task]:
         Task("pay_close_expired_orders", 15, payments.close_expired_orders),
         Task("pay_cancel_unpaid_submissions", 600, payments.cancel_unpaid_submissions),
         Task("pay_queue_refund_queries", 60, payments.queue_refund_queries),
+        # review_first: approvals still unpaid when the pay window closes become void.
+        Task("pay_void_overdue_approvals", 60, payments.void_overdue_approvals),
     ]
 
 

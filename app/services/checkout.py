@@ -19,8 +19,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from app.integrations.wechat_pay import PayClient, PayError
-from app.services import payment_sync, payments, submissions
+from app.services import flows, payment_sync, payments, submissions
 from app.services.errors import ServiceError
+from app.services.pledges import Pledge
+from media.storage import Storage
 from models.submission import OrderStatus, PaymentOrder, Submission, SubmissionStatus
 
 log = logging.getLogger(__name__)
@@ -63,10 +65,16 @@ def start(
     photo_id: int,
     now: datetime,
     channel: str = "jsapi",
+    *,
+    pledge: Pledge | None = None,
+    storage: Storage | None = None,
 ) -> Checkout:
-    """开始核验: the attempt (all of submissions.create's refusals apply), then its order at
-    WeChat Pay. Raises SubmissionError, or CheckoutUnavailableError once the attempt exists."""
-    submission = submissions.create(session, user_id, photo_id, now, channel)
+    """开始核验 / 提交审核: the attempt (all of submissions.create's refusals apply), then, where
+    the batch takes its fee now, its order at WeChat Pay. Raises SubmissionError, or
+    CheckoutUnavailableError once the attempt exists."""
+    submission = submissions.create(session, user_id, photo_id, now, channel, pledge=pledge, storage=storage)
+    if submission.status != SubmissionStatus.AWAITING_PAYMENT:
+        return Checkout(submission, None, None, None)
     order = submission.orders[-1]
     jsapi, code_url = prepare(session, client, order, payer_openid)
     return Checkout(submission, order, jsapi, code_url)
@@ -84,7 +92,7 @@ def order_to_pay(
     yet), or a fresh one when it expired, is about to, or is for the other channel."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown payment channel {channel!r}")
-    if submission.status != SubmissionStatus.AWAITING_PAYMENT:
+    if not flows.payable(submission.status):
         return Checkout(submission, None, None, None)
     order = submissions.current_order(submission, now + MIN_TIME_LEFT)
     if order is None or order.channel != channel:
@@ -127,7 +135,11 @@ def refresh(session: Session, client: PayClient, submission: Submission) -> str:
     """查询缴费结果: ask WeChat Pay about the attempt's latest unpaid orders (`payment_sync.sync_order`,
     which applies a payment exactly once, as for a notification). Returns "paid" or "unpaid".
     Raises CheckoutUnavailableError when WeChat Pay cannot be asked."""
-    if submission.status not in (SubmissionStatus.AWAITING_PAYMENT, SubmissionStatus.CANCELLED):
+    if submission.status not in (
+        SubmissionStatus.AWAITING_PAYMENT,
+        SubmissionStatus.CANCELLED,
+        SubmissionStatus.APPROVED_UNPAID,
+    ):
         return "paid" if submission.paid_at is not None else "unpaid"
     asked = [
         o.out_trade_no

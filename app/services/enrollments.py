@@ -35,7 +35,7 @@ class BatchClosedError(EnrollmentError):
 
 
 class EnrollmentLockedError(EnrollmentError):
-    message = "你已在当前批次缴费提交核验，不能再更换学校或批次。"
+    message = "你在当前批次的信息已锁定，不能再更换学校或批次。"
 
 
 def _local(moment: datetime) -> str:
@@ -86,6 +86,8 @@ def link(session: Session, user_id: int, batch_id: int, now: datetime) -> Enroll
         return current
     if current is not None and current.locked_at is not None:
         raise EnrollmentLockedError()
+    if current is not None and identities.data_held(session, user_id):
+        raise EnrollmentLockedError("你有一次提交正在核验或审核中，期间不能更换学校或批次。请等待结果。")
     if not batch.is_open(now):
         raise BatchClosedError(closed_message(batch, now))
     if current is not None:
@@ -109,7 +111,23 @@ def link(session: Session, user_id: int, batch_id: int, now: datetime) -> Enroll
 
 
 def lock(session: Session, user_id: int) -> None:
-    """Freeze the link once a paid submission is made under it (no commit)."""
+    """Freeze the link for good at the batch's lock point (no commit)."""
     current = active(session, user_id)
     if current is not None and current.locked_at is None:
         current.locked_at = utcnow()
+
+
+class NoticeError(EnrollmentError):
+    message = "请先关联学校和批次。"
+
+
+def acknowledge_notice(session: Session, user_id: int, now: datetime) -> Enrollment:
+    """我已阅读: the batch's 须知 acknowledged for this link, once (a repeat keeps the first time);
+    commits."""
+    current = active(session, user_id)
+    if current is None:
+        raise NoticeError()
+    if current.notice_acked_at is None:
+        current.notice_acked_at = now
+        session.commit()
+    return current

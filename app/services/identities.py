@@ -2,8 +2,10 @@
 
 - one active identity per WeChat account, and one active WeChat account per identity
   (换绑 to another account needs 取消微信绑定 on the first);
-- 修改 replaces the binding (the old row is kept, ended as "modified") until a paid submission
-  locks it; 取消微信绑定 ends it (kept as "unbound") and also ends the school link;
+- 修改 replaces the binding (the old row is kept, ended as "modified") until the batch's lock point
+  (payment, approval or the student's confirmation: app/services/flows.py) locks it, and never while
+  an attempt made with it is being checked or reviewed; 取消微信绑定 ends it (kept as "unbound")
+  and also ends the school link;
 - numbers and names are encrypted at rest; logs carry only masked values.
 """
 
@@ -27,7 +29,8 @@ from app.services.id_documents import (
     parse_document,
 )
 from app.services.pii import Keyring, mask_id_number, mask_name
-from models import Enrollment, Identity, utcnow
+from models import Enrollment, Identity, Submission, utcnow
+from models.submission import HOLDS_DATA
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,13 @@ class IdentityTakenError(IdentityError):
 
 
 class IdentityLockedError(IdentityError):
-    message = "你已缴费提交核验，实名信息不能再修改或解绑。如确有错误，请联系客服。"
+    message = "你的实名信息已用于提交并锁定，不能再修改或解绑。如确有错误，请联系客服。"
+
+
+class IdentityInUseError(IdentityLockedError):
+    """An attempt in flight was made with this identity: what is being checked cannot change."""
+
+    message = "你有一次提交正在核验或审核中，期间实名信息不能修改或解绑。请等待结果。"
 
 
 class IdentityNotBoundError(IdentityError):
@@ -114,6 +123,8 @@ def bind(session: Session, keyring: Keyring, user_id: int, data: IdentityInput, 
     if current is not None:
         if current.locked_at is not None:
             raise IdentityLockedError()
+        if data_held(session, user_id):
+            raise IdentityInUseError()
         same_document = current.doc_type == document.type and current.number_hash == number_hash
         if same_document and keyring.decrypt(current.name_enc) == name:
             return current  # a repeated submit changes nothing
@@ -160,6 +171,8 @@ def unbind(session: Session, user_id: int) -> None:
     enrollment = session.scalar(select(Enrollment).where(Enrollment.user_id == user_id, Enrollment.active))
     if current.locked_at is not None or (enrollment is not None and enrollment.locked_at is not None):
         raise IdentityLockedError()
+    if data_held(session, user_id):
+        raise IdentityInUseError()
     _end(current, "unbound")
     if enrollment is not None:
         enrollment.active = False
@@ -169,8 +182,14 @@ def unbind(session: Session, user_id: int) -> None:
     log.info("identity unbound", extra={"user_id": user_id})
 
 
+def data_held(session: Session, user_id: int) -> bool:
+    """Whether an attempt being checked, reviewed or awaiting its fee holds the student's data."""
+    holding = select(Submission.id).where(Submission.user_id == user_id, Submission.status.in_(HOLDS_DATA))
+    return session.scalar(holding.limit(1)) is not None
+
+
 def lock(session: Session, user_id: int) -> None:
-    """Freeze the identity once a paid submission uses it (no commit: part of the payment's unit)."""
+    """Freeze the identity for good at the batch's lock point (no commit: part of that unit)."""
     current = active(session, user_id)
     if current is None:
         raise IdentityNotBoundError()

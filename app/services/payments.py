@@ -19,10 +19,10 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.services import enrollments, identities, outbox, wording
+from app.services import flows, outbox, submissions, wording
 from app.services.errors import ServiceError
 from app.services.job_kinds import JobKind
-from models import Enrollment, Identity, User, utcnow
+from models import Enrollment, Identity, LockOn, User, utcnow
 from models.submission import (
     IN_FLIGHT,
     OrderStatus,
@@ -147,28 +147,19 @@ def apply_payment(session: Session, notice: PaidNotice) -> str:
             Submission.status.in_(IN_FLIGHT),
         )
     )
+    before = SubmissionStatus(submission.status)
+    target = flows.after_payment(submission.batch, before)
     moved = 0
-    if superseded is None:
+    if superseded is None and target is not None:
         moved = session.execute(
             update(Submission)
-            .where(
-                Submission.id == submission.id,
-                Submission.status.in_((SubmissionStatus.AWAITING_PAYMENT, SubmissionStatus.CANCELLED)),
-            )
-            .values(status=SubmissionStatus.VERIFYING, paid_at=notice.success_time or now, updated_at=now)
+            .where(Submission.id == submission.id, Submission.status == before)
+            .values(status=target, paid_at=notice.success_time or now, updated_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
     if moved == 1:
-        # From here on the identity and the school link are what was paid for (新疆自考's manual: no
-        # changes once the order exists).
-        identities.lock(session, submission.user_id)
-        enrollments.lock(session, submission.user_id)
-        outbox.enqueue(
-            session,
-            JobKind.VERIFY_SUBMISSION,
-            {"submission_id": submission.id},
-            key=f"verify:{submission.id}",
-        )
+        assert target is not None
+        _paid(session, submission, target)
         _record(session, notice, "applied")
         return "applied"
     # Paid twice (a second order of an attempt already paid) or for an attempt already replaced:
@@ -178,6 +169,31 @@ def apply_payment(session: Session, notice: PaidNotice) -> str:
     new_refund(session, order, "重复缴费，自动退款", "system")
     _record(session, notice, "applied: refunded, no attempt awaiting payment")
     return "applied"
+
+
+def _paid(session: Session, submission: Submission, target: SubmissionStatus) -> None:
+    """What follows a payment in its unit of work: the data frozen where the batch freezes it at
+    payment (新疆自考's manual: no changes once the order exists), then the flow's next step."""
+    submissions.lock_data(session, submission.batch, submission.user_id, LockOn.PAY)
+    if target == SubmissionStatus.VERIFYING:
+        outbox.enqueue(
+            session,
+            JobKind.VERIFY_SUBMISSION,
+            {"submission_id": submission.id},
+            key=f"verify:{submission.id}",
+        )
+        return
+    openid = session.scalar(select(User.openid).where(User.id == submission.user_id))
+    batch = submission.batch
+    if target == SubmissionStatus.APPROVED:
+        text = wording.paid_after_approval(batch.name, batch.after_approval)
+    else:
+        days = f"{batch.review_days_min}–{batch.review_days_max}"
+        text = wording.PAID_TO_REVIEW.format(days=days)
+    # The student paid seconds ago, well inside the 48 h custom-message window.
+    outbox.enqueue(
+        session, JobKind.SEND_TEXT, {"openid": openid, "text": text}, key=f"notice:paid:{submission.id}"
+    )
 
 
 def new_refund(session: Session, order: PaymentOrder, reason: str, requested_by: str) -> Refund:

@@ -11,7 +11,7 @@ the edge), never "forbidden", so ids of other schools' attempts leak nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn
@@ -19,13 +19,20 @@ from typing import Any, Literal, NoReturn
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
-from app.services import audit, outbox, wording
+from app.services import audit, flows, pushes, submissions, wording
 from app.services.errors import ServiceError
 from app.services.id_documents import DocumentType, normalise_number
-from app.services.job_kinds import JobKind
 from app.services.pii import Keyring
-from models import AuditEntry, Batch, Identity, Photo, School, Staff, StaffRole, User
-from models.submission import IN_FLIGHT, STATUS_LABELS, Submission, SubmissionStatus
+from app.services.pushes import ResultPush
+from models import AuditEntry, Batch, Identity, LockOn, Photo, School, Staff, StaffRole, User
+from models.submission import (
+    IN_FLIGHT,
+    STATUS_LABELS,
+    OrderStatus,
+    PaymentOrder,
+    Submission,
+    SubmissionStatus,
+)
 
 # What a reviewer picks from; free text (or a preset plus details) is accepted as well.
 PRESET_REASONS: tuple[str, ...] = (
@@ -45,7 +52,9 @@ DECISIONS: dict[str, SubmissionStatus] = {
     "return": SubmissionStatus.RETURNED,
     "refuse": SubmissionStatus.REFUSED,
 }
-DECIDED = frozenset(DECISIONS.values())
+# 审核通过，待缴费 is a decision too (review_first): shown with its decider, and it can be withdrawn.
+DECIDED = frozenset((*DECISIONS.values(), SubmissionStatus.APPROVED_UNPAID))
+APPROVALS = (SubmissionStatus.APPROVED, SubmissionStatus.APPROVED_UNPAID)
 
 
 class ReviewError(ServiceError):
@@ -406,21 +415,6 @@ def _not_claimed(found: Submission) -> NoReturn:
 # --- decisions -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ResultPush:
-    """How the result reaches the student: the status page's base URL and the template to use."""
-
-    base_url: str
-    template_id: str  # "" = a custom text message instead
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ResultPush:
-        template = config.get("WECHAT_TEMPLATE_REVIEW_RESULT")
-        if template is None:
-            template = "sandbox-review-result" if config.get("SANDBOX") else ""
-        return cls(base_url=str(config["PUBLIC_BASE_URL"]).rstrip("/"), template_id=template)
-
-
 def clean_reason(decision: str, reason: str | None) -> str | None:
     """The reason as stored and shown: required for 驳回/不通过, at most 200 characters."""
     if decision not in DECISIONS:
@@ -450,11 +444,13 @@ def decide(
     Only the claimer with a live claim decides (an admin may decide any waiting attempt in scope).
     """
     text = clean_reason(decision, reason)
-    _decide_one(session, staff, submission_id, DECISIONS[decision], text, now)
+    _decide_one(
+        session, staff, submission_id, _outcome(session, submission_id, DECISIONS[decision]), text, now
+    )
     found = session.get(Submission, submission_id, populate_existing=True)
     assert found is not None  # the UPDATE above just matched it
     _audit(session, staff, decision, submission_id, reason=text)
-    _enqueue_push(session, found, push)
+    _after_decision(session, found, push)
     session.commit()
     return found
 
@@ -483,21 +479,21 @@ def batch_approve(
         allowed, explain = _claimable_by(staff, now), _refusal(staff, now)
     else:
         allowed, explain = _held_by(staff, now), _refusal(staff, now, ReviewNotHeldError())
-    approved = {
-        "status": SubmissionStatus.APPROVED,
-        "decided_by_id": staff.id,
-        "decided_at": now,
-        "status_reason": None,
-        "claim_expires_at": None,
-        "updated_at": now,
-    }
     for submission_id in ids:
+        approved = {
+            "status": _outcome(session, submission_id, SubmissionStatus.APPROVED),
+            "decided_by_id": staff.id,
+            "decided_at": now,
+            "status_reason": None,
+            "claim_expires_at": None,
+            "updated_at": now,
+        }
         _update_or_explain(session, submission_id, scope, allowed, approved, explain=explain)
     for submission_id in ids:
         found = session.get(Submission, submission_id, populate_existing=True)
         assert found is not None
         _audit(session, staff, "approve", submission_id, batch=True)
-        _enqueue_push(session, found, push)
+        _after_decision(session, found, push)
     session.commit()
     return ids
 
@@ -547,12 +543,37 @@ def _decide_one(
             "status": status,
             "decided_by_id": staff.id,
             "decided_at": now,
-            "status_reason": reason if status != SubmissionStatus.APPROVED else None,
+            "status_reason": reason if status not in APPROVALS else None,
             "claim_expires_at": None,
             "updated_at": now,
         },
         explain=_refusal(staff, now),
     )
+
+
+def _outcome(session: Session, submission_id: int, status: SubmissionStatus) -> SubmissionStatus:
+    """The state a decision puts this attempt in: 通过 depends on the batch's flow."""
+    if status != SubmissionStatus.APPROVED:
+        return status
+    batch = session.scalar(
+        select(Batch).join(Submission, Submission.batch_id == Batch.id).where(Submission.id == submission_id)
+    )
+    if batch is None:
+        return status  # no such attempt: the conditional update explains
+    paid = session.scalar(
+        select(PaymentOrder.id)
+        .where(PaymentOrder.submission_id == submission_id, PaymentOrder.status == OrderStatus.PAID)
+        .limit(1)
+    )
+    return flows.after_approval(batch, paid is not None)
+
+
+def _after_decision(session: Session, found: Submission, push: ResultPush) -> None:
+    """What follows a decision in its unit of work: the data frozen where the batch freezes it at
+    approval, and the student's push."""
+    if found.status in APPROVALS:
+        submissions.lock_data(session, found.batch, found.user_id, LockOn.APPROVE)
+    _enqueue_push(session, found, push)
 
 
 # --- the push --------------------------------------------------------------------------------
@@ -562,21 +583,28 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
     openid, batch_name, school_name = _recipient(session, found.id)
     status = SubmissionStatus(found.status)
     at = found.decided_at or found.updated_at
-    url = f"{push.base_url}/h5/status"
+    path = wording.result_path(status, found.batch, found.id)
+    url = f"{push.base_url}{path}"
+    following = wording.result_next_step(status, found.batch)
     # One decision, one announcement: the key makes a second enqueue a no-op, and the
     # client_msg_id makes WeChat drop a resend after a worker died between send and commit.
     # A decision made after a reopen is a new announcement, so each round has its own key.
     rounds = _reopens(session, found.id)
     suffix = f"-{rounds}" if rounds else ""
     key = f"decision:{found.id}{suffix}"
-    _announce(
+    pushes.announce(
         session,
         push,
         openid,
         key,
         f"decision-{found.id}{suffix}",
-        template_data=lambda: wording.result_template_data(status, school_name, found.status_reason, at),
-        text=lambda: wording.result_text(status, school_name, batch_name, found.status_reason, at, url),
+        template_data=lambda: wording.result_template_data(
+            status, school_name, found.status_reason, at, following
+        ),
+        text=lambda: wording.result_text(
+            status, school_name, batch_name, found.status_reason, at, url, following
+        ),
+        path=path,
     )
 
 
@@ -591,32 +619,6 @@ def _recipient(session: Session, submission_id: int) -> tuple[str, str, str]:
         .where(Submission.id == submission_id)
     ).one()
     return openid, batch_name, school_name
-
-
-def _announce(
-    session: Session,
-    push: ResultPush,
-    openid: str,
-    key: str,
-    client_msg_id: str,
-    *,
-    template_data: Callable[[], dict[str, Any]],
-    text: Callable[[], str],
-) -> None:
-    """A template message when the account has the template, a text message otherwise; `key` makes a
-    second enqueue a no-op, `client_msg_id` lets WeChat drop a resend after a worker died mid-send."""
-    url = f"{push.base_url}/h5/status"
-    if push.template_id:
-        payload = {
-            "openid": openid,
-            "template_id": push.template_id,
-            "data": template_data(),
-            "url": url,
-            "client_msg_id": client_msg_id,
-        }
-        outbox.enqueue(session, JobKind.SEND_TEMPLATE, payload, key=key)
-    else:
-        outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text()}, key=key)
 
 
 def _reopens(session: Session, submission_id: int) -> int:
@@ -745,7 +747,7 @@ def _enqueue_reopened(
     openid, batch_name, school_name = _recipient(session, submission_id)
     url = f"{push.base_url}/h5/status"
     key = f"reopen:{submission_id}-{rounds}"
-    _announce(
+    pushes.announce(
         session,
         push,
         openid,

@@ -1,4 +1,5 @@
-"""After payment: check the identity with the register (人口库核验), then on to review or back.
+"""The identity check with the register (人口库核验), then on to review or back: after payment in
+pay_first batches, at submission in the others (app/services/flows.py).
 
 match → 未审核 (the photo joins the review queue); mismatch or not found → 身份核验失败, the identity
 and school link unlocked so the student can correct them and pay a new attempt; no answer (provider
@@ -18,7 +19,17 @@ from app.integrations.identity import IdentityVerifier, VerificationUnavailableE
 from app.services import outbox, payments, wording
 from app.services.job_kinds import JobKind
 from app.services.pii import Keyring
-from models import Enrollment, Identity, OrderStatus, Submission, SubmissionStatus, User, utcnow
+from models import (
+    Batch,
+    Enrollment,
+    Flow,
+    Identity,
+    OrderStatus,
+    Submission,
+    SubmissionStatus,
+    User,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +86,34 @@ def run(
             session,
             user.openid,
             submission.id,
-            wording.VERIFY_FAILED.format(reason=result.reason, url=wording.bind_url(base_url)),
+            wording.VERIFY_FAILED.format(
+                reason=result.reason,
+                url=wording.bind_url(base_url),
+                again=wording.VERIFY_FAILED_PAY_AGAIN if _pays_again(submission.batch) else "",
+            ),
         )
     session.commit()
     log.info("identity verified", extra={"submission_id": submission.id, "outcome": result.outcome.value})
     return result.outcome.value
 
 
+def _pays_again(batch: Batch) -> bool:
+    return batch.flow == Flow.PAY_FIRST and batch.fee_per_attempt
+
+
 def _refund(session: Session, submission: Submission, openid: str) -> None:
-    """Give up on the provider: refund the paid order in full (the worker calls WeChat Pay)."""
+    """Give up on the provider: refund the paid order in full (the worker calls WeChat Pay); an
+    attempt that paid nothing (the check runs before payment in review_first and free batches) is
+    cancelled instead, so the student can submit again later."""
     order = next((o for o in submission.orders if o.status == OrderStatus.PAID), None)
+    if order is None:
+        submission.status = SubmissionStatus.CANCELLED
+        submission.status_reason = "身份核验服务暂时不可用，请稍后重新提交"
+        _unlock(session, submission)
+        _tell(session, openid, submission.id, wording.VERIFY_UNAVAILABLE)
+        session.commit()
+        log.warning("verification gave up, unpaid attempt cancelled", extra={"submission_id": submission.id})
+        return
     submission.status = SubmissionStatus.REFUNDED
     submission.status_reason = "身份核验服务暂时不可用，已退款"
     _unlock(session, submission)

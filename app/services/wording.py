@@ -12,7 +12,8 @@ from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from app.services.localtime import BEIJING
+from app.services.localtime import BEIJING, stored_utc
+from models.school import Batch, Flow, LockOn
 from models.submission import SubmissionStatus
 
 if TYPE_CHECKING:  # types only: the wording depends on no service at run time
@@ -326,9 +327,16 @@ VERIFY_PASSED = (
     "身份核验通过，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
     "也可以在「我的」页面查看。"
 )
-VERIFY_FAILED = '身份核验未通过：{reason}\n请<a href="{url}">修改实名信息</a>后重新上传并缴费核验。'
+VERIFY_FAILED = '身份核验未通过：{reason}\n请<a href="{url}">修改实名信息</a>后重新提交{again}。'
+# What a new attempt costs after a failed check: pay_first batches that charge per attempt only.
+VERIFY_FAILED_PAY_AGAIN = "（需重新缴费核验）"
+VERIFY_UNAVAILABLE = "抱歉，身份核验服务暂时不可用，本次提交已取消，请稍后重新提交。给你带来不便，敬请谅解。"
 VERIFY_REFUNDED = (
     "抱歉，身份核验服务暂时不可用，本次核验费 {amount}已原路退回，请稍后重新提交。给你带来不便，敬请谅解。"
+)
+PAID_TO_REVIEW = (
+    "缴费成功，你的照片已进入人工审核，一般需要 {days} 天。审核结果会通过公众号通知你，"
+    "也可以在「我的」页面查看。"
 )
 MANUAL_REFUND = "你的本次核验费 {amount}已由管理员办理退款（{reason}），将原路退回，请留意微信支付通知。"
 
@@ -337,13 +345,10 @@ MANUAL_REFUND = "你的本次核验费 {amount}已由管理员办理退款（{re
 
 RESULT_PHRASE = {
     SubmissionStatus.APPROVED: "审核通过",
+    SubmissionStatus.APPROVED_UNPAID: "审核通过",
     SubmissionStatus.RETURNED: "审核驳回",
     SubmissionStatus.REFUSED: "审核不通过",
-}
-NEXT_STEP = {
-    SubmissionStatus.APPROVED: "照片已确认，可在「审核结果」页面打印回执单，无需再操作。",
-    SubmissionStatus.RETURNED: "请按原因修改照片，在批次截止前重新提交（需重新缴费核验）。",
-    SubmissionStatus.REFUSED: "这是最终结果，不能再次提交。",
+    SubmissionStatus.VOID: "报名无效",
 }
 # https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Template_Message_Interface.html
 # (类目模板 value limits: thing ≤ 20 characters, phrase ≤ 5, time ≤ 30)
@@ -355,11 +360,61 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def paid_after_approval(batch_name: str, after_approval: str | None) -> str:
+    """review_first: the fee paid after approval completes the sign-up."""
+    text = f"缴费成功，「{batch_name}」报名已完成。"
+    return text + (f"\n下一步：{after_approval}" if after_approval else "可在「我的」页面查看。")
+
+
+def result_next_step(status: SubmissionStatus, batch: Batch) -> str:
+    """What the student does after a decision, as the batch's flow has it."""
+    if status == SubmissionStatus.APPROVED_UNPAID:
+        when = _pay_window(batch)
+        return f"请在{when}内缴费 {yuan(batch.fee_fen)}，逾期未缴费报名无效。"
+    if status == SubmissionStatus.APPROVED:
+        if batch.lock_on == LockOn.CONFIRM:
+            return "请在「我的」页面确认信息并签名，确认后即可打印回执单；确认后信息不能再修改。"
+        if batch.after_approval:
+            return batch.after_approval
+        return "照片已确认，可在「审核结果」页面打印回执单，无需再操作。"
+    if status == SubmissionStatus.RETURNED:
+        again = "（需重新缴费核验）" if batch.flow == Flow.PAY_FIRST and batch.fee_per_attempt else ""
+        return f"请按原因修改，在批次截止前重新提交{again}。"
+    if status == SubmissionStatus.VOID:
+        return "缴费时间已截止，本次报名无效。如有疑问请联系学校。"
+    return "这是最终结果，不能再次提交。"
+
+
+def result_path(status: SubmissionStatus, batch: Batch, submission_id: int) -> str:
+    """The H5 page a result push opens: where the next step is done."""
+    if status == SubmissionStatus.APPROVED_UNPAID:
+        return f"/h5/pay/{submission_id}"
+    if status == SubmissionStatus.APPROVED and batch.lock_on == LockOn.CONFIRM:
+        return f"/h5/confirm/{submission_id}"
+    return "/h5/status"
+
+
+def _pay_window(batch: Batch) -> str:
+    if batch.pay_opens_at is None or batch.pay_closes_at is None:
+        return "学校规定的缴费时间"
+    return f"缴费时间（{window_text(batch.pay_opens_at, batch.pay_closes_at)}）"
+
+
+def window_text(opens_at: datetime, closes_at: datetime) -> str:
+    """ "10月15日至10月20日20:00" in Beijing time, as the manuals name a window."""
+    start = stored_utc(opens_at).astimezone(BEIJING)
+    end = stored_utc(closes_at).astimezone(BEIJING)
+    start_text = f"{start.month}月{start.day}日" + (
+        "" if start.hour == start.minute == 0 else f"{start:%H:%M}"
+    )
+    return f"{start_text}至{end.month}月{end.day}日{end:%H:%M}"
+
+
 def result_template_data(
-    status: SubmissionStatus, school: str, reason: str | None, at: datetime
+    status: SubmissionStatus, school: str, reason: str | None, at: datetime, next_step: str
 ) -> dict[str, Any]:
     """The 审核结果通知 fields: result, school, reason (or the next step), time."""
-    note = reason if status != SubmissionStatus.APPROVED and reason else NEXT_STEP[status]
+    note = reason if status in (SubmissionStatus.RETURNED, SubmissionStatus.REFUSED) and reason else next_step
     return {
         "phrase1": {"value": clip(RESULT_PHRASE[status], PHRASE_LIMIT)},
         "thing2": {"value": clip(school, THING_LIMIT)},
@@ -397,7 +452,13 @@ def reopened_text(previous: SubmissionStatus, school: str, batch: str, at: datet
 
 
 def result_text(
-    status: SubmissionStatus, school: str, batch: str, reason: str | None, at: datetime, url: str
+    status: SubmissionStatus,
+    school: str,
+    batch: str,
+    reason: str | None,
+    at: datetime,
+    url: str,
+    next_step: str,
 ) -> str:
     """The custom-message fallback: the same facts, unclipped, with the link."""
     lines = [
@@ -405,11 +466,11 @@ def result_text(
         f"学校：{school}",
         f"批次：{batch}",
     ]
-    if reason and status != SubmissionStatus.APPROVED:
+    if reason and status in (SubmissionStatus.RETURNED, SubmissionStatus.REFUSED):
         lines.append(f"原因：{reason}")
     lines += [
-        f"下一步：{NEXT_STEP[status]}",
+        f"下一步：{next_step}",
         f"时间：{at.astimezone(BEIJING).strftime('%Y-%m-%d %H:%M')}",
-        link(url, "查看详情"),
+        link(url, "去缴费" if status == SubmissionStatus.APPROVED_UNPAID else "查看详情"),
     ]
     return "\n".join(lines)
