@@ -70,8 +70,8 @@ class Settings(BaseSettings):
 
     # Personal data (ID numbers, names): Fernet keys, comma-separated, the first one encrypts and
     # all of them decrypt (rotation: put the new key first, run `flask pii rotate`, drop the old).
-    # PII_HMAC_KEY keys the lookup hash of ID numbers. Empty = derived from SECRET_KEY, which only
-    # development and testing allow.
+    # PII_HMAC_KEY keys the lookup hashes of ID numbers and names. Empty = derived from SECRET_KEY,
+    # which only development and testing allow.
     PII_ENCRYPTION_KEYS: str = ""
     PII_HMAC_KEY: str = ""
     # `flask demo load`: the demo admin's password; empty = generate one (kept in var/).

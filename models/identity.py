@@ -3,7 +3,8 @@
 A row is one binding. Unbinding (取消微信绑定) or modifying (修改) ends the row and keeps it for
 audit; partial unique indexes allow at most one *active* binding per document and per user.
 The document number and the name are stored only encrypted (app/services/pii.py); `number_hash`
-(an HMAC) answers "is this document bound already?" without decrypting anything.
+(an HMAC) answers "is this document bound already?" without decrypting anything; `name_hash` (an
+HMAC of the whole normalised name) lets staff find a student by name the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Identity(Base):
     number_hash: Mapped[str] = mapped_column(String(64))
     number_enc: Mapped[str] = mapped_column(Text)
     name_enc: Mapped[str] = mapped_column(Text)
+    # NULL only on rows bound before names were searchable, until `flask pii backfill-name-hashes`.
+    name_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     active: Mapped[bool] = mapped_column(default=True)
     # Set when a paid submission uses this identity: from then on it cannot be modified or unbound.
     locked_at: Mapped[datetime | None]
@@ -54,3 +57,6 @@ Index(
     postgresql_where=text("active"),
     sqlite_where=text("active"),
 )
+# Searching by number covers ended identities too (decided attempts keep theirs), which the partial
+# unique index above does not hold.
+Index("ix_identities_number_hash", Identity.number_hash)

@@ -21,7 +21,7 @@ from PIL import Image
 
 from app.extensions import db
 from app.integrations import photo_storage, pii_keyring
-from app.services import schools
+from app.services import identities, schools
 from app.services import staff as staff_service
 from media import storage as media_storage
 from models import (
@@ -83,14 +83,16 @@ def add_identity(
 def sealed_identity(
     user_id: int, id_number: str, name: str, *, number_hash: str | None = None, **fields: Any
 ) -> Identity:
-    """An identity encrypted under the app's PII keys (the lookup hash is the number's by default)."""
+    """An identity encrypted under the app's PII keys (the lookup hash is the number's by default;
+    the name's is the one binding stores, so a search by name finds it)."""
     keyring = pii_keyring()
+    values: dict[str, Any] = {"name_hash": identities.name_lookup_hash(keyring, name), **fields}
     return add_identity(
         user_id,
         number_hash=number_hash or keyring.lookup_hash(id_number),
         number_enc=keyring.encrypt(id_number),
         name_enc=keyring.encrypt(name),
-        **fields,
+        **values,
     )
 
 

@@ -73,6 +73,42 @@ def test_a_repeated_submit_changes_nothing_and_a_modification_keeps_history(ctx:
     assert corrected.id == rows[1].id
 
 
+def test_binding_and_modifying_store_the_hash_of_the_whole_name(ctx: Any) -> None:
+    user = _user("o-zhang")
+    first = identities.bind(db.session, ctx, user, ZHANG, TODAY)
+    assert first.name_hash == identities.name_lookup_hash(ctx, "张三")
+    # However it is typed, the same name has the same hash; a different name, another one.
+    assert identities.name_lookup_hash(ctx, " 张 三 ") == first.name_hash
+    assert identities.name_lookup_hash(ctx, "张") != first.name_hash
+    corrected = identities.bind(
+        db.session, ctx, user, IdentityInput("resident_id", ZHANG.id_number, "张叁"), TODAY
+    )
+    assert corrected.name_hash == identities.name_lookup_hash(ctx, "张叁")
+    assert first.name_hash == identities.name_lookup_hash(ctx, "张三")  # the ended row keeps its own
+    # Its own domain: never equal to the number's hash, whatever the text.
+    assert identities.name_lookup_hash(ctx, ZHANG.id_number) != first.number_hash
+
+
+def test_backfill_fills_missing_name_hashes_in_batches_and_reruns_as_a_no_op(ctx: Any, runner: Any) -> None:
+    users = [_user(f"o-{i}") for i in range(3)]
+    for user, data in zip(users, (ZHANG, LI), strict=False):
+        identities.bind(db.session, ctx, user, data, TODAY)
+    passport = IdentityInput("passport", "E12345678", "John  Smith")
+    identities.bind(db.session, ctx, users[2], passport, TODAY)
+    # As rows bound before names were hashed look.
+    db.session.execute(text("UPDATE identities SET name_hash = NULL"))
+    db.session.commit()
+
+    result = runner.invoke(args=["pii", "backfill-name-hashes", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert "hashed the names of 3 identities" in result.output
+    db.session.expire_all()
+    hashes = db.session.scalars(select(Identity.name_hash).order_by(Identity.id)).all()
+    assert hashes == [identities.name_lookup_hash(ctx, n) for n in ("张三", "李四", "john smith")]
+    again = runner.invoke(args=["pii", "backfill-name-hashes"])
+    assert again.exit_code == 0 and "hashed the names of 0 identities" in again.output
+
+
 def test_the_same_document_cannot_be_bound_to_a_second_account(ctx: Any) -> None:
     identities.bind(db.session, ctx, _user("o-first"), ZHANG, TODAY)
     second = _user("o-second")
@@ -204,6 +240,7 @@ def test_rotating_keys_re_encrypts_every_identity(app_factory: Any, same_databas
         user = _user("o-zhang")
         identities.bind(db.session, pii_keyring(), user, ZHANG, TODAY)
         stored_before = db.session.scalars(select(Identity.number_enc)).one()
+        name_hash_before = db.session.scalars(select(Identity.name_hash)).one()
         db.session.remove()
     result = app_with(f"{new},{old}").test_cli_runner().invoke(args=["pii", "rotate"])
     assert result.exit_code == 0 and "re-encrypted 1 identities" in result.output
@@ -212,4 +249,6 @@ def test_rotating_keys_re_encrypts_every_identity(app_factory: Any, same_databas
         identity = identities.active(db.session, user)
         assert identity is not None and identity.number_enc != stored_before
         assert identities.view(pii_keyring(), identity, TODAY).number_masked == "2101**********0011"
+        # The lookup key (PII_HMAC_KEY) did not change, so neither did the name's hash.
+        assert identity.name_hash == name_hash_before == identities.name_lookup_hash(pii_keyring(), "张三")
         db.session.remove()

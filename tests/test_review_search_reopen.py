@@ -1,5 +1,5 @@
-"""Searching the queue by ID number (by its keyed hash, nothing decrypted), listing decided attempts,
-and an admin reopening a decision within the window: audited, and the student told."""
+"""Searching the queue by ID number or whole name (by their keyed hashes, nothing decrypted), listing
+decided attempts, and an admin reopening a decision within the window: audited, and the student told."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.integrations import pii_keyring
-from app.services import review_details, reviews, wording
+from app.services import identities, review_details, reviews, wording
 from app.services.id_documents import check_character
+from app.services.pii import Keyring
 from app.services.reviews import ResultPush, ReviewReasonError, ReviewReopenError
-from models import AuditEntry, OutboxItem, Staff, Submission, SubmissionStatus, utcnow
+from models import AuditEntry, Identity, OutboxItem, Staff, Submission, SubmissionStatus, utcnow
 from tests.factories import (
     T0,
     World,
@@ -65,6 +66,7 @@ def student(
         number_hash=keyring.lookup_hash(f"resident_id:{number}"),
         number_enc=keyring.encrypt(number),
         name_enc=keyring.encrypt(name),
+        name_hash=identities.name_lookup_hash(keyring, name),
     )
     photo = add_photo(user.id, batch_id)
     sub = add_submission(user.id, batch_id, photo.id, identity.id, status, created_at=T0)
@@ -112,6 +114,67 @@ def test_search_by_id_number_finds_its_attempts_without_decrypting(
     # A part of a number, or a name, is no number: nothing to hash.
     assert reviews.number_search_hashes(keyring, "0011") is None
     assert reviews.number_search_hashes(keyring, "李四") is None
+
+
+def test_search_by_whole_name_finds_every_student_of_that_name_without_decrypting(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = student(world.batch_a, "o-1", id_number(1), name="欧阳娜娜")
+    namesake = student(world.batch_a, "o-2", id_number(2), name="欧阳娜娜")  # another student, same name
+    student(world.batch_a, "o-3", id_number(3), name="欧阳小明")
+    minority = student(world.batch_a, "o-4", id_number(4), name="阿依古丽·买买提")
+    keyring = pii_keyring()
+    looked_up: list[str] = []
+    real_hash = keyring.lookup_hash
+
+    def no_decrypt(*args: Any) -> str:
+        raise AssertionError("the search decrypted a row")
+
+    def spy(self: Any, value: str) -> str:
+        looked_up.append(value)
+        return real_hash(value)
+
+    monkeypatch.setattr(type(keyring), "decrypt", no_decrypt)
+    monkeypatch.setattr(type(keyring), "lookup_hash", spy)
+
+    def found(text: str) -> list[int]:
+        keys = reviews.search_keys(keyring, text)
+        assert keys is not None and keys.kind == "name" and keys.number_hashes is None
+        return [i.id for i in reviews.queue(db.session, school_ids=None, name_hashes=keys.name_hashes).items]
+
+    # Typed with spaces or another middle dot, it is the same name.
+    assert found(" 欧阳 娜娜 ") == [first, namesake]
+    assert found("阿依古丽•买买提") == [minority]
+    # A hash matches the whole name only: a part (or a longer name) finds nothing.
+    assert found("欧阳") == [] and found("娜娜") == [] and found("欧阳娜娜娜") == []
+    # The name was hashed under its own domain, never compared in clear; it can equal no number hash.
+    assert looked_up and all(v.startswith("name:") for v in looked_up)
+    stored = {row.name_hash for row in db.session.scalars(select(Identity))}
+    assert "欧阳娜娜" not in stored and identities.name_lookup_hash(keyring, "欧阳娜娜") in stored
+    # Scoping still applies.
+    scope_b = reviews.school_scope(get_staff(world.reviewer_b))
+    keys = reviews.search_keys(keyring, "欧阳娜娜")
+    assert keys is not None
+    assert reviews.queue(db.session, school_ids=scope_b, name_hashes=keys.name_hashes).items == []
+
+
+def test_the_search_box_reads_a_number_or_a_name() -> None:
+    keyring = Keyring.from_settings("", "", "secret")
+    number = reviews.search_keys(keyring, id_number(1).lower())
+    assert number is not None and number.kind == "number" and number.name_hashes is None
+    assert number.number_hashes == reviews.number_search_hashes(keyring, id_number(1))
+    name = reviews.search_keys(keyring, "john  smith")
+    assert name is not None and name.kind == "name"
+    # A Latin name may have the shape of a passport number; with no digit it is read as a name.
+    assert reviews.search_keys(keyring, "JOHNSMITH") == reviews.search_keys(keyring, "johnsmith")
+    assert reviews.search_keys(keyring, "JOHNSMITH").kind == "name"  # type: ignore[union-attr]
+    assert name.name_hashes == [identities.name_lookup_hash(keyring, "JOHN SMITH")]
+    # Digits that make no whole number (a part of one), or nothing at all: no search.
+    assert reviews.search_keys(keyring, "0011") is None
+    assert reviews.search_keys(keyring, "李四0011") is None
+    assert reviews.search_keys(keyring, "   ") is None
+    # A name's hash can never equal a number's: the domains differ.
+    assert set(name.hashes).isdisjoint(number.hashes)
 
 
 def test_decided_attempts_are_listed_with_their_decider_and_time(world: World) -> None:
@@ -254,7 +317,9 @@ def _html(client: FlaskClient, path: str) -> str:
     return response.get_data(as_text=True)
 
 
-def test_queue_rows_show_name_id_tail_and_photo_and_search_by_number(app: Flask, client: FlaskClient) -> None:
+def test_queue_rows_show_name_id_tail_and_photo_and_search_by_number_or_name(
+    app: Flask, client: FlaskClient
+) -> None:
     desk = make_desk(app)
     number = id_number(7)
     wanted = make_waiting(app, desk.batch_a, "o-s1", T0, name="王小明", id_number=number)
@@ -272,7 +337,11 @@ def test_queue_rows_show_name_id_tail_and_photo_and_search_by_number(app: Flask,
     found = _html(client, "/review/?q=" + number[:6] + "+" + number[6:].lower())
     assert row_ids(found) == [wanted]
     assert row_ids(_html(client, "/review/?q=" + id_number(9))) == []
-    refused = _html(client, "/review/?q=%E7%8E%8B%E5%B0%8F%E6%98%8E")  # a name: not a number
+    by_name = _html(client, "/review/?q=%E7%8E%8B+%E5%B0%8F%E6%98%8E")  # 王 小明
+    assert row_ids(by_name) == [wanted] and 'id="search-error"' not in by_name
+    assert "输入完整姓名或证件号码" in by_name  # the box says a part will not do
+    assert row_ids(_html(client, "/review/?q=%E5%B0%8F%E6%98%8E")) == []  # 小明: a part finds nothing
+    refused = _html(client, "/review/?q=" + number[-4:])  # a part of a number: no search
     assert 'id="search-error"' in refused and row_ids(refused) == []
 
 

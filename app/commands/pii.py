@@ -1,4 +1,5 @@
-"""`flask pii rotate`: re-encrypt personal data under the first key of PII_ENCRYPTION_KEYS."""
+"""`flask pii rotate`: re-encrypt personal data under the first key of PII_ENCRYPTION_KEYS.
+`flask pii backfill-name-hashes`: give identities bound before names were searchable their name hash."""
 
 from __future__ import annotations
 
@@ -17,3 +18,11 @@ def rotate() -> None:
     """Re-encrypt every identity under the newest key (run after adding a key in front)."""
     count = identities.rotate_keys(db.session, pii_keyring())
     click.echo(f"re-encrypted {count} identities under the first PII_ENCRYPTION_KEYS key")
+
+
+@pii_cli.command("backfill-name-hashes")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
+def backfill_name_hashes(batch_size: int) -> None:
+    """Hash the names of identities that have no name hash yet (run once after the migration)."""
+    count = identities.backfill_name_hashes(db.session, pii_keyring(), batch_size=batch_size)
+    click.echo(f"hashed the names of {count} identities")

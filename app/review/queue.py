@@ -106,13 +106,13 @@ def index() -> ResponseReturnValue:
     state = args.get("state", "") if args.get("state", "") in STATES else ""
     day_from, day_to = _day(args.get("from")), _day(args.get("to"))
     search = " ".join(args.get("q", "").split())[:SEARCH_MAX_CHARS]
-    hashes: list[str] | None = None
+    keys: reviews.SearchKeys | None = None
     search_error = None
     if search:
-        hashes = reviews.number_search_hashes(pii_keyring(), search)
-        if hashes is None:
-            search_error = "请输入完整的证件号码（18 位身份证号或证件号码）"
-            hashes = []
+        keys = reviews.search_keys(pii_keyring(), search)
+        if keys is None:
+            search_error = "请输入完整的证件号码（18 位身份证号或证件号码），或完整姓名"
+            keys = reviews.SearchKeys("number", [])
     # A search looks through decided attempts too unless a state is picked.
     statuses = STATES["all"] if search and not state else STATES[state]
     page = reviews.queue(
@@ -126,7 +126,8 @@ def index() -> ResponseReturnValue:
         after=decode_cursor(args.get("after")),
         limit=PAGE_SIZE,
         now=_now(),
-        number_hashes=hashes,
+        number_hashes=keys.number_hashes if keys else None,
+        name_hashes=keys.name_hashes if keys else None,
         newest_first=state in DECIDED_STATES,
     )
     schools, batches = _options(staff)

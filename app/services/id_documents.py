@@ -146,6 +146,15 @@ def parse_document(doc_type: DocumentType, raw: str, today: date) -> Document:
     raise FieldError("id_type", "请选择证件类型")
 
 
+def comparable_name(raw: str) -> str:
+    """The one spelling a name is looked up by: what `normalise_name` stores for it, from however it
+    was typed (spaces, other middle dots, full-width or lower-case letters). No checks: a search
+    must not refuse a name, it just finds nothing."""
+    name = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", raw).strip())
+    chinese = "".join("·" if ch in _DOTS else ch for ch in name.replace(" ", ""))
+    return chinese if _CHINESE_NAME.fullmatch(chinese) else name.upper()
+
+
 def normalise_name(raw: str, doc_type: DocumentType) -> str:
     """Trim, unify the middle dot, and check the name against what the document type allows.
 

@@ -6,7 +6,8 @@
   (payment, approval or the student's confirmation: app/services/flows.py) locks it, and never while
   an attempt made with it is being checked or reviewed; 取消微信绑定 ends it (kept as "unbound")
   and also ends the school link;
-- numbers and names are encrypted at rest; logs carry only masked values.
+- numbers and names are encrypted at rest; logs carry only masked values. Each has a keyed lookup
+  hash too (number_hash, name_hash), so equality searches never decrypt a row.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.services.id_documents import (
     Document,
     DocumentType,
     FieldError,
+    comparable_name,
     normalise_name,
     parse_document,
 )
@@ -92,6 +94,12 @@ def _lookup_hash(keyring: Keyring, document: Document) -> str:
     return keyring.lookup_hash(f"{document.type.value}:{document.number}")
 
 
+def name_lookup_hash(keyring: Keyring, name: str) -> str:
+    """The keyed hash of a whole name, as stored or as typed into a search. The "name:" prefix keeps
+    it apart from every number hash (those start with a document type)."""
+    return keyring.lookup_hash(f"name:{comparable_name(name)}")
+
+
 def active(session: Session, user_id: int) -> Identity | None:
     return session.scalar(select(Identity).where(Identity.user_id == user_id, Identity.active))
 
@@ -144,6 +152,7 @@ def bind(session: Session, keyring: Keyring, user_id: int, data: IdentityInput, 
         number_hash=number_hash,
         number_enc=keyring.encrypt(document.number),
         name_enc=keyring.encrypt(name),
+        name_hash=name_lookup_hash(keyring, name),
     )
     session.add(identity)
     try:
@@ -208,6 +217,8 @@ def rotate_keys(session: Session, keyring: Keyring, batch_size: int = 500) -> in
 
     Rotation: put the new key first in PII_ENCRYPTION_KEYS (keeping the old one after it), run this,
     then drop the old key. Safe to rerun or interrupt: each row is readable under both keys.
+    The lookup hashes (number_hash, name_hash) are keyed by PII_HMAC_KEY alone, which this does not
+    rotate: they stay valid across an encryption-key rotation and are left as they are.
     """
     done = 0
     last_id = 0
@@ -220,6 +231,30 @@ def rotate_keys(session: Session, keyring: Keyring, batch_size: int = 500) -> in
         for row in rows:
             row.number_enc = keyring.rotate(row.number_enc)
             row.name_enc = keyring.rotate(row.name_enc)
+        session.commit()
+        done += len(rows)
+        last_id = rows[-1].id
+
+
+def backfill_name_hashes(session: Session, keyring: Keyring, batch_size: int = 500) -> int:
+    """Fill name_hash on rows stored before names were searchable; commits per batch, returns the count.
+
+    Needs the keyring (the name must be decrypted once to hash it), so a migration cannot do it.
+    Safe to rerun or interrupt: rows already hashed are not touched again.
+    """
+    done = 0
+    last_id = 0
+    while True:
+        rows = session.scalars(
+            select(Identity)
+            .where(Identity.name_hash.is_(None), Identity.id > last_id)
+            .order_by(Identity.id)
+            .limit(batch_size)
+        ).all()
+        if not rows:
+            return done
+        for row in rows:
+            row.name_hash = name_lookup_hash(keyring, keyring.decrypt(row.name_enc))
         session.commit()
         done += len(rows)
         last_id = rows[-1].id

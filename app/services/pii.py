@@ -2,8 +2,9 @@
 
 ID numbers and names are stored only encrypted (Fernet: AES-128-CBC + HMAC-SHA256, from
 `cryptography`); `MultiFernet` decrypts with any configured key and encrypts with the first, which
-is how keys rotate. Equality lookups ("is this ID number bound already?") use an HMAC of the
-normalised number instead, so the database never needs the plaintext to answer them.
+is how keys rotate. Equality lookups ("is this ID number bound already?", staff searching a number
+or a whole name) use an HMAC of the normalised value instead, so the database never needs the
+plaintext to answer them.
 """
 
 from __future__ import annotations

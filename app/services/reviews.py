@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.services import audit, flows, pushes, submissions, wording
 from app.services.errors import ServiceError
 from app.services.id_documents import DocumentType, normalise_number
+from app.services.identities import name_lookup_hash
 from app.services.pii import Keyring
 from app.services.pushes import ResultPush
 from models import AuditEntry, Batch, Identity, LockOn, Photo, School, Staff, StaffRole, User
@@ -163,6 +164,7 @@ def queue(
     limit: int = 50,
     now: datetime | None = None,
     number_hashes: Sequence[str] | None = None,
+    name_hashes: Sequence[str] | None = None,
     newest_first: bool = False,
 ) -> Page:
     """Oldest first, keyset-paginated on (created_at, id): never OFFSET, so page 10,000 costs what
@@ -172,7 +174,8 @@ def queue(
     (status, created_at, id), and the branches are merged: `status IN (...)` over one index would
     have to read and sort every waiting row before the first page comes out. `created_to` is
     exclusive. `now` only labels expired claims 未审核 (they count as unclaimed).
-    `number_hashes` (from `number_search_hashes`) keeps the attempts of those ID numbers only.
+    `number_hashes` / `name_hashes` (from `search_keys`) keep the attempts made under those ID numbers
+    / those whole names only.
     `newest_first` reverses the order (decided attempts: the recent ones are the ones looked for).
     """
     statuses = [status] if isinstance(status, SubmissionStatus) else list(dict.fromkeys(status))
@@ -188,12 +191,16 @@ def queue(
     if after is not None:
         key = tuple_(Submission.created_at, Submission.id)
         conditions.append(key < tuple(after) if newest_first else key > tuple(after))
+    searched: list[ColumnElement[bool]] = []
     if number_hashes is not None:
-        # The few identities holding the number, by their keyed hash (no row is decrypted), read
-        # first so their students' attempts are found on the (user_id, created_at) index.
-        holders = session.execute(
-            select(Identity.id, Identity.user_id).where(Identity.number_hash.in_(list(number_hashes)))
-        ).all()
+        searched.append(Identity.number_hash.in_(list(number_hashes)))
+    if name_hashes is not None:
+        searched.append(Identity.name_hash.in_(list(name_hashes)))
+    if searched:
+        # The few identities holding the number (or name), by their keyed hash on its index (no row
+        # is decrypted), read first so their students' attempts are found on the (user_id,
+        # created_at) index. Ended identities count: decided attempts keep the one they were made with.
+        holders = session.execute(select(Identity.id, Identity.user_id).where(*searched)).all()
         if not holders:
             return Page([], None)
         conditions.append(Submission.user_id.in_({user_id for _, user_id in holders}))
@@ -280,6 +287,38 @@ def _item(row: Any, now: datetime | None) -> QueueItem:
         decided_by_id=row.decided_by_id if status in DECIDED else None,
         decided_at=row.decided_at if status in DECIDED else None,
     )
+
+
+@dataclass(frozen=True)
+class SearchKeys:
+    """What the queue's one search box was read as: an ID number or a whole name, by its hashes."""
+
+    kind: Literal["number", "name"]
+    hashes: list[str]
+
+    @property
+    def number_hashes(self) -> list[str] | None:
+        return self.hashes if self.kind == "number" else None
+
+    @property
+    def name_hashes(self) -> list[str] | None:
+        return self.hashes if self.kind == "name" else None
+
+
+def search_keys(keyring: Keyring, text: str) -> SearchKeys | None:
+    """Read the search box: an ID number when it can be one, else a whole name; None when it is
+    neither (digits that make no whole number, e.g. a part of one, which a hash cannot match).
+
+    Names are hashed whole (like the stored name_hash), so 李四 finds 李四 and never 李 or 李四五;
+    nothing is looked up in clear and no row is decrypted."""
+    # Every valid number has a digit (parse_document refuses all-letter passport numbers), and no
+    # name has one; a Latin name alone may pass the number's shape (JOHNSMITH), so digits decide.
+    if any(ch.isdigit() for ch in text):
+        hashes = number_search_hashes(keyring, text)
+        return None if hashes is None else SearchKeys("number", hashes)
+    if not text.strip():
+        return None
+    return SearchKeys("name", [name_lookup_hash(keyring, text)])
 
 
 def number_search_hashes(keyring: Keyring, text: str) -> list[str] | None:

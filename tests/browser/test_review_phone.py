@@ -1,8 +1,9 @@
 """The staff pages in headless Chromium at a phone's width (390×844, operators review from WeChat) and a
-desk's (1366×900): sign-in, the queue with names, ID tails and photos, search by ID number, the
-decision page, reopening a decision, the dashboard with its export links, the export chooser and the
-dead letters — none wider than the screen, no console error, no failed request. And the operator's
-运营 › 待审核 menu opens the queue inside the sandbox phone's WeChat browser (the frame is allowed).
+desk's (1366×900): sign-in, the queue with names, ID tails and photos, search by ID number or whole
+name, the decision page, reopening a decision, the dashboard with its export links, the export
+chooser and the dead letters — none wider than the screen, no console error, no failed request.
+And the operator's 运营 › 待审核 menu opens the queue inside the sandbox phone's WeChat browser (the
+frame is allowed).
 
 The phone-width queue and decision page are saved under var/screenshots/ (review-*-phone.png).
 """
@@ -118,6 +119,23 @@ def test_staff_pages_fit_the_screen_and_work(
     page.wait_for_url("**/review/?q=*")
     expect(rows).to_have_count(1)
     expect(page.locator(f"#queue tr[data-id='{second}'] .rv-name")).to_have_text("欧阳娜娜")
+    fits(page)
+
+    # Search by the whole name, typed with a space; decided attempts are found too. The box says a
+    # part of a name will not do, and a part indeed finds nothing.
+    expect(page.locator("#f-q")).to_have_attribute("placeholder", "输入完整姓名或证件号码")
+    for typed, found in (("王 小明", first), ("李四", done)):
+        page.fill("#f-q", typed)
+        with page.expect_navigation():
+            page.get_by_role("button", name="筛选").click()
+        expect(rows).to_have_count(1)
+        expect(page.locator(f"#queue tr[data-id='{found}'] .rv-name")).to_have_text(typed.replace(" ", ""))
+        fits(page)
+    page.fill("#f-q", "小明")
+    with page.expect_navigation():
+        page.get_by_role("button", name="筛选").click()
+    expect(page.locator("#queue-empty")).to_contain_text("姓名需完整输入")
+    expect(page.locator("#search-error")).to_have_count(0)
     fits(page)
 
     # Decided attempts: their decider and time; the export link of the batch with its count.
