@@ -451,6 +451,8 @@ def test_reimport_updates_the_workflow_columns(app: Flask, runner: FlaskCliRunne
     # A file without the columns puts the batch back to today's pay-first behaviour, as it does for
     # every other batch column it lacks (receipt_title, the photo columns).
     assert _import(runner, GOOD).exit_code == 0
+    hunan = _batch(app, "10542", "成人教育 2026 年上学位申请")
+    assert (hunan.lock_on, hunan.notice, hunan.pledge, hunan.signature) == (LockOn.PAY, None, None, False)
 
 
 WORKFLOW_HEADER = (

@@ -344,6 +344,7 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
     contact = _contact(values, messages)
     texts = {column: values.get(column) or None for column in ("notice", "pledge", "after_approval")}
 
+    # A pay date that did not parse is reported already; checked as "missing" it would be reported twice.
     dates_ok = all(
         values.get(c, "") == "" or m is not None
         for c, m in (("pay_opens_at", pay_opens_at), ("pay_closes_at", pay_closes_at))
