@@ -358,7 +358,8 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
         and dates_ok
         and signature is not None
     ):
-        # The rules between columns live in the schools service, which the demo data obeys too.
+        # The rules between columns live in the schools service, which the demo data obeys too (the
+        # photo spec plays no part in them).
         messages.extend(
             schools.workflow_problems(
                 BatchData(
