@@ -16,7 +16,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.services import school_import, schools
 from app.services.localtime import BEIJING
-from models import Batch, School
+from media.spec import PhotoSpec
+from models import Batch, Flow, LockOn, School
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOOD = FIXTURES / "schools.csv"
@@ -349,3 +350,170 @@ def test_one_school_with_two_contacts_is_refused(runner: FlaskCliRunner, tmp_pat
     other_batch = ROW.replace("学士", "学位")
     result = _import(runner, _contact_file(tmp_path, ROW + ",023-65022130,", other_batch + ",023-65022052,"))
     assert "学校代码 11551 的名称、省市或联系方式与第 2 行不一致" in result.output
+
+
+# --- the batch's workflow (flow, pay window, lock point, fee rule, texts) ---------------------------
+
+FLOWS = FIXTURES / "schools_flows.csv"
+
+
+def test_workflow_columns_are_imported(app: Flask, runner: FlaskCliRunner) -> None:
+    result = _import(runner, FLOWS)
+    assert result.exit_code == 0, result.output
+    hunan = _batch(app, "10542", "成人教育 2026 年上学位申请")
+    assert (hunan.flow, hunan.verify_identity, hunan.lock_on, hunan.fee_per_attempt) == (
+        Flow.PAY_FIRST,
+        True,
+        LockOn.CONFIRM,
+        True,
+    )
+    assert hunan.fee_fen == 200 and hunan.signature and hunan.pledge and "真实有效性" in hunan.pledge
+    # A quoted cell keeps its line break.
+    assert hunan.notice == "审核未通过需重新操作，技术服务费 2 元/次。\n点击确认后，无法再修改信息。"
+    assert hunan.pay_opens_at is None and hunan.pay_closes_at is None and hunan.after_approval is None
+
+    wuhan = _batch(app, "10496", "成人本科 2026 年下学士学位外语考试")
+    assert (wuhan.flow, wuhan.lock_on, wuhan.fee_fen) == (Flow.REVIEW_FIRST, LockOn.PAY, 5000)
+    # The pay window may open after sign-up closes (武汉轻工大学: 报名 10月7日-14日, 缴费 15日-20日 20:00).
+    assert wuhan.pay_opens_at == datetime(2026, 10, 15, tzinfo=BEIJING)
+    assert wuhan.pay_closes_at == datetime(2026, 10, 20, 20, 0, tzinfo=BEIJING)
+    assert wuhan.pay_is_open(datetime(2026, 10, 16, tzinfo=BEIJING))
+    assert not wuhan.pay_is_open(datetime(2026, 10, 20, 20, 0, tzinfo=BEIJING))
+
+    xinjiang = _batch(app, "xj-zikao", "自学考试 2026 年上考生注册")
+    assert (xinjiang.flow, xinjiang.lock_on, xinjiang.verify_identity) == (
+        Flow.REVIEW_FIRST,
+        LockOn.APPROVE,
+        True,
+    )
+    assert xinjiang.pledge == "我担保以上信息真实准确" and not xinjiang.signature
+
+    # Free batches: fee 0 or an empty fee; lock_on left empty means approve (nothing is paid).
+    for code, name in (
+        ("10699", "高起本/专升本 2026 年上新生入学照片"),
+        ("11551", "自考本科 2026 年上学士学位申请"),
+    ):
+        free = _batch(app, code, name)
+        assert (free.flow, free.fee_fen, free.lock_on, free.verify_identity) == (
+            Flow.FREE,
+            0,
+            LockOn.APPROVE,
+            False,
+        )
+        assert not free.takes_fee
+    chongqing = _batch(app, "11551", "自考本科 2026 年上学士学位申请")
+    assert chongqing.after_approval and "背面写明专业+姓名" in chongqing.after_approval
+
+    again = _import(runner, FLOWS)
+    assert "批次 新增 0、更新 0" in again.output
+
+
+def test_a_file_without_the_workflow_columns_imports_pay_first_batches(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    assert _import(runner, GOOD).exit_code == 0
+    with app.app_context():
+        found = list(db.session.scalars(select(Batch)))
+        assert len(found) == 5
+        for batch in found:
+            assert (batch.flow, batch.verify_identity, batch.lock_on, batch.fee_per_attempt) == (
+                Flow.PAY_FIRST,
+                True,
+                LockOn.PAY,
+                True,
+            )
+            assert (batch.pay_opens_at, batch.pay_closes_at, batch.notice, batch.pledge) == (
+                None,
+                None,
+                None,
+                None,
+            )
+            assert not batch.signature and batch.after_approval is None
+
+
+def test_reimport_updates_the_workflow_columns(app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
+    assert _import(runner, FLOWS).exit_code == 0
+    text = FLOWS.read_text(encoding="utf-8")
+    changed = tmp_path / "changed.csv"
+    changed.write_text(
+        text.replace("2026-10-20 20:00,pay,", "2026-10-21 20:00,approve,").replace(
+            "我担保以上信息真实准确,,", "我担保以上信息真实准确,yes,"
+        ),
+        encoding="utf-8",
+    )
+    result = _import(runner, changed)
+    assert result.exit_code == 0, result.output
+    assert "批次 新增 0、更新 2" in result.output
+    wuhan = _batch(app, "10496", "成人本科 2026 年下学士学位外语考试")
+    assert wuhan.lock_on == LockOn.APPROVE
+    assert wuhan.pay_closes_at == datetime(2026, 10, 21, 20, 0, tzinfo=BEIJING)
+    assert _batch(app, "xj-zikao", "自学考试 2026 年上考生注册").signature
+    # A file without the columns puts the batch back to today's pay-first behaviour, as it does for
+    # every other batch column it lacks (receipt_title, the photo columns).
+    assert _import(runner, GOOD).exit_code == 0
+    hunan = _batch(app, "10542", "成人教育 2026 年上学位申请")
+    assert (hunan.lock_on, hunan.notice, hunan.pledge, hunan.signature) == (LockOn.PAY, None, None, False)
+
+
+WORKFLOW_HEADER = (
+    "school_code,school_name,province,city,batch_name,education,opens_at,closes_at,fee_yuan,"
+    "flow,verify_identity,pay_opens_at,pay_closes_at,lock_on,fee_per_attempt,pledge,signature"
+)
+WORKFLOW_ROW = "20001,好学校,湖南省,长沙市,批次,成人教育,2026-03-01,2026-06-30,"
+
+
+@pytest.mark.parametrize(
+    ("cells", "messages"),
+    [
+        ("2,later,,,,,,,", ["flow「later」应为 pay_first"]),
+        ("0,pay_first,,,,,,,", ["费用为 0 只适用于 flow=free"]),
+        (",review_first,,2026-03-01,2026-03-10,,,,", ["fee_yuan 和 fee_fen 至少填一个"]),
+        ("2,free,,,,approve,,,", ["flow=free 的批次不收费，费用必须为 0"]),
+        ("0,free,,,,pay,,,", ["flow=free 的批次没有缴费，lock_on 不能为 pay"]),
+        ("2,review_first,,,,,,,", ["flow=review_first 必须填写缴费时间 pay_opens_at 和 pay_closes_at"]),
+        ("2,review_first,,2026-03-05,,,,,", ["必须填写缴费时间"]),
+        ("2,pay_first,,2026-03-05,2026-03-10,,,,", ["flow=pay_first 的 pay_opens_at、pay_closes_at 应留空"]),
+        ("0,free,,2026-03-05,2026-03-10,,,,", ["flow=free 的 pay_opens_at"]),
+        ("2,review_first,,2026-02-28,2026-03-10,,,,", ["pay_opens_at 不能早于报名开始时间 opens_at"]),
+        ("2,review_first,,2026-03-10 12:00,2026-03-10 09:00,,,,", ["pay_closes_at 必须晚于 pay_opens_at"]),
+        ("2,review_first,,2026/03/10,2026-03-20,,,,", ["pay_opens_at「2026/03/10」不是有效的日期"]),
+        (
+            "2,,maybe,,,locked,sometimes,,",
+            [
+                "verify_identity「maybe」应为 yes 或 no",
+                "lock_on「locked」应为 pay",
+                "fee_per_attempt「sometimes」应为 yes 或 no",
+            ],
+        ),
+        ("2,,,,,confirm,,,yes", ["signature=yes 需要填写承诺 pledge"]),
+    ],
+)
+def test_a_wrong_workflow_is_reported_with_its_line(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, cells: str, messages: list[str]
+) -> None:
+    good = WORKFLOW_ROW.replace("好学校", "另一所").replace("20001", "20002") + "2,,,,,,,,"
+    path = tmp_path / "workflow.csv"
+    path.write_text("\n".join([WORKFLOW_HEADER, good, WORKFLOW_ROW + cells]) + "\n", encoding="utf-8")
+    result = _import(runner, path)
+    assert result.exit_code != 0
+    [row] = [r for r in result.output.splitlines() if r.startswith("第 3 行：")]
+    for message in messages:
+        assert message in row, (message, row)
+    assert "第 2 行" not in result.output
+    assert _snapshot(app) == {"schools": {}, "batches": {}}
+
+
+def test_a_free_row_with_a_pledge_and_signature_and_a_confirmation_is_accepted(tmp_path: Path) -> None:
+    content = "\n".join([WORKFLOW_HEADER, WORKFLOW_ROW + "0,free,yes,,,confirm,no,本人承诺信息真实,是"])
+    [row] = school_import.parse(content.encode())
+    assert (row.batch.flow, row.batch.lock_on, row.batch.fee_fen) == (Flow.FREE, LockOn.CONFIRM, 0)
+    assert row.batch.signature and not row.batch.fee_per_attempt and row.batch.verify_identity
+
+
+def test_the_service_refuses_a_self_contradicting_batch(app: Flask) -> None:
+    with app.app_context():
+        school = schools.upsert_school(db.session, "20009", "学校", "湖南省", "长沙市")
+        opens = datetime(2026, 3, 1, tzinfo=BEIJING)
+        data = schools.BatchData("批次", "成人教育", opens, opens + timedelta(days=30), 0, PhotoSpec())
+        with pytest.raises(schools.BatchDataError, match="费用为 0"):
+            schools.upsert_batch(db.session, school, data)

@@ -1,9 +1,11 @@
 """Demo data for `flask demo load`: five real schools' sign-up systems, their batches and a demo admin.
 
-Each school carries the photo rules its own manual states (quoted beside each), a batch open now that closes
-months ahead, and a closed batch so the closed-batch message can be seen. Dates are relative to
-today, so the demo never goes stale. Loading twice changes nothing but the admin's password when
-none is configured.
+Each school's batches carry what its own manual states: the photo rules (quoted beside each; a rule the
+manual does not give is marked as the demo's own choice), the workflow (who pays what, when, and when
+the data freezes) and the 须知/承诺/通过后 texts in the manual's own words. Each school has a batch open
+now that closes months ahead and a closed batch, so the closed-batch message can be seen. Dates are
+relative to the load time, so the demo never goes stale. Loading twice changes nothing but the admin's
+password when none is configured.
 """
 
 from __future__ import annotations
@@ -18,10 +20,22 @@ from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
 from app.services.schools import BatchData, Contact
 from media.spec import PhotoSpec
-from models import StaffRole
+from models import Flow, LockOn, StaffRole
 
-FEE_FEN = 200  # 湖南师范大学's manual: 技术服务费 2 元/次
 ADMIN_USERNAME = "admin"
+
+# The open batch opened this long before the load and closes this long after it.
+OPENED_AGO = timedelta(days=30)
+CLOSES_IN = timedelta(days=181)
+
+
+@dataclass(frozen=True)
+class PayWindow:
+    """A review_first batch's pay window, relative to the batch's own sign-up opening."""
+
+    opens_after: timedelta
+    # None: closes with sign-up.
+    closes_after: timedelta | None
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,16 @@ class DemoSchool:
     education: str
     batch_title: str  # "{year} 年{half}" is filled in
     spec: PhotoSpec
+    flow: Flow
+    fee_fen: int
+    verify_identity: bool
+    lock_on: LockOn
+    notice: str
+    pay_window: PayWindow | None = None
+    fee_per_attempt: bool = True
+    pledge: str | None = None
+    signature: bool = False
+    after_approval: str | None = None
     # From the school's manual, where it gives one (None: leave what an import set).
     contact: Contact | None = None
     # The receipt's title and note when it is not for a 学位证 (None: models/school.py's defaults).
@@ -40,7 +64,9 @@ class DemoSchool:
 
 
 SCHOOLS = [
-    # 湖南师范大学: 裁剪后 640*480 像素，JPG 格式，大小 100-200K，浅蓝色背景
+    # 湖南师范大学: pay first (点击“开始核验”，在弹出支付窗口交费后，开始身份核验), 技术服务费 2 元/次,
+    # then a final confirmation with an electronic signature that freezes the data and prints the receipt
+    # (领取学位证凭证).
     DemoSchool(
         "10542",
         "湖南师范大学",
@@ -48,9 +74,23 @@ SCHOOLS = [
         "长沙市",
         "成人教育",
         "成人教育 {term}学位申请",
+        # 裁剪后 640*480 像素，JPG 格式，大小 100-200K; 建议浅蓝色背景
         PhotoSpec(min_bytes=100 * 1024, max_bytes=200 * 1024, background="light_blue"),
+        flow=Flow.PAY_FIRST,
+        fee_fen=200,
+        verify_identity=True,
+        lock_on=LockOn.CONFIRM,
+        notice=(
+            "上传成功后，人工审核时间在 7-10 天左右，收到“审核通过”信息，即完成照片上传。\n"
+            "“审核未通过”（照片质量不符合学信网要求、身份核验失败）需重新操作，技术服务费 2 元/次。\n"
+            "审核后对自己的信息进行最后的确认。点击确认后，无法再修改信息。\n"
+            "不得上传扫描、纸质翻拍或手机自拍照片。"
+        ),
+        pledge="学生需对上传证件的真实有效性负责，如发现伪造证件，一经核实，即取消其申报考资格。",
+        signature=True,
     ),
-    # 西北工业大学: 最大宽高为 480x640 像素; 不超过 10M; jpg、jpeg、png; 一寸照片
+    # 西北工业大学: the photo is part of 新生入学 data checked by the 教学点; the manual names no fee and
+    # no identity check, so none is asked for.
     DemoSchool(
         "10699",
         "西北工业大学",
@@ -58,10 +98,25 @@ SCHOOLS = [
         "西安市",
         "网络教育",
         "高起本/专升本 {term}新生入学照片",
+        # 最大宽高为 480x640 像素; 不超过 10M; jpg、jpeg、png; 一寸照片.
+        # The blue background is the demo's own choice: the manual names no colour.
         PhotoSpec(size_mode="max", formats=("jpeg", "png"), max_bytes=10 * 1024 * 1024, background="blue"),
+        flow=Flow.FREE,
+        fee_fen=0,
+        verify_identity=False,
+        lock_on=LockOn.APPROVE,
+        notice=(
+            "请上传一个月内 1 寸免冠照片，照片最大宽高为 480x640 像素；"
+            "上传照片不能与准考证照片（录取照片）相同。\n"
+            "提交后待教学点审核，请与校外教学点保持联系。"
+        ),
         receipt=("新生入学照片审核回执单", "新生报到时出示本回执；工作人员扫码即可核验真伪。"),
     ),
-    # 武汉轻工大学: 宽 480 像素*高 640 像素，jpg，照片小于 500KB
+    # 武汉轻工大学: 网上报名 → 资格审核 → 网上缴费 (网上报名成功，且审核通过的学生才能缴费); unpaid at
+    # the end of the pay window, 本次报名无效. The manual gives no fee figure: 50 元 is an example, and
+    # the notice says so. Its pay window (缴费时间 10月15日-20日 20:00, after sign-up closes) is, in the
+    # demo, open from the load day for four weeks until 20:00, inside sign-up, so that a demo student
+    # approved today can pay.
     DemoSchool(
         "10496",
         "武汉轻工大学",
@@ -69,9 +124,28 @@ SCHOOLS = [
         "武汉市",
         "成人教育",
         "成人本科 {term}学士学位外语考试",
+        # 宽 480 像素*高 640 像素，jpg，照片小于 500KB.
+        # The light blue background is the demo's own choice: the manual names no colour.
         PhotoSpec(max_bytes=500 * 1024, background="light_blue"),
+        flow=Flow.REVIEW_FIRST,
+        fee_fen=5000,
+        verify_identity=True,
+        lock_on=LockOn.PAY,
+        pay_window=PayWindow(OPENED_AGO, OPENED_AGO + timedelta(days=28, hours=20)),
+        notice=(
+            "网上报名成功，且审核通过的学生才能缴费。\n"
+            "通过资格审核的考生，须在缴费时间内微信在线支付；超出规定时间未缴费的，本次报名无效，"
+            "相应后果由考生自行承担。\n"
+            "友情提醒：报名时间过后不补报名，缴费时间过后不补缴费。\n"
+            "（演示：报名流程未写明金额，50 元为示例金额。）"
+        ),
+        receipt=(
+            "学士学位外语考试报名照片审核回执单",
+            "报名及考试期间如需核验报名照片，出示本回执；工作人员扫码即可核验真伪。",
+        ),
     ),
-    # 重庆科技学院: 2 吋蓝底近期免冠照片 (35×49 mm, 413×579 px at 300 dpi)
+    # 重庆科技学院: 学士学位证书申办不收取任何费用; 驳回 can be fixed and resubmitted until the
+    # collection closes (超过信息采集时间学员无法进行再次提交); after 通过 a paper photo goes by post.
     DemoSchool(
         "11551",
         "重庆科技学院",
@@ -79,11 +153,30 @@ SCHOOLS = [
         "重庆市",
         "自学考试",
         "自考本科 {term}学士学位申请",
+        # 电子照片要求 2 吋蓝底近期免冠照片 (35×49 mm, 413×579 px at 300 dpi).
+        # The 2 MB limit is the demo's own choice: the manual gives no file size.
         PhotoSpec(width=413, height=579, max_bytes=2 * 1024 * 1024, background="blue"),
+        flow=Flow.FREE,
+        fee_fen=0,
+        verify_identity=False,
+        lock_on=LockOn.APPROVE,
+        notice=(
+            "学士学位证书申办不收取任何费用。所有填写信息务必真实有效，如有不实由申请本人负责。\n"
+            "如申请驳回，请根据驳回原因修改相应信息；超过信息采集时间学员无法进行再次提交，请注意结束时间。\n"
+            "线上申请通过后，再提交纸质照片。"
+        ),
+        after_approval=(
+            "请提交与本系统一致的蓝底两寸带背胶的照片1张，背面写明专业+姓名。\n"
+            "请以普通顺丰寄付的方式邮寄照片（顺丰同城、跑腿等业务不能直接送进学校，材料如有遗失我办概不负责）。\n"
+            "寄送地址（只接收普通顺丰快递）：重庆市沙坪坝区大学城东路20号，继续教育学院，"
+            "王老师 023-65022130。"
+        ),
         # 咨询服务：王老师 023-65022130（高等教育自学考试）
-        Contact(phone="023-65022130"),
+        contact=Contact(phone="023-65022130"),
     ),
-    # 新疆自考: 考生请上传近期免冠一寸照片 (25×35 mm, 295×413 px at 300 dpi)
+    # 新疆自考: 注册 → 审核 (by the 报名地州) → 报考 → 缴费; 若考生审核通过，则无法再修改任何信息. The manual
+    # has no pay deadline of its own (考生报考后，即可在线缴费): the pay window is the sign-up window. The
+    # fee is the manual's 考试费用 for one course (35 元 per course), an example, and the notice says so.
     DemoSchool(
         "xj-zikao",
         "新疆维吾尔自治区自学考试办公室",
@@ -91,14 +184,59 @@ SCHOOLS = [
         "乌鲁木齐市",
         "自学考试",
         "自学考试 {term}考生注册",
+        # 考生请上传近期免冠一寸照片 (25×35 mm, 295×413 px at 300 dpi).
+        # The white background and the 1 MB limit are the demo's own choice: the manual gives neither.
         PhotoSpec(width=295, height=413, max_bytes=1024 * 1024, background="white"),
+        flow=Flow.REVIEW_FIRST,
+        fee_fen=3500,
+        verify_identity=True,
+        lock_on=LockOn.APPROVE,
+        pay_window=PayWindow(timedelta(0), None),
+        notice=(
+            "请仔细填写，注意填写信息真实无误；上传头像时，请选择近期照片。\n"
+            "注册信息提交后，由报名地州教育部门对考生信息进行审核。若审核通过，则无法再修改任何信息；"
+            "若审核未通过，考生根据原因可修改信息并重新提交等待审核。\n"
+            "（演示：35 元为一门课程的考试费用示例，实际按报考课程计算。）"
+        ),
+        pledge="我担保以上信息真实准确",
         receipt=("自学考试考生注册照片审核回执单", "办理考生注册时出示本回执；工作人员扫码即可核验真伪。"),
     ),
 ]
 
+FLOW_LABELS = {Flow.PAY_FIRST: "先缴费后审核", Flow.REVIEW_FIRST: "先审核后缴费", Flow.FREE: "不收费"}
+
 
 def _term(moment: datetime) -> str:
     return f"{moment.year} 年{'上' if moment.month <= 6 else '下'}"
+
+
+def _batch(demo: DemoSchool, name: str, opens_at: datetime, closes_at: datetime) -> BatchData:
+    pay_opens_at = pay_closes_at = None
+    if demo.pay_window is not None:
+        pay_opens_at = opens_at + demo.pay_window.opens_after
+        after = demo.pay_window.closes_after
+        pay_closes_at = closes_at if after is None else opens_at + after
+    title, note = demo.receipt or (None, None)
+    return BatchData(
+        name=name,
+        education=demo.education,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        fee_fen=demo.fee_fen,
+        photo_spec=demo.spec,
+        receipt_title=title,
+        receipt_note=note,
+        flow=demo.flow,
+        verify_identity=demo.verify_identity,
+        pay_opens_at=pay_opens_at,
+        pay_closes_at=pay_closes_at,
+        lock_on=demo.lock_on,
+        fee_per_attempt=demo.fee_per_attempt,
+        notice=demo.notice,
+        pledge=demo.pledge,
+        signature=demo.signature,
+        after_approval=demo.after_approval,
+    )
 
 
 def load_schools(session: Session, now: datetime | None = None) -> list[str]:
@@ -110,31 +248,24 @@ def load_schools(session: Session, now: datetime | None = None) -> list[str]:
         school = schools.upsert_school(
             session, demo.code, demo.name, demo.province, demo.city, contact=demo.contact
         )
-        title, note = demo.receipt or (None, None)
-        open_batch = BatchData(
-            name=demo.batch_title.format(term=_term(now)),
-            education=demo.education,
-            opens_at=now - timedelta(days=30),
-            closes_at=now + timedelta(days=181, seconds=-1),
-            fee_fen=FEE_FEN,
-            photo_spec=demo.spec,
-            receipt_title=title,
-            receipt_note=note,
+        open_batch = _batch(
+            demo,
+            demo.batch_title.format(term=_term(now)),
+            now - OPENED_AGO,
+            now + CLOSES_IN - timedelta(seconds=1),
         )
         half_year_ago = now - timedelta(days=183)
-        closed_batch = BatchData(
-            name=demo.batch_title.format(term=_term(half_year_ago)),
-            education=demo.education,
-            opens_at=half_year_ago - timedelta(days=60),
-            closes_at=now - timedelta(days=59, seconds=1),
-            fee_fen=FEE_FEN,
-            photo_spec=demo.spec,
-            receipt_title=title,
-            receipt_note=note,
+        closed_batch = _batch(
+            demo,
+            demo.batch_title.format(term=_term(half_year_ago)),
+            half_year_ago - timedelta(days=60),
+            now - timedelta(days=59, seconds=1),
         )
         for data in (open_batch, closed_batch):
             schools.upsert_batch(session, school, data)
-        lines.append(f"  {demo.name}（{demo.code}）：{open_batch.name}，{demo.spec.describe()}")
+        fee = f"{demo.fee_fen / 100:g} 元" if demo.fee_fen else "免费"
+        workflow = f"{FLOW_LABELS[demo.flow]} {fee}"
+        lines.append(f"  {demo.name}（{demo.code}）：{open_batch.name}，{workflow}，{demo.spec.describe()}")
     session.commit()
     return lines
 

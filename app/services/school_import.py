@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -24,7 +25,7 @@ from app.services import schools
 from app.services.localtime import BEIJING
 from app.services.schools import BatchData, Contact
 from media.spec import BACKGROUND_LABELS, PhotoSpec
-from models import Batch, School
+from models import Batch, Flow, LockOn, School
 
 REQUIRED = (
     "school_code",
@@ -52,6 +53,17 @@ OPTIONAL = (
     "contact_email",
     "receipt_title",
     "receipt_note",
+    # The batch's workflow (models/school.py); a file without these columns imports pay-first batches.
+    "flow",
+    "verify_identity",
+    "pay_opens_at",
+    "pay_closes_at",
+    "lock_on",
+    "fee_per_attempt",
+    "notice",
+    "pledge",
+    "signature",
+    "after_approval",
 )
 COLUMNS = REQUIRED + OPTIONAL
 
@@ -67,6 +79,10 @@ MAX_LENGTHS = {
     "education": 20,
     "contact_phone": 40,
     "contact_email": 120,
+    # Text columns: no limit in the database, but students read these on a phone.
+    "notice": 2000,
+    "pledge": 500,
+    "after_approval": 1000,
 }
 # The code becomes part of a QR scene ("school:<code>", ≤ 64 characters) and of URLs.
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -79,7 +95,12 @@ BACKGROUNDS = {
 PHONE_PATTERN = re.compile(r"^\+?[0-9(][0-9 ()\-]*[0-9](\s*(转|ext\.?|-)\s*[0-9]{1,6})?$")
 PHONE_DIGITS = (5, 20)
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
+_E = TypeVar("_E", bound=StrEnum)
 DATE_HELP = "应为 2026-03-01 或 2026-03-01 09:00（北京时间）"
+FLOW_HELP = "应为 pay_first（先缴费后审核）、review_first（先审核，通过后缴费）或 free（不收费）"
+LOCK_HELP = "应为 pay（缴费后）、approve（审核通过后）或 confirm（学生最后确认后）不能再修改信息"
+YES = {"yes", "y", "true", "1", "是"}
+NO = {"no", "n", "false", "0", "否"}
 
 
 @dataclass(frozen=True)
@@ -253,6 +274,16 @@ def _batch_state(batch: Batch) -> tuple[Any, ...]:
         batch.photo_spec,
         batch.receipt_title,
         batch.receipt_note,
+        batch.flow,
+        batch.verify_identity,
+        batch.pay_opens_at,
+        batch.pay_closes_at,
+        batch.lock_on,
+        batch.fee_per_attempt,
+        batch.notice,
+        batch.pledge,
+        batch.signature,
+        batch.after_approval,
     )
 
 
@@ -289,18 +320,71 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
     if opens_at and closes_at and closes_at <= opens_at:
         messages.append("closes_at 必须晚于 opens_at")
 
-    fee_fen = _fee(values, messages)
+    flow = _choice(values, "flow", Flow, Flow.PAY_FIRST, FLOW_HELP, messages)
+    # Nothing is paid in a free batch, so its data freezes at 通过 unless the file says otherwise.
+    lock_default = LockOn.APPROVE if flow == Flow.FREE else LockOn.PAY
+    lock_on = _choice(values, "lock_on", LockOn, lock_default, LOCK_HELP, messages)
+    pay_opens_at = _moment(
+        values.get("pay_opens_at", ""), end_of_day=False, column="pay_opens_at", messages=messages
+    )
+    pay_closes_at = _moment(
+        values.get("pay_closes_at", ""), end_of_day=True, column="pay_closes_at", messages=messages
+    )
+    verify_identity = _yes_no(values, "verify_identity", True, messages)
+    fee_per_attempt = _yes_no(values, "fee_per_attempt", True, messages)
+    signature = _yes_no(values, "signature", False, messages)
+
+    # An empty fee means 0, which only a free batch may have (workflow_problems says so otherwise).
+    fee_fen = _fee(values, messages, empty_is_zero=flow == Flow.FREE)
     review_min = _integer(values, "review_days_min", 7, messages, low=1, high=365)
     review_max = _integer(values, "review_days_max", 10, messages, low=1, high=365)
     if review_min is not None and review_max is not None and review_max < review_min:
         messages.append("review_days_max 不能小于 review_days_min")
     spec = _photo_spec(values, messages)
     contact = _contact(values, messages)
+    texts = {column: values.get(column) or None for column in ("notice", "pledge", "after_approval")}
+
+    # A pay date that did not parse is reported already; checked as "missing" it would be reported twice.
+    dates_ok = all(
+        values.get(c, "") == "" or m is not None
+        for c, m in (("pay_opens_at", pay_opens_at), ("pay_closes_at", pay_closes_at))
+    )
+    if (
+        opens_at
+        and closes_at
+        and fee_fen is not None
+        and flow
+        and lock_on
+        and dates_ok
+        and signature is not None
+    ):
+        # The rules between columns live in the schools service, which the demo data obeys too (the
+        # photo spec plays no part in them).
+        messages.extend(
+            schools.workflow_problems(
+                BatchData(
+                    name=values.get("batch_name", ""),
+                    education=values.get("education", ""),
+                    opens_at=opens_at,
+                    closes_at=closes_at,
+                    fee_fen=fee_fen,
+                    photo_spec=PhotoSpec(),
+                    flow=flow,
+                    pay_opens_at=pay_opens_at,
+                    pay_closes_at=pay_closes_at,
+                    lock_on=lock_on,
+                    pledge=texts["pledge"],
+                    signature=signature,
+                )
+            )
+        )
 
     if messages:
         return None, messages
     assert opens_at and closes_at and fee_fen is not None and spec is not None
     assert review_min is not None and review_max is not None
+    assert flow and lock_on and verify_identity is not None and fee_per_attempt is not None
+    assert signature is not None
     school = SchoolRow(code, values["school_name"], values["province"], values["city"], contact)
     batch = BatchData(
         name=values["batch_name"],
@@ -313,6 +397,16 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
         review_days_max=review_max,
         receipt_title=values.get("receipt_title") or None,
         receipt_note=values.get("receipt_note") or None,
+        flow=flow,
+        verify_identity=verify_identity,
+        pay_opens_at=pay_opens_at,
+        pay_closes_at=pay_closes_at,
+        lock_on=lock_on,
+        fee_per_attempt=fee_per_attempt,
+        notice=texts["notice"],
+        pledge=texts["pledge"],
+        signature=signature,
+        after_approval=texts["after_approval"],
     )
     return ImportRow(line, school, batch), messages
 
@@ -349,7 +443,30 @@ def _moment(raw: str, *, end_of_day: bool, column: str, messages: list[str]) -> 
     return moment.replace(tzinfo=BEIJING) if moment.tzinfo is None else moment
 
 
-def _fee(values: dict[str, str], messages: list[str]) -> int | None:
+def _choice(
+    values: dict[str, str], column: str, enum: type[_E], default: _E, help_text: str, messages: list[str]
+) -> _E | None:
+    raw = values.get(column, "").lower()
+    if not raw:
+        return default
+    try:
+        return enum(raw)
+    except ValueError:
+        messages.append(f"{column}「{values[column]}」{help_text}")
+        return None
+
+
+def _yes_no(values: dict[str, str], column: str, default: bool, messages: list[str]) -> bool | None:
+    raw = values.get(column, "").lower()
+    if not raw:
+        return default
+    if raw in YES or raw in NO:
+        return raw in YES
+    messages.append(f"{column}「{values[column]}」应为 yes 或 no（是/否）")
+    return None
+
+
+def _fee(values: dict[str, str], messages: list[str], *, empty_is_zero: bool = False) -> int | None:
     yuan_raw, fen_raw = values.get("fee_yuan", ""), values.get("fee_fen", "")
     fen_from_yuan: int | None = None
     fen: int | None = None
@@ -365,6 +482,8 @@ def _fee(values: dict[str, str], messages: list[str]) -> int | None:
     if fen_raw:
         fen = _integer(values, "fee_fen", None, messages, low=0, high=10**8)
     if not yuan_raw and not fen_raw:
+        if empty_is_zero:
+            return 0
         messages.append("fee_yuan 和 fee_fen 至少填一个")
         return None
     if fen_from_yuan is not None and fen is not None and fen_from_yuan != fen:

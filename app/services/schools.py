@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from media.spec import PhotoSpec
-from models import Batch, Enrollment, School, User
+from models import Batch, Enrollment, Flow, LockOn, School, User
 from models.school import RECEIPT_NOTE, RECEIPT_TITLE
 
 
@@ -26,10 +26,52 @@ class BatchData:
     # The printed receipt's title and the line under it; None = the 学位证 wording (models/school.py).
     receipt_title: str | None = None
     receipt_note: str | None = None
+    # The batch's workflow (models/school.py); the defaults are the pay-first flow every batch had
+    # before batches carried one.
+    flow: Flow = Flow.PAY_FIRST
+    verify_identity: bool = True
+    pay_opens_at: datetime | None = None
+    pay_closes_at: datetime | None = None
+    lock_on: LockOn = LockOn.PAY
+    fee_per_attempt: bool = True
+    notice: str | None = None
+    pledge: str | None = None
+    signature: bool = False
+    after_approval: str | None = None
 
 
 class BatchDataError(ValueError):
-    """A batch that cannot exist (closes before it opens, negative fee)."""
+    """A batch that cannot exist (closes before it opens, negative fee, a self-contradicting workflow)."""
+
+
+def workflow_problems(data: BatchData) -> list[str]:
+    """What contradicts itself in a batch's workflow, in Chinese naming the CSV columns (the import shows
+    these lines as they are); empty when the batch is consistent."""
+    problems = []
+    free = data.flow == Flow.FREE
+    if free and data.fee_fen != 0:
+        problems.append("flow=free 的批次不收费，费用必须为 0")
+    if not free and data.fee_fen == 0:
+        # A paying flow with nothing to pay would create orders of 0 that WeChat Pay refuses.
+        problems.append(f"费用为 0 只适用于 flow=free（不收费）的批次；flow={data.flow.value} 须填写费用")
+    window = (data.pay_opens_at, data.pay_closes_at)
+    if data.flow == Flow.REVIEW_FIRST:
+        if None in window:
+            problems.append("flow=review_first 必须填写缴费时间 pay_opens_at 和 pay_closes_at")
+    elif window != (None, None):
+        problems.append(
+            f"只有 flow=review_first 的批次有单独的缴费时间，flow={data.flow.value} 的 pay_opens_at、"
+            "pay_closes_at 应留空"
+        )
+    if data.pay_opens_at is not None and data.pay_opens_at < data.opens_at:
+        problems.append("pay_opens_at 不能早于报名开始时间 opens_at")
+    if data.pay_opens_at and data.pay_closes_at and data.pay_closes_at <= data.pay_opens_at:
+        problems.append("pay_closes_at 必须晚于 pay_opens_at")
+    if free and data.lock_on == LockOn.PAY:
+        problems.append("flow=free 的批次没有缴费，lock_on 不能为 pay（应为 approve 或 confirm）")
+    if data.signature and not data.pledge:
+        problems.append("signature=yes 需要填写承诺 pledge（学生在承诺下签名）")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -64,6 +106,9 @@ def upsert_batch(session: Session, school: School, data: BatchData) -> Batch:
         raise BatchDataError(f"batch {data.name!r} closes before it opens")
     if data.fee_fen < 0:
         raise BatchDataError(f"batch {data.name!r} has a negative fee")
+    problems = workflow_problems(data)
+    if problems:
+        raise BatchDataError(f"batch {data.name!r}: " + "；".join(problems))
     batch = session.scalar(select(Batch).where(Batch.school_id == school.id, Batch.name == data.name))
     if batch is None:
         batch = Batch(school=school, name=data.name)
@@ -75,6 +120,11 @@ def upsert_batch(session: Session, school: School, data: BatchData) -> Batch:
     batch.photo_spec = data.photo_spec.model_dump(mode="json")
     batch.receipt_title = data.receipt_title or RECEIPT_TITLE
     batch.receipt_note = data.receipt_note or RECEIPT_NOTE
+    batch.flow, batch.verify_identity, batch.lock_on = data.flow, data.verify_identity, data.lock_on
+    batch.pay_opens_at, batch.pay_closes_at = data.pay_opens_at, data.pay_closes_at
+    batch.fee_per_attempt = data.fee_per_attempt
+    batch.notice, batch.pledge, batch.after_approval = data.notice, data.pledge, data.after_approval
+    batch.signature = data.signature
     session.flush()
     return batch
 
