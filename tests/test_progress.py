@@ -32,7 +32,8 @@ def _attempt(status: SubmissionStatus, reason: str | None = None) -> tuple[int, 
     ("status", "reason", "step", "words", "path"),
     [
         (S.AWAITING_PAYMENT, None, "pay", "请完成缴费", "/h5/pay/{id}"),
-        (S.VERIFYING, None, "verify", "正在核验身份信息", "/h5/pay/{id}"),
+        # The checklist's verify step: the status page shows the check's outcome.
+        (S.VERIFYING, None, "verify", "正在核验身份信息", "/h5/status"),
         (S.PENDING_REVIEW, None, "review", "照片已提交审核，一般需要 7–10 天", "/h5/status"),
         (S.IN_REVIEW, None, "review", "正在审核", "/h5/status"),
         (
@@ -45,11 +46,11 @@ def _attempt(status: SubmissionStatus, reason: str | None = None) -> tuple[int, 
         (
             S.REFUNDED,
             "身份核验服务暂时不可用，已退款",
-            "photo",
+            "pay",
             "已退款（身份核验服务暂时不可用",
             "/h5/photo",
         ),
-        (S.CANCELLED, "超过 24 小时未缴费", "photo", "已取消。如需继续，请重新提交核验", "/h5/photo"),
+        (S.CANCELLED, "超过 24 小时未缴费", "pay", "已取消。如需继续，请重新提交核验", "/h5/photo"),
         (S.APPROVED, None, "result", "可在「审核结果」页面打印回执单", "/h5/status"),
         (
             S.RETURNED,

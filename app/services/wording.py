@@ -16,8 +16,11 @@ from app.services.localtime import BEIJING
 from models.submission import SubmissionStatus
 
 if TYPE_CHECKING:  # types only: the wording depends on no service at run time
+    from collections.abc import Sequence
+
     from app.services.progress import Progress
     from app.services.schools import LinkedSchool
+    from app.services.steps import Step
     from app.services.users import TodayStats
 
 
@@ -157,6 +160,123 @@ def progress(base_url: str, now: Progress) -> str:
     # While waiting (核验中, 审核中) or after the result there is nothing to do: the link shows details.
     action = "查看详情" if now.step in ("verify", "review", "result") else "请点击完成"
     return f"当前进度：{now.title}\n{now.message}\n{action}：{page_link(base_url, now.path)}"
+
+
+# -- the student's checklist (app/services/steps.py) -----------------------------------------------
+
+STEP_LABELS = {
+    "bind": "实名绑定",
+    "school": "关联学校",
+    "notice": "阅读须知",
+    "photo": "上传照片",
+    "submit": "提交审核",
+    "pay": "缴费核验",
+    "pay_review_first": "缴费",
+    "verify": "身份核验",
+    "review": "审核",
+    "confirm": "确认并签名",
+    "confirm_plain": "确认信息",
+    "after": "通过后",
+}
+# The H5 page of each step; pay and confirm name the attempt once there is one.
+STEP_URLS = {
+    "bind": "/h5/bind",
+    "school": "/h5/school",
+    "notice": "/h5/notice",
+    "photo": "/h5/photo",
+    "submit": "/h5/photo",
+    "pay": "/h5/photo",
+    "verify": "/h5/status",
+    "review": "/h5/status",
+    "confirm": "/h5/status",
+    "after": "/h5/status",
+}
+STEP_HINTS = {
+    "bind": "请填写姓名和证件号码，完成实名绑定。",
+    "school": "请选择你的学校和批次。",
+    "notice": "请阅读本批次的报名须知并确认。",
+    "photo": "请按批次要求上传证件照。",
+    "submit": "照片已通过检查，请在照片页面点击「提交审核」。",
+    "pay": "照片已通过检查，请在照片页面点击「开始核验」并缴费。",
+    "verify": "正在核验身份信息，一般几秒钟内完成，请稍后刷新查看。",
+    "confirm": "审核已通过，请核对信息并确认；确认后无法再修改信息。",
+}
+STEP_PAY_NOW = "请完成缴费；二维码过期可在页面重新获取。"
+STEP_PAY_COVERED = "本批次已缴费，重新提交无需再缴费，请在照片页面点击「开始核验」。"
+STEP_VOID = "逾期未缴费，报名无效。"
+STEP_SCHOOL_FROZEN = "学校关联已锁定，不能更换批次；如有疑问请联系学校。"
+# Marks of the chat checklist: done, current, to do (and locked).
+STEP_MARKS = {"done": "✓", "current": "→", "todo": "○", "locked": "○"}
+
+
+def window_text(start: datetime, end: datetime) -> str:
+    """A window as the schools' manuals write it: "10月15日至10月20日20:00" (Beijing time)."""
+    first, last = start.astimezone(BEIJING), end.astimezone(BEIJING)
+    at = "" if (first.hour, first.minute) == (0, 0) else f"{first:%H:%M}"
+    opens = f"{first.month}月{first.day}日{at}"
+    return f"{opens}至{last.month}月{last.day}日{last:%H:%M}"
+
+
+def pay_window(start: datetime, end: datetime) -> str:
+    return f"缴费时间为{window_text(start, end)}。"
+
+
+def step_pay_window(start: datetime, end: datetime, now: datetime) -> str:
+    if now < start:
+        return f"缴费时间为{window_text(start, end)}，届时再来缴费。"
+    return f"缴费时间为{window_text(start, end)}，已截止。"
+
+
+def step_sign_up_closed(batch: str, opens_at: datetime, closes_at: datetime, now: datetime) -> str:
+    if now < opens_at:
+        return f"「{batch}」将于 {_when(opens_at)} 开放。"
+    return f"「{batch}」已于 {_when(closes_at)} 截止。"
+
+
+def step_relink(closed: str, not_yet_open: bool) -> str:
+    return closed if not_yet_open else f"{closed}如有新的批次，请重新关联。"
+
+
+def step_photo(batch: str) -> str:
+    return f"请按「{batch}」的要求上传证件照。"
+
+
+def step_verify_failed(reason: str) -> str:
+    return f"身份核验未通过：{reason or '姓名与证件号码不一致'}，请修改实名信息后重新提交。"
+
+
+def step_returned(reason: str) -> str:
+    because = f"：{reason}" if reason else ""
+    return f"照片被驳回{because}，请重新上传后在截止前重新提交。"
+
+
+def step_again(status: SubmissionStatus) -> str:
+    was = "已退款" if status == SubmissionStatus.REFUNDED else "因未缴费已取消"
+    return f"上次提交{was}，请在照片页面重新提交。"
+
+
+def step_review(days_min: int | None, days_max: int | None, in_review: bool) -> str:
+    state = "正在审核" if in_review else "等待审核"
+    return f"照片已提交审核（{state}），一般需要 {days_min}–{days_max} 天，结果会通过公众号通知你。"
+
+
+def step_refused(reason: str) -> str:
+    because = f"：{reason}" if reason else ""
+    return f"审核不通过{because}，这是最终结果。"
+
+
+def checklist(base_url: str, steps: Sequence[Step]) -> str:
+    """The checklist as chat lines: ✓ done, → current (its hint and a link to it), ○ to do."""
+    lines = []
+    for step in steps:
+        mark = STEP_MARKS[step.status]
+        if step.status == "current":
+            lines.append(f"{mark} {link(f'{base_url}{step.url}', step.label)}：{step.hint}")
+        elif step.status == "locked" and step.hint:
+            lines.append(f"{mark} {step.label}（{step.hint.rstrip('。')}）")
+        else:
+            lines.append(f"{mark} {step.label}")
+    return "\n".join(lines)
 
 
 OFFICE_HOURS = "工作时间（周一至周五 9:00–17:30）"
