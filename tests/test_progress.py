@@ -158,14 +158,17 @@ def test_the_progress_keyword_in_chat_follows_the_payment(app: Flask, client: Fl
         _, submission_id = _attempt(S.AWAITING_PAYMENT)
     reply = _say(app, client, "进度")
     assert "当前进度：缴费核验" in reply and "请完成缴费" in reply
-    assert f"{app.config['PUBLIC_BASE_URL']}/h5/pay/{submission_id}" in reply
+    base = app.config["PUBLIC_BASE_URL"]
+    # The checklist as short lines: done ✓, the current step → as a link, the rest ○.
+    assert "办理清单：\n✓ 实名绑定\n✓ 关联学校\n✓ 上传照片\n" in reply
+    assert f'→ <a href="{base}/h5/pay/{submission_id}">缴费核验</a>\n○ 身份核验\n○ 审核' in reply
     with app.app_context():
         attempt = db.session.get(Submission, submission_id)
         assert attempt is not None
         attempt.status = S.VERIFYING
         db.session.commit()
     reply = _say(app, client, "查询")
-    assert "正在核验身份信息" in reply and "查看详情" in reply
+    assert "正在核验身份信息" in reply and f'✓ 缴费核验\n→ <a href="{base}/h5/status">身份核验</a>' in reply
     with app.app_context():
         attempt = db.session.get(Submission, submission_id)
         assert attempt is not None

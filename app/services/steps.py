@@ -52,6 +52,10 @@ VERIFIED = frozenset({S.PENDING_REVIEW, S.IN_REVIEW, S.APPROVED_UNPAID, S.APPROV
 PAID_FIRST = frozenset({S.VERIFYING, S.PENDING_REVIEW, S.IN_REVIEW, S.APPROVED, S.REFUSED})
 
 
+# Before a batch is linked its flow is unknown: the steps every flow has.
+GENERIC = ("bind", "school", "photo", "review")
+
+
 def state() -> Select[*tuple[Any, ...]]:
     """One row: the user, the active identity, the linked batch's workflow columns, the enrollment,
     whether a photo passed its checks for that batch (also: since the latest attempt), and the latest
@@ -134,7 +138,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 def _keys(row: Row[Any]) -> list[str]:
     """The batch's steps in order (flows of models.Flow); before linking, the steps every flow has."""
     if row.name is None:
-        return ["bind", "school", "photo", "review"]
+        return list(GENERIC)
     keys = ["bind", "school", *(["notice"] if row.has_notice else []), "photo"]
     verify = ["verify"] if row.verify_identity else []
     if row.flow == Flow.PAY_FIRST:
@@ -150,7 +154,11 @@ def _keys(row: Row[Any]) -> list[str]:
 def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
     """The checklist from the state row (None: a sender the service does not know yet)."""
     if row is None:
-        return [Step("bind", wording.STEP_LABELS["bind"], "current", "/h5/bind", wording.STEP_HINTS["bind"])]
+        # Nobody known yet: the steps every flow starts with.
+        return [
+            Step("bind", wording.STEP_LABELS["bind"], "current", "/h5/bind", wording.STEP_HINTS["bind"]),
+            *(Step(key, wording.STEP_LABELS[key], "todo", wording.STEP_URLS[key]) for key in GENERIC[1:]),
+        ]
     status = S(row.submission_status) if row.submission_status is not None else None
     reason = (row.status_reason or "").rstrip("。")
     keys = _keys(row)
@@ -218,9 +226,9 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
     if row.after_approval:
         hints["after"] = row.after_approval
     hints.setdefault("verify", wording.STEP_HINTS["verify"])
-    hints.setdefault(
-        "review", wording.step_review(row.review_days_min, row.review_days_max, status == S.IN_REVIEW)
-    )
+    if row.name is not None:
+        in_review = status == S.IN_REVIEW
+        hints["review"] = wording.step_review(row.review_days_min, row.review_days_max, in_review)
 
     checklist: list[Step] = []
     found_current = False  # the first step not done is the only one that can be current

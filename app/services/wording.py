@@ -61,22 +61,24 @@ def page_link(base_url: str, path: str, text: str | None = None) -> str:
     return link(f"{base_url}{path}", name)
 
 
-STEPS = "办理流程：① 实名绑定 → ② 关联学校 → ③ 上传照片 → ④ 缴费核验 → ⑤ 等待审核（7–10 个工作日）。"
+STEPS = (
+    "办理流程：实名绑定 → 关联学校 → 上传照片 → 按学校批次的要求提交审核、缴费（各校不同，"
+    "关联学校后回复“进度”查看你的办理清单）。"
+)
 
 
-def welcome(base_url: str) -> str:
+def welcome(base_url: str, steps: Sequence[Step]) -> str:
     return (
         "欢迎关注！在这里可以在线完成学历证件照的采集、核验和审核。\n"
-        f"{STEPS}\n"
-        f"第一步，请先完成{page_link(base_url, '/h5/bind')}。\n"
+        f"办理清单：\n{checklist(base_url, steps)}\n"
         "回复“帮助”查看更多说明。"
     )
 
 
-def welcome_back(base_url: str) -> str:
+def welcome_back(base_url: str, steps: Sequence[Step]) -> str:
     return (
         "欢迎回来！您之前的资料都还在。\n"
-        f"如尚未完成实名绑定，请点击{page_link(base_url, '/h5/bind')}。\n"
+        f"办理清单：\n{checklist(base_url, steps)}\n"
         "回复“进度”查看当前办理进度。"
     )
 
@@ -139,27 +141,18 @@ def bind(base_url: str) -> str:
     )
 
 
-# The home page's promise about changing things, by progress step: true before payment, and
-# after it says what still can change.
-HOME_CHANGES_BEFORE_PAYMENT = "缴费前，实名信息、学校和照片都可以随时回来修改。"
-HOME_CHANGES = {
-    "verify": "已缴费，正在核验身份信息：这次提交的照片和实名信息不能再修改。",
-    "review": (
-        "已提交审核：审核结束前不能修改照片和实名信息。如被驳回，可按原因修改后重新提交（需重新缴费核验）。"
-    ),
-    "result": "审核已有结果。通过后无需再操作，可打印回执单；不通过为最终结果。",
-}
-
-
-def home_changes(step: str) -> str:
-    return HOME_CHANGES.get(step, HOME_CHANGES_BEFORE_PAYMENT)
-
-
 def progress(base_url: str, now: Progress) -> str:
-    """当前进度: the same answer as the 我的 page (app/services/progress.py)."""
-    # While waiting (核验中, 审核中) or after the result there is nothing to do: the link shows details.
-    action = "查看详情" if now.step in ("verify", "review", "result") else "请点击完成"
-    return f"当前进度：{now.title}\n{now.message}\n{action}：{page_link(base_url, now.path)}"
+    """当前进度 and the checklist: the same answer as the 我的 page (app/services/progress.py)."""
+    lines = [
+        f"当前进度：{now.title}",
+        now.message,
+        "办理清单：",
+        checklist(base_url, now.checklist, hints=False),
+    ]
+    if not any(step.status == "current" for step in now.checklist):
+        # Nothing to do now (a result, or held by a window): the page shows the details.
+        lines.append(f"查看详情：{page_link(base_url, now.path)}")
+    return "\n".join(lines)
 
 
 # -- the student's checklist (app/services/steps.py) -----------------------------------------------
@@ -265,13 +258,14 @@ def step_refused(reason: str) -> str:
     return f"审核不通过{because}，这是最终结果。"
 
 
-def checklist(base_url: str, steps: Sequence[Step]) -> str:
-    """The checklist as chat lines: ✓ done, → current (its hint and a link to it), ○ to do."""
+def checklist(base_url: str, steps: Sequence[Step], *, hints: bool = True) -> str:
+    """The checklist as chat lines: ✓ done, → current (a link to it, and its hint), ○ to do."""
     lines = []
     for step in steps:
         mark = STEP_MARKS[step.status]
         if step.status == "current":
-            lines.append(f"{mark} {link(f'{base_url}{step.url}', step.label)}：{step.hint}")
+            said = f"：{step.hint}" if hints and step.hint else ""
+            lines.append(f"{mark} {link(f'{base_url}{step.url}', step.label)}{said}")
         elif step.status == "locked" and step.hint:
             lines.append(f"{mark} {step.label}（{step.hint.rstrip('。')}）")
         else:
