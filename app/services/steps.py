@@ -166,7 +166,6 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
     opens, closes = _aware(row.opens_at), _aware(row.closes_at)
     sign_up_open = opens is not None and closes is not None and opens <= now < closes
     pay_opens, pay_closes = _aware(row.pay_opens_at), _aware(row.pay_closes_at)
-    pay_window_open = pay_opens is not None and pay_closes is not None and pay_opens <= now < pay_closes
     submission_id = row.submission_id
     submitted = status in SUBMITTED
     # 身份核验失败 sends the student back to their identity until they bind another one.
@@ -217,7 +216,8 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
             locked[key] = window
     if flow == Flow.REVIEW_FIRST and pay_opens is not None and pay_closes is not None:
         hints["pay"] = wording.pay_window(pay_opens, pay_closes)
-        if not pay_window_open:
+        # A window still to come only holds a student who has reached it; one that closed is final.
+        if now >= pay_closes or (now < pay_opens and status == S.APPROVED_UNPAID):
             locked["pay"] = wording.step_pay_window(pay_opens, pay_closes, now)
     if status == S.REFUSED:
         locked["review"] = wording.step_refused(reason)
