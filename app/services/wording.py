@@ -527,3 +527,38 @@ def result_text(
         link(url, "查看详情"),
     ]
     return "\n".join(lines)
+
+
+# -- reminders before a window closes (app/services/reminders.py) ---------------------------------
+
+
+def _deadline(moment: datetime) -> str:
+    local = moment.astimezone(BEIJING)
+    return f"{local.month}月{local.day}日{local:%H:%M}"
+
+
+def sign_up_reminder(base_url: str, batch: str, closes_at: datetime) -> str:
+    return (
+        f"【截止提醒】「{batch}」将于 {_deadline(closes_at)}（北京时间）截止提交，你还没有提交审核。"
+        f"请在截止前完成：{page_link(base_url, '/h5/photo', '上传照片并提交')}"
+    )
+
+
+def pay_reminder(base_url: str, batch: str, pay_closes_at: datetime, submission_id: int) -> str:
+    return (
+        f"【缴费提醒】你的照片已审核通过，「{batch}」的缴费将于 {_deadline(pay_closes_at)}（北京时间）截止，"
+        f"逾期未缴费报名无效。请点击{page_link(base_url, f'/h5/pay/{submission_id}', '缴费')}"
+    )
+
+
+def reminder_template_data(what: str, deadline: datetime, note: str) -> dict[str, Any]:
+    """The 办理提醒 fields: the matter, its deadline (Beijing time), what to do."""
+    return {
+        "thing1": {"value": clip(what, THING_LIMIT)},
+        "time2": {"value": deadline.astimezone(BEIJING).strftime("%Y年%m月%d日 %H:%M")},
+        "thing3": {"value": clip(note, THING_LIMIT)},
+    }
+
+
+SIGN_UP_REMINDER_NOTE = "尚未提交审核，请在截止前提交"
+PAY_REMINDER_NOTE = "审核已通过，逾期未缴费报名无效"
