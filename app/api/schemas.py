@@ -102,7 +102,10 @@ class EnrollmentOut(BaseModel):
 
 
 class ProgressOut(BaseModel):
-    step: str = Field(description="下一步：bind / school / photo …")
+    step: str = Field(
+        description="下一步：办理清单的当前步骤（bind / school / notice / photo / submit / pay / verify / "
+        "review / confirm），无事可办时为 result"
+    )
     title: str
     message: str
     path: str = Field(description="下一步的页面")
