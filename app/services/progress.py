@@ -29,7 +29,7 @@ class Progress:
 
 
 def of(session: Session, user_id: int, now: datetime) -> Progress:
-    return _progress(session.execute(steps.state().where(User.id == user_id)).first(), now)
+    return _progress(session.execute(steps.BY_USER, {"user_id": user_id}).first(), now)
 
 
 def of_sender(session: Session, openid: str, now: datetime) -> Progress:
