@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     # An admin may withdraw a decision (back to 未审核, the student told) this long after it was made.
     REVIEW_REOPEN_HOURS: int = Field(default=72, ge=1, le=30 * 24)
     WECHAT_TEMPLATE_REVIEW_RESULT: str | None = None
+    # Reminders 24 h before a batch's sign-up or pay window closes (app/services/reminders.py): a
+    # 办理提醒 template (fields thing1 事项, time2 截止时间, thing3 说明) named here; empty = a custom
+    # text message instead (delivered only within 48 h of the student's last message).
+    WECHAT_TEMPLATE_REMINDER: str = ""
 
     # Identity verification (人口库核验), run by the worker after payment. "sandbox": the emulator's
     # roster (SANDBOX=1 only; the default there); "http": a provider reached at VERIFY_HTTP_URL with

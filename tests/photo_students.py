@@ -71,9 +71,16 @@ def open_batch_id(app: Flask, code: str = HUNAN) -> int:
 
 
 def prepare(
-    app: Flask, openid: str, *, bind: bool = True, link: bool = True, number: str | None = None
+    app: Flask,
+    openid: str,
+    *,
+    bind: bool = True,
+    link: bool = True,
+    number: str | None = None,
+    notice_read: bool = True,
 ) -> int:
-    """The user exists (and is bound, and linked to the open 湖南师范大学 batch); returns the user id."""
+    """The user exists (and is bound, and linked to the open 湖南师范大学 batch, whose 须知 they have
+    read unless `notice_read` is false); returns the user id."""
     with app.app_context():
         if link and db.session.scalar(select(School.id).where(School.code == HUNAN)) is None:
             demo_data.load_schools(db.session)
@@ -94,6 +101,8 @@ def prepare(
         batch_id = open_batch_id(app)
         with app.app_context():
             enrollments.link(db.session, user_id, batch_id, datetime.now(UTC))
+            if notice_read:
+                enrollments.acknowledge_notice(db.session, user_id, datetime.now(UTC))
             db.session.remove()
     return user_id
 

@@ -140,9 +140,26 @@ def test_bind_through_the_real_sign_in_then_read_it_back_masked(app: Flask, base
             "message": "第一步：请先完成实名绑定（姓名和证件号码）。",
             "path": "/h5/bind",
         },
+        # The checklist before a batch is linked: the steps every flow has.
+        "steps": [
+            {
+                "key": "bind",
+                "label": "实名绑定",
+                "status": "current",
+                "url": "/h5/bind",
+                "hint": "请填写姓名和证件号码，完成实名绑定。",
+            },
+            {"key": "school", "label": "关联学校", "status": "todo", "url": "/h5/school", "hint": ""},
+            {"key": "photo", "label": "上传照片", "status": "todo", "url": "/h5/photo", "hint": ""},
+            {"key": "review", "label": "审核", "status": "todo", "url": "/h5/status", "hint": ""},
+        ],
     }
     bound = student.call("PUT", "/me/identity", ZHANG_TYPED)
     assert bound.status_code == 200, bound.text
+    assert [(s["key"], s["status"]) for s in bound.json()["steps"]][:2] == [
+        ("bind", "done"),
+        ("school", "current"),
+    ]
     identity = bound.json()["identity"]
     assert {k: identity[k] for k in identity if k != "bound_at"} == {
         "id_type": "resident_id",
@@ -366,7 +383,8 @@ def test_me_shows_the_school_batch_fee_and_photo_spec(app: Flask, base: str) -> 
     }
     assert enrollment["batch"]["photo_spec"] == "480×640 像素，JPG 格式，100–200 KB，浅蓝色背景"
     assert enrollment["locked"] is False
-    assert me["progress"]["step"] == "photo" and me["progress"]["path"] == "/h5/photo"
+    # 湖南师范大学's batch has a 须知: reading it comes before the photo.
+    assert me["progress"]["step"] == "notice" and me["progress"]["path"] == "/h5/notice"
 
     html = student.page("/h5/me").text
     for shown in (
@@ -376,7 +394,8 @@ def test_me_shows_the_school_batch_fee_and_photo_spec(app: Flask, base: str) -> 
         batch_name,
         "浅蓝色背景",
         "2 元/次",
-        "去上传照片",
+        "阅读须知",
+        "/h5/notice",
     ):
         assert shown in html, shown
     assert ZHANG["id_number"] not in html and "张三" not in html

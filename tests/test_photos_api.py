@@ -108,7 +108,8 @@ def test_phone_photo_is_cropped_to_the_spec_and_passes(app: Flask, base: str) ->
     # 我的 and the 进度 keyword now say the photo passed.
     with app.app_context():
         now = progress.of(db.session, student.user_id or 0, datetime.now(UTC))
-    assert now.step == "photo" and "照片已通过检查" in now.message
+    # The checklist's current step is paying, which starts from the photo page (开始核验).
+    assert now.step == "pay" and now.path == "/h5/photo" and "照片已通过检查" in now.message
 
 
 def test_a_failing_photo_is_stored_and_reported(app: Flask, base: str) -> None:

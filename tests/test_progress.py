@@ -32,7 +32,8 @@ def _attempt(status: SubmissionStatus, reason: str | None = None) -> tuple[int, 
     ("status", "reason", "step", "words", "path"),
     [
         (S.AWAITING_PAYMENT, None, "pay", "请完成缴费", "/h5/pay/{id}"),
-        (S.VERIFYING, None, "verify", "正在核验身份信息", "/h5/pay/{id}"),
+        # The checklist's verify step: the status page shows the check's outcome.
+        (S.VERIFYING, None, "verify", "正在核验身份信息", "/h5/status"),
         (S.PENDING_REVIEW, None, "review", "照片已提交审核，一般需要 7–10 天", "/h5/status"),
         (S.IN_REVIEW, None, "review", "正在审核", "/h5/status"),
         (
@@ -45,11 +46,11 @@ def _attempt(status: SubmissionStatus, reason: str | None = None) -> tuple[int, 
         (
             S.REFUNDED,
             "身份核验服务暂时不可用，已退款",
-            "photo",
+            "pay",
             "已退款（身份核验服务暂时不可用",
             "/h5/photo",
         ),
-        (S.CANCELLED, "超过 24 小时未缴费", "photo", "已取消。如需继续，请重新提交核验", "/h5/photo"),
+        (S.CANCELLED, "超过 24 小时未缴费", "pay", "已取消。如需继续，请重新提交核验", "/h5/photo"),
         (S.APPROVED, None, "result", "可在「审核结果」页面打印回执单", "/h5/status"),
         (
             S.RETURNED,
@@ -157,14 +158,17 @@ def test_the_progress_keyword_in_chat_follows_the_payment(app: Flask, client: Fl
         _, submission_id = _attempt(S.AWAITING_PAYMENT)
     reply = _say(app, client, "进度")
     assert "当前进度：缴费核验" in reply and "请完成缴费" in reply
-    assert f"{app.config['PUBLIC_BASE_URL']}/h5/pay/{submission_id}" in reply
+    base = app.config["PUBLIC_BASE_URL"]
+    # The checklist as short lines: done ✓, the current step → as a link, the rest ○.
+    assert "办理清单：\n✓ 实名绑定\n✓ 关联学校\n✓ 上传照片\n" in reply
+    assert f'→ <a href="{base}/h5/pay/{submission_id}">缴费核验</a>\n○ 身份核验\n○ 审核' in reply
     with app.app_context():
         attempt = db.session.get(Submission, submission_id)
         assert attempt is not None
         attempt.status = S.VERIFYING
         db.session.commit()
     reply = _say(app, client, "查询")
-    assert "正在核验身份信息" in reply and "查看详情" in reply
+    assert "正在核验身份信息" in reply and f'✓ 缴费核验\n→ <a href="{base}/h5/status">身份核验</a>' in reply
     with app.app_context():
         attempt = db.session.get(Submission, submission_id)
         assert attempt is not None

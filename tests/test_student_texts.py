@@ -1,5 +1,6 @@
-"""What students read: chat replies link with words, help states the fee, the home page tells where
-they stand and what can still change, and the status and pay pages show the photo concerned."""
+"""What students read: chat replies link with words, help states the fee, the home page shows the
+checklist of where they stand (and promises nothing about changing things), and the status and pay
+pages show the photo concerned."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from flask.testing import FlaskClient
 from wechat_posts import WeChat, event_message, text_message
 
 from app.extensions import db
-from app.services import wording
+from app.services import steps, wording
 from app.services.progress import Progress
+from app.services.steps import Step
 from models import SubmissionStatus
 from tests.factories import add_user, jpeg, make_batch, make_student, sign_in_student
 
@@ -25,9 +27,10 @@ WHEN = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 def _replies() -> list[str]:
     waiting = Progress("photo", "上传照片", "第三步：请按要求上传证件照。", "/h5/photo")
+    newcomer = steps.from_row(None, WHEN)
     return [
-        wording.welcome(BASE),
-        wording.welcome_back(BASE),
+        wording.welcome(BASE, newcomer),
+        wording.welcome_back(BASE, newcomer),
         wording.school_scanned(BASE, "湖南师范大学"),
         wording.help_text(BASE),
         wording.help_text(BASE, 200, "成人教育 2026 年下学位申请"),
@@ -62,9 +65,13 @@ def test_replies_link_with_words_never_a_bare_url(reply: str) -> None:
 
 
 def test_link_texts_name_the_page() -> None:
-    assert f'<a href="{BASE}/h5/bind">实名绑定</a>' in wording.welcome(BASE)
-    assert f'<a href="{BASE}/h5/pay/12">缴费核验</a>' in wording.progress(
-        BASE, Progress("pay", "缴费核验", "请完成缴费。", "/h5/pay/12")
+    assert f'<a href="{BASE}/h5/bind">实名绑定</a>' in wording.welcome(BASE, steps.from_row(None, WHEN))
+    paying = (
+        Step("photo", "上传照片", "done", "/h5/photo"),
+        Step("pay", "缴费核验", "current", "/h5/pay/12", "请完成缴费。"),
+    )
+    assert f'→ <a href="{BASE}/h5/pay/12">缴费核验</a>' in wording.progress(
+        BASE, Progress("pay", "缴费核验", "请完成缴费。", "/h5/pay/12", paying)
     )
     assert (
         wording.link('https://x/?a="1"&b=<2>', "看")
@@ -101,28 +108,28 @@ def test_help_states_the_fee_of_the_students_batch(app: Flask, say: Any) -> None
 # --- the pages --------------------------------------------------------------------------------
 
 
-def test_home_page_before_anything_says_changes_are_free(app: Flask, client: FlaskClient) -> None:
+def test_home_page_before_anything_shows_the_checklist(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         user = add_user("o-fresh")
         db.session.commit()
         user_id = user.id
     sign_in_student(app, client, user_id)
     html = client.get("/h5/").get_data(as_text=True)
-    assert "当前进度：实名绑定" in html and 'data-step="bind"' in html
-    assert wording.HOME_CHANGES_BEFORE_PAYMENT in html
-    assert "每一步都可以随时回来修改" not in html
-    assert 'aria-current="step"' in html and "已完成" not in html
+    assert "当前进度：实名绑定" in html and 'data-step="bind" data-status="current"' in html
+    assert "随时回来修改" not in html
+    assert 'aria-current="step"' in html and 'data-status="done"' not in html
 
 
-def test_home_page_after_payment_says_what_can_still_change(app: Flask, client: FlaskClient) -> None:
+def test_home_page_after_payment_shows_what_is_done(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         student = make_student(make_batch(), SubmissionStatus.PENDING_REVIEW)
     sign_in_student(app, client, student.user_id)
     html = client.get("/h5/").get_data(as_text=True)
-    assert "当前进度：未审核" in html and 'data-testid="now-link">查看详情<' in html
-    assert wording.HOME_CHANGES["review"] in html
+    assert "当前进度：未审核" in html and 'data-testid="step-go">查看详情<' in html
     assert "随时回来修改" not in html
-    assert html.count("已完成") == 4  # bind, school, photo, pay done; the result is current
+    # bind, school, photo, pay, verify done; the review is current
+    assert html.count('data-status="done"') == 5
+    assert 'data-step="review" data-status="current"' in html
 
 
 def test_status_and_pay_pages_show_the_photo_concerned(app: Flask, client: FlaskClient) -> None:

@@ -22,7 +22,8 @@ from wechat_posts import (
 
 from app.extensions import db
 from app.services import wording
-from models import InboxMessage, User
+from models import Batch, Flow, InboxMessage, SubmissionStatus, User
+from tests.factories import NOW
 from wechat_handlers import registry
 
 
@@ -331,3 +332,41 @@ def test_dispatch_falls_back_from_exact_key_to_type_to_default() -> None:
     assert registry.find(("text", None, "随便")).__name__ == "handle_text"
     assert registry.find(("voice", None, None)).__name__ == "handle_other"
     assert all(h.__name__.startswith("handle_") for h in registry.HANDLERS.values())
+
+
+# --- the checklist in the chat ------------------------------------------------------------------
+
+
+def test_welcome_lists_the_steps_with_the_first_one_linked(app: Flask, say: Any) -> None:
+    reply = say(event_message("o-welcome", "subscribe"))
+    assert f'办理清单：\n→ <a href="{bind_link(app)}">实名绑定</a>：' in reply
+    assert "\n○ 关联学校\n○ 上传照片\n○ 审核\n" in reply
+
+
+def test_welcome_back_lists_where_the_student_stands(app: Flask, say: Any) -> None:
+    from tests.factories import make_batch, make_student
+
+    with app.app_context():
+        make_student(make_batch(), SubmissionStatus.PENDING_REVIEW, openid="o-back")
+    reply = say(event_message("o-back", "subscribe"))
+    assert reply.startswith("欢迎回来")
+    assert "✓ 实名绑定\n✓ 关联学校\n✓ 上传照片\n✓ 缴费核验\n✓ 身份核验\n→ " in reply
+    assert f'<a href="{app.config["PUBLIC_BASE_URL"]}/h5/status">审核</a>：照片已提交审核' in reply
+
+
+def test_progress_keyword_lists_the_steps_of_a_review_first_batch(app: Flask, say: Any) -> None:
+    from tests.factories import make_batch, make_student
+
+    with app.app_context():
+        attempt = make_student(make_batch(), SubmissionStatus.APPROVED_UNPAID, openid="o-rf")
+        batch = db.session.get(Batch, attempt.batch_id)
+        assert batch is not None
+        batch.flow = Flow.REVIEW_FIRST
+        batch.verify_identity = False
+        batch.pay_opens_at = NOW - timedelta(days=1)
+        batch.pay_closes_at = NOW + timedelta(days=5)
+        db.session.commit()
+    reply = say(text_message("o-rf", "进度"))
+    assert reply.startswith("当前进度：审核通过，待缴费")
+    assert "✓ 上传照片\n✓ 提交审核\n✓ 审核\n→ " in reply
+    assert f'<a href="{app.config["PUBLIC_BASE_URL"]}/h5/pay/{attempt.submission_id}">缴费</a>' in reply

@@ -15,7 +15,7 @@ from wechat_handlers.registry import Context, ReadOnlyContext, Reply, register
 @register("event", "subscribe")
 def handle_subscribe(message: BaseMessage, ctx: Context) -> Reply:
     result = users.subscribe(ctx.session, message.source, cache=ctx.cache)
-    return wording.welcome(ctx.base_url) if result.is_new else wording.welcome_back(ctx.base_url)
+    return _greeting(message.source, result.is_new, ctx)
 
 
 @register("event", "subscribe_scan")
@@ -23,7 +23,7 @@ def handle_subscribe_with_scene(message: BaseMessage, ctx: Context) -> Reply:
     # WeChat sends EventKey "qrscene_<scene>"; wechatpy has already stripped the prefix.
     scene = _scene(message)
     result = users.subscribe(ctx.session, message.source, scene=scene or None, cache=ctx.cache)
-    greeting = wording.welcome(ctx.base_url) if result.is_new else wording.welcome_back(ctx.base_url)
+    greeting = _greeting(message.source, result.is_new, ctx)
     return f"{_scene_reply(scene, ctx)}\n\n{greeting}" if scene else greeting
 
 
@@ -60,6 +60,13 @@ def handle_location(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
 def handle_unknown_event(message: BaseMessage, ctx: ReadOnlyContext) -> Reply:
     # Template-send reports, subscription-notice events, ...: acknowledged, nothing to say.
     return None
+
+
+def _greeting(openid: str, is_new: bool, ctx: Context) -> str:
+    # The welcome lists the follower's checklist: everything to do for a newcomer, where they stand
+    # for someone coming back.
+    steps = ctx.progress(openid).checklist
+    return wording.welcome(ctx.base_url, steps) if is_new else wording.welcome_back(ctx.base_url, steps)
 
 
 def _scene_reply(scene: str, ctx: Context) -> str:

@@ -27,6 +27,7 @@ from app.api.schemas import (
     MeOut,
     ProgressOut,
     SchoolOut,
+    StepOut,
 )
 from app.auth.session import api_login_required, current_user
 from app.extensions import db
@@ -102,6 +103,9 @@ def summary(user_id: int, now: datetime) -> MeOut:
         identity=identity_out,
         enrollment=enrollment_out,
         progress=ProgressOut(step=step.step, title=step.title, message=step.message, path=step.path),
+        steps=[
+            StepOut(key=s.key, label=s.label, status=s.status, url=s.url, hint=s.hint) for s in step.checklist
+        ],
     )
 
 

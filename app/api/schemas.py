@@ -7,6 +7,7 @@ them. Nothing here carries an openid, a user id or an unmasked ID number or name
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -101,13 +102,29 @@ class EnrollmentOut(BaseModel):
 
 
 class ProgressOut(BaseModel):
-    step: str = Field(description="下一步：bind / school / photo …")
+    step: str = Field(
+        description="下一步：办理清单的当前步骤（bind / school / notice / photo / submit / pay / verify / "
+        "review / confirm），无事可办时为 result"
+    )
     title: str
     message: str
     path: str = Field(description="下一步的页面")
+
+
+class StepOut(BaseModel):
+    key: str = Field(
+        description="bind / school / notice / photo / submit / pay / verify / review / confirm / after"
+    )
+    label: str = Field(description="步骤名称，如「实名绑定」")
+    status: Literal["done", "current", "todo", "locked"] = Field(
+        description="done 已完成 / current 当前步骤 / todo 待办 / locked 暂不能办理（窗口未开或信息已锁定）"
+    )
+    url: str = Field(description="该步骤的页面")
+    hint: str = Field(description="当前步骤要做什么，或锁定的原因；其他步骤为空")
 
 
 class MeOut(BaseModel):
     identity: IdentityOut | None
     enrollment: EnrollmentOut | None
     progress: ProgressOut
+    steps: list[StepOut] = Field(description="办理清单：按批次流程排列的步骤，至多一个 current")

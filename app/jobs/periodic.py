@@ -42,6 +42,14 @@ def replay_parked_messages() -> None:
     answering.replay_parked(current_app.config["SETTINGS"])
 
 
+def remind_windows_closing() -> None:
+    from flask import current_app
+
+    from app.services import reminders
+
+    reminders.send_due(db.session, reminders.Push.from_config(current_app.config), utcnow())
+
+
 def tasks() -> list[Task]:
     from app.jobs import payments
 
@@ -56,6 +64,9 @@ def tasks() -> list[Task]:
         Task("pay_queue_refund_queries", 60, payments.queue_refund_queries),
         # review_first: approvals still unpaid when the pay window closes become void.
         Task("pay_void_overdue_approvals", 60, payments.void_overdue_approvals),
+        # 24 h before a sign-up or pay window closes, the students who have not done its step
+        # (app/services/reminders.py); every 10 minutes, so the night's reminders go soon after 08:00.
+        Task("remind_windows_closing", 600, remind_windows_closing),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,3 +38,28 @@ def enqueue(
     )
     session.add(item)
     return item
+
+
+def announce(
+    session: Session,
+    openid: str,
+    key: str,
+    *,
+    template_id: str,
+    url: str,
+    template_data: Callable[[], dict[str, Any]],
+    text: Callable[[], str],
+) -> OutboxItem | None:
+    """A message to a student: a template message when the account has the template, a custom text
+    otherwise. `key` makes a second enqueue a no-op and doubles as the client_msg_id, which lets
+    WeChat drop a resend after a worker died between sending and recording it."""
+    if template_id:
+        payload = {
+            "openid": openid,
+            "template_id": template_id,
+            "data": template_data(),
+            "url": url,
+            "client_msg_id": key.replace(":", "-"),
+        }
+        return enqueue(session, JobKind.SEND_TEMPLATE, payload, key=key)
+    return enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text()}, key=key)

@@ -85,7 +85,6 @@ def _announce(
         push,
         openid,
         f"void:{submission_id}",
-        f"void-{submission_id}",
         template_data=lambda: wording.result_template_data(
             SubmissionStatus.VOID, school_name, VOID_REASON, now, following
         ),

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.services import outbox
-from app.services.job_kinds import JobKind
 
 
 @dataclass(frozen=True)
@@ -34,23 +33,19 @@ def announce(
     push: ResultPush,
     openid: str,
     key: str,
-    client_msg_id: str,
     *,
     template_data: Callable[[], dict[str, Any]],
     text: Callable[[], str],
     path: str = "/h5/status",
 ) -> None:
-    """Enqueue one push (no commit); `key` makes a second enqueue a no-op, `client_msg_id` lets
-    WeChat drop a resend after a worker died mid-send. `path` is the H5 page the push opens."""
-    url = f"{push.base_url}{path}"
-    if push.template_id:
-        payload = {
-            "openid": openid,
-            "template_id": push.template_id,
-            "data": template_data(),
-            "url": url,
-            "client_msg_id": client_msg_id,
-        }
-        outbox.enqueue(session, JobKind.SEND_TEMPLATE, payload, key=key)
-    else:
-        outbox.enqueue(session, JobKind.SEND_TEXT, {"openid": openid, "text": text()}, key=key)
+    """Enqueue one push about an attempt (no commit); `key` makes a second enqueue a no-op and
+    lets WeChat drop a resend (outbox.announce). `path` is the H5 page the push opens."""
+    outbox.announce(
+        session,
+        openid,
+        key,
+        template_id=push.template_id,
+        url=f"{push.base_url}{path}",
+        template_data=template_data,
+        text=text,
+    )

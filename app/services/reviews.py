@@ -636,7 +636,6 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
         push,
         openid,
         key,
-        f"decision-{found.id}{suffix}",
         template_data=lambda: wording.result_template_data(
             status, school_name, found.status_reason, at, following
         ),
@@ -791,7 +790,6 @@ def _enqueue_reopened(
         push,
         openid,
         key,
-        key.replace(":", "-"),
         template_data=lambda: wording.reopened_template_data(school_name, now),
         text=lambda: wording.reopened_text(previous, school_name, batch_name, now, url),
     )

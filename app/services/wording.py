@@ -12,13 +12,16 @@ from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from app.services.localtime import BEIJING, stored_utc
+from app.services.localtime import BEIJING
 from models.school import Batch, Flow, LockOn
 from models.submission import SubmissionStatus
 
 if TYPE_CHECKING:  # types only: the wording depends on no service at run time
+    from collections.abc import Sequence
+
     from app.services.progress import Progress
     from app.services.schools import LinkedSchool
+    from app.services.steps import Step
     from app.services.users import TodayStats
 
 
@@ -59,22 +62,24 @@ def page_link(base_url: str, path: str, text: str | None = None) -> str:
     return link(f"{base_url}{path}", name)
 
 
-STEPS = "办理流程：① 实名绑定 → ② 关联学校 → ③ 上传照片 → ④ 缴费核验 → ⑤ 等待审核（7–10 个工作日）。"
+STEPS = (
+    "办理流程：实名绑定 → 关联学校 → 上传照片 → 按学校批次的要求提交审核、缴费（各校不同，"
+    "关联学校后回复“进度”查看你的办理清单）。"
+)
 
 
-def welcome(base_url: str) -> str:
+def welcome(base_url: str, steps: Sequence[Step]) -> str:
     return (
         "欢迎关注！在这里可以在线完成学历证件照的采集、核验和审核。\n"
-        f"{STEPS}\n"
-        f"第一步，请先完成{page_link(base_url, '/h5/bind')}。\n"
+        f"办理清单：\n{checklist(base_url, steps)}\n"
         "回复“帮助”查看更多说明。"
     )
 
 
-def welcome_back(base_url: str) -> str:
+def welcome_back(base_url: str, steps: Sequence[Step]) -> str:
     return (
         "欢迎回来！您之前的资料都还在。\n"
-        f"如尚未完成实名绑定，请点击{page_link(base_url, '/h5/bind')}。\n"
+        f"办理清单：\n{checklist(base_url, steps)}\n"
         "回复“进度”查看当前办理进度。"
     )
 
@@ -137,27 +142,136 @@ def bind(base_url: str) -> str:
     )
 
 
-# The home page's promise about changing things, by progress step: true before payment, and
-# after it says what still can change.
-HOME_CHANGES_BEFORE_PAYMENT = "缴费前，实名信息、学校和照片都可以随时回来修改。"
-HOME_CHANGES = {
-    "verify": "已缴费，正在核验身份信息：这次提交的照片和实名信息不能再修改。",
-    "review": (
-        "已提交审核：审核结束前不能修改照片和实名信息。如被驳回，可按原因修改后重新提交（需重新缴费核验）。"
-    ),
-    "result": "审核已有结果。通过后无需再操作，可打印回执单；不通过为最终结果。",
-}
-
-
-def home_changes(step: str) -> str:
-    return HOME_CHANGES.get(step, HOME_CHANGES_BEFORE_PAYMENT)
-
-
 def progress(base_url: str, now: Progress) -> str:
-    """当前进度: the same answer as the 我的 page (app/services/progress.py)."""
-    # While waiting (核验中, 审核中) or after the result there is nothing to do: the link shows details.
-    action = "查看详情" if now.step in ("verify", "review", "result") else "请点击完成"
-    return f"当前进度：{now.title}\n{now.message}\n{action}：{page_link(base_url, now.path)}"
+    """当前进度 and the checklist: the same answer as the 我的 page (app/services/progress.py)."""
+    lines = [
+        f"当前进度：{now.title}",
+        now.message,
+        "办理清单：",
+        checklist(base_url, now.checklist, hints=False),
+    ]
+    if not any(step.status == "current" for step in now.checklist):
+        # Nothing to do now (a result, or held by a window): the page shows the details.
+        lines.append(f"查看详情：{page_link(base_url, now.path)}")
+    return "\n".join(lines)
+
+
+# -- the student's checklist (app/services/steps.py) -----------------------------------------------
+
+STEP_LABELS = {
+    "bind": "实名绑定",
+    "school": "关联学校",
+    "notice": "阅读须知",
+    "photo": "上传照片",
+    "submit": "提交审核",
+    "pay": "缴费核验",
+    "pay_review_first": "缴费",
+    "verify": "身份核验",
+    "review": "审核",
+    "confirm": "确认并签名",
+    "confirm_plain": "确认信息",
+    "after": "通过后",
+}
+# The H5 page of each step; pay and confirm name the attempt once there is one.
+STEP_URLS = {
+    "bind": "/h5/bind",
+    "school": "/h5/school",
+    "notice": "/h5/notice",
+    "photo": "/h5/photo",
+    "submit": "/h5/photo",
+    "pay": "/h5/photo",
+    "verify": "/h5/status",
+    "review": "/h5/status",
+    "confirm": "/h5/status",
+    "after": "/h5/status",
+}
+STEP_HINTS = {
+    "bind": "请填写姓名和证件号码，完成实名绑定。",
+    "school": "请选择你的学校和批次。",
+    "notice": "请阅读本批次的报名须知并确认。",
+    "photo": "请按批次要求上传证件照。",
+    "submit": "照片已通过检查，请在照片页面点击「提交审核」。",
+    "pay": "照片已通过检查，请在照片页面点击「开始核验」并缴费。",
+    "verify": "正在核验身份信息，一般几秒钟内完成，请稍后刷新查看。",
+    "confirm": "审核已通过，请核对信息并确认；确认后无法再修改信息。",
+}
+STEP_PAY_NOW = "请完成缴费；二维码过期可在页面重新获取。"
+STEP_PAY_COVERED = "本批次已缴费，重新提交无需再缴费，请在照片页面点击「开始核验」。"
+STEP_VOID = "逾期未缴费，报名无效。"
+STEP_SCHOOL_FROZEN = "学校关联已锁定，不能更换批次；如有疑问请联系学校。"
+# Marks of the chat checklist: done, current, to do (and locked).
+STEP_MARKS = {"done": "✓", "current": "→", "todo": "○", "locked": "○"}
+
+
+def window_text(start: datetime, end: datetime) -> str:
+    """A window as the schools' manuals write it: "10月15日至10月20日20:00" (Beijing time)."""
+    first, last = start.astimezone(BEIJING), end.astimezone(BEIJING)
+    at = "" if (first.hour, first.minute) == (0, 0) else f"{first:%H:%M}"
+    opens = f"{first.month}月{first.day}日{at}"
+    return f"{opens}至{last.month}月{last.day}日{last:%H:%M}"
+
+
+def pay_window(start: datetime, end: datetime) -> str:
+    return f"缴费时间为{window_text(start, end)}。"
+
+
+def step_pay_window(start: datetime, end: datetime, now: datetime) -> str:
+    if now < start:
+        return f"缴费时间为{window_text(start, end)}，届时再来缴费。"
+    return f"缴费时间为{window_text(start, end)}，已截止。"
+
+
+def step_sign_up_closed(batch: str, opens_at: datetime, closes_at: datetime, now: datetime) -> str:
+    if now < opens_at:
+        return f"「{batch}」将于 {_when(opens_at)} 开放。"
+    return f"「{batch}」已于 {_when(closes_at)} 截止。"
+
+
+def step_relink(closed: str, not_yet_open: bool) -> str:
+    return closed if not_yet_open else f"{closed}如有新的批次，请重新关联。"
+
+
+def step_photo(batch: str) -> str:
+    return f"请按「{batch}」的要求上传证件照。"
+
+
+def step_verify_failed(reason: str) -> str:
+    return f"身份核验未通过：{reason or '姓名与证件号码不一致'}，请修改实名信息后重新提交。"
+
+
+def step_returned(reason: str) -> str:
+    because = f"：{reason}" if reason else ""
+    return f"照片被驳回{because}，请重新上传后在截止前重新提交。"
+
+
+def step_again(status: SubmissionStatus) -> str:
+    was = "已退款" if status == SubmissionStatus.REFUNDED else "因未缴费已取消"
+    return f"上次提交{was}，请在照片页面重新提交。"
+
+
+def step_review(days_min: int | None, days_max: int | None, in_review: bool) -> str:
+    state = "正在审核" if in_review else "等待审核"
+    return f"照片已提交审核（{state}），一般需要 {days_min}–{days_max} 天，结果会通过公众号通知你。"
+
+
+def step_refused(reason: str) -> str:
+    because = f"：{reason}" if reason else ""
+    return f"审核不通过{because}，这是最终结果。"
+
+
+def checklist(base_url: str, steps: Sequence[Step], *, hints: bool = True) -> str:
+    """The checklist as chat lines: ✓ done, → current (a link to it, and its hint), ○ to do."""
+    lines = []
+    for step in steps:
+        mark = STEP_MARKS[step.status]
+        if step.status == "current":
+            said = f"：{step.hint}" if hints and step.hint else ""
+            lines.append(f"{mark} {link(f'{base_url}{step.url}', step.label)}{said}")
+        elif step.status == "locked" and step.hint:
+            lines.append(f"{mark} {step.label}（{step.hint.rstrip('。')}）")
+        else:
+            lines.append(f"{mark} {step.label}")
+    return "\n".join(lines)
 
 
 OFFICE_HOURS = "工作时间（周一至周五 9:00–17:30）"
@@ -400,16 +514,6 @@ def _pay_window(batch: Batch) -> str:
     return f"缴费时间（{window_text(batch.pay_opens_at, batch.pay_closes_at)}）"
 
 
-def window_text(opens_at: datetime, closes_at: datetime) -> str:
-    """ "10月15日至10月20日20:00" in Beijing time, as the manuals name a window."""
-    start = stored_utc(opens_at).astimezone(BEIJING)
-    end = stored_utc(closes_at).astimezone(BEIJING)
-    start_text = f"{start.month}月{start.day}日" + (
-        "" if start.hour == start.minute == 0 else f"{start:%H:%M}"
-    )
-    return f"{start_text}至{end.month}月{end.day}日{end:%H:%M}"
-
-
 def result_template_data(
     status: SubmissionStatus, school: str, reason: str | None, at: datetime, next_step: str
 ) -> dict[str, Any]:
@@ -474,3 +578,38 @@ def result_text(
         link(url, "去缴费" if status == SubmissionStatus.APPROVED_UNPAID else "查看详情"),
     ]
     return "\n".join(lines)
+
+
+# -- reminders before a window closes (app/services/reminders.py) ---------------------------------
+
+
+def _deadline(moment: datetime) -> str:
+    local = moment.astimezone(BEIJING)
+    return f"{local.month}月{local.day}日{local:%H:%M}"
+
+
+def sign_up_reminder(base_url: str, batch: str, closes_at: datetime) -> str:
+    return (
+        f"【截止提醒】「{batch}」将于 {_deadline(closes_at)}（北京时间）截止提交，你还没有提交审核。"
+        f"请在截止前完成：{page_link(base_url, '/h5/photo', '上传照片并提交')}"
+    )
+
+
+def pay_reminder(base_url: str, batch: str, pay_closes_at: datetime, submission_id: int) -> str:
+    return (
+        f"【缴费提醒】你的照片已审核通过，「{batch}」的缴费将于 {_deadline(pay_closes_at)}（北京时间）截止，"
+        f"逾期未缴费报名无效。请点击{page_link(base_url, f'/h5/pay/{submission_id}', '缴费')}"
+    )
+
+
+def reminder_template_data(what: str, deadline: datetime, note: str) -> dict[str, Any]:
+    """The 办理提醒 fields: the matter, its deadline (Beijing time), what to do."""
+    return {
+        "thing1": {"value": clip(what, THING_LIMIT)},
+        "time2": {"value": deadline.astimezone(BEIJING).strftime("%Y年%m月%d日 %H:%M")},
+        "thing3": {"value": clip(note, THING_LIMIT)},
+    }
+
+
+SIGN_UP_REMINDER_NOTE = "尚未提交审核，请在截止前提交"
+PAY_REMINDER_NOTE = "审核已通过，逾期未缴费报名无效"

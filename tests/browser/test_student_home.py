@@ -1,5 +1,5 @@
 """The student's home, status and pay pages on a phone (headless Chromium, 390×844): where the
-student stands, what can still change, and the photo each page is about."""
+student stands and the photo each page is about."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from app.services import wording
 from models import SubmissionStatus
 from tests.factories import make_batch, make_student
 
@@ -34,14 +33,13 @@ def test_home_and_status_after_payment(app: Flask, phone: Page, live_server: Any
         )
     phone.goto(f"{live_server.url}/_sandbox/login-as/oHomeStudent?next=/h5/")
     expect(phone.get_by_test_id("now")).to_contain_text("当前进度：未审核")
-    expect(phone.get_by_test_id("changes")).to_contain_text(wording.HOME_CHANGES["review"])
-    expect(phone.locator("ol.steps li.done")).to_have_count(4)
-    expect(phone.locator('ol.steps li[aria-current="step"]')).to_contain_text("审核结果")
+    expect(phone.locator("ol.checklist li.done")).to_have_count(5)
+    expect(phone.locator('ol.checklist li[aria-current="step"]')).to_contain_text("审核")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     phone.screenshot(path=str(SCREENSHOTS / "home-phone.png"), full_page=True)
 
-    phone.get_by_test_id("now-link").click()
+    phone.get_by_test_id("step-go").click()
     expect(phone).to_have_url(f"{live_server.url}/h5/status")
     _loaded(phone, "status-photo")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
@@ -57,8 +55,7 @@ def test_the_pay_page_shows_the_photo_it_is_for(app: Flask, phone: Page, live_se
         )
     phone.goto(f"{live_server.url}/_sandbox/login-as/oPayStudent?next=/h5/")
     expect(phone.get_by_test_id("now")).to_contain_text("当前进度：缴费核验")
-    expect(phone.get_by_test_id("changes")).to_contain_text(wording.HOME_CHANGES_BEFORE_PAYMENT)
-    phone.get_by_test_id("now-link").click()
+    phone.get_by_test_id("step-go").click()
     expect(phone).to_have_url(f"{live_server.url}/h5/pay/{waiting.submission_id}")
     _loaded(phone, "pay-photo")
     expect(phone.locator("#pay-page")).not_to_have_attribute("data-state", "loading")
