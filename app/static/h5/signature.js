@@ -43,6 +43,8 @@
     function start(event) {
       if (event.button !== undefined && event.button > 0) return;
       event.preventDefault();  // no scrolling or text selection while signing
+      // A pad laid out while hidden (the photo page's last step) measured 0×0: size it now.
+      if (strokes === 0) resize();
       drawing = true;
       last = point(event);
       ctx.beginPath();
@@ -87,6 +89,7 @@
 
     resize();
     window.addEventListener("resize", function () { if (strokes === 0) resize(); });
+    if (window.ResizeObserver) new ResizeObserver(function () { if (strokes === 0) resize(); }).observe(canvas);
 
     return {
       isEmpty: function () { return strokes === 0; },
