@@ -105,7 +105,7 @@ def test_the_notice_is_read_before_uploading_and_submitting(pay_app: Flask, live
     photo_page = student.get("/h5/photo").text
     assert 'data-state="need-notice"' in photo_page and 'href="/h5/notice"' in photo_page
     [error] = _errors(_post(student, API, {"photo_id": photo_id}))
-    assert "须知" in error["message"]
+    assert error["field"] == "notice" and "须知" in error["message"]
     page = student.get("/h5/notice")
     assert page.status_code == 200
     assert (

@@ -307,7 +307,8 @@ def create_submission(json: SubmissionIn) -> tuple[SubmissionOut, int] | Respons
     下单；先审核后缴费（review_first）和免费（free）的批次直接进入身份核验或审核，不下单。
 
     需已实名绑定、关联开放中的批次、已阅读须知；批次的承诺在提交时作出时须勾选（要求签名时附手写签名）。
-    已有进行中的提交、或本批次已「不通过」/「报名无效」时拒绝（422）。
+    已有进行中的提交、或本批次已「不通过」/「报名无效」时拒绝（422）；未阅读须知时 field 为 notice，
+    承诺和签名的问题 field 为 pledge、signature。
     微信支付暂时不可用时返回 503，提交保留为待缴费，页面稍后用 GET …?renew=1 重试。
     """
     user = _user()
@@ -332,6 +333,8 @@ def create_submission(json: SubmissionIn) -> tuple[SubmissionOut, int] | Respons
         return jsonify(body), 422
     except (SubmissionError, pledges.PledgeError) as exc:
         field = "photo_id" if isinstance(exc, submissions.PhotoNotUsableError) else "_"
+        if isinstance(exc, submissions.NoticeNotAcknowledgedError):
+            field = "notice"  # the page links to /h5/notice
         if isinstance(exc, pledges.PledgeError):
             field = "signature" if isinstance(exc, pledges.SignatureError) else "pledge"
         return jsonify(errors=[{"field": field, "message": exc.message}]), 422

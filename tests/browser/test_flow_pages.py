@@ -86,6 +86,9 @@ def test_notice_then_on_to_the_photo_page(
     page.get_by_role("button", name="我已阅读").click()
     expect(page).to_have_url(re.compile(r"/h5/photo$"))
     expect(page.locator("#photo-page")).to_have_attribute("data-state", "ready")
+    # The photo's last verdict, shown in full before leaving (a half-loaded image is a failed request).
+    expect(page.locator("#result")).to_have_attribute("data-passed", "true")
+    page.wait_for_function("() => document.getElementById('result-image').naturalWidth > 0")
     page.goto(f"{live_server.url}/h5/notice")
     expect(page.locator("#notice-page")).to_have_attribute("data-state", "read")
     expect(page.get_by_role("link", name="去上传照片")).to_be_visible()

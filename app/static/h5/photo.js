@@ -152,6 +152,15 @@
         var text = rest === null ? errorsOf(req) : rest.join(" ");
         startError.textContent = text;
         startError.hidden = !text;
+        // The 须知 was not acknowledged (e.g. the link changed in another tab): offer it.
+        var unread = data && Array.isArray(data.errors) && data.errors.some(function (e) { return e.field === "notice"; });
+        if (unread) {
+          var link = document.createElement("a");
+          link.href = "/h5/notice";
+          link.id = "start-notice-link";
+          link.textContent = " 去阅读须知";
+          startError.appendChild(link);
+        }
       };
       req.onerror = function () {
         startButton.disabled = false;
