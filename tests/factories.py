@@ -9,6 +9,7 @@ Call them inside an app context unless they take `app`.
 
 from __future__ import annotations
 
+import base64
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_wtf.csrf import generate_csrf
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from app.extensions import db
 from app.integrations import photo_storage, pii_keyring
@@ -27,6 +28,7 @@ from media import storage as media_storage
 from models import (
     Batch,
     Enrollment,
+    Flow,
     Identity,
     OutboxItem,
     OutboxStatus,
@@ -389,6 +391,87 @@ def make_student(
     )
     db.session.commit()
     return Attempt(user.id, sub.id, batch_id)
+
+
+# --- the batch workflows: free, review_first, pledge, signature, confirmation ---------------------
+
+# A pledge as the schools word it (新疆自考: 我担保以上信息真实准确).
+PLEDGE = "我承诺以上信息真实准确，照片为本人近期免冠正面证件照，如有不实，责任自负。"
+NOTICE = "一、照片须为本人近期免冠正面证件照。\n二、提交后请留意公众号通知。"
+
+
+def make_flow_batch(
+    flow: Flow,
+    *,
+    code: str = "10488",
+    school_name: str = "武汉轻工大学",
+    pay_open: bool = True,
+    **fields: Any,
+) -> int:
+    """A batch open now running `flow` (a free batch has fee 0; review_first's pay window is open
+    now, or opens in a week with pay_open=False); `fields` override (notice, pledge, signature,
+    lock_on, after_approval, verify_identity …)."""
+    school = db.session.query(School).filter_by(code=code).one_or_none()
+    if school is None:
+        school = add_school(code, school_name, "湖北省", "武汉市")
+    values: dict[str, Any] = {"flow": flow, "verify_identity": False}
+    if flow == Flow.FREE:
+        values["fee_fen"] = 0
+    if flow == Flow.REVIEW_FIRST:
+        opens = NOW - timedelta(days=1) if pay_open else NOW + timedelta(days=7)
+        values |= {"pay_opens_at": opens, "pay_closes_at": opens + timedelta(days=5)}
+    values |= fields
+    batch = add_batch(
+        school.id,
+        f"成人教育 {code} {flow.value} 批次",
+        opens_at=NOW - timedelta(days=60),
+        closes_at=NOW + timedelta(days=30),
+        **values,
+    )
+    db.session.commit()
+    return batch.id
+
+
+def make_linked_student(
+    batch_id: int, openid: str, *, id_number: str = ID_NUMBER, name: str = STUDENT_NAME
+) -> tuple[int, int]:
+    """A bound student linked to the batch with a photo that passed its checks (a real file, so
+    pages show it); returns (user id, photo id)."""
+    user = add_user(openid)
+    sealed_identity(user.id, id_number, name)
+    add_enrollment(user.id, batch_id)
+    data = jpeg((180, 200, 230))
+    key = photo_storage().put(data, "image/jpeg")
+    photo = add_photo(
+        user.id,
+        batch_id,
+        original_key=key,
+        original_sha256=media_storage.sha256_hex(data),
+        original_bytes=len(data),
+        normalized_key=key,
+        normalized_bytes=len(data),
+        normalized_format="jpeg",
+        width=48,
+        height=64,
+        checks=[{"name": "face_count", "ok": True, "value": 1, "limit": "1", "message": "符合要求"}],
+    )
+    db.session.commit()
+    return user.id, photo.id
+
+
+def signature_png(*, ink: bool = True, size: tuple[int, int] = (300, 120)) -> bytes:
+    """A signature as the pad sends it: dark strokes on a transparent canvas (or none)."""
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    if ink:
+        draw = ImageDraw.Draw(image)
+        draw.line([(20, 80), (80, 30), (140, 90), (200, 35), (270, 85)], fill=(17, 17, 17, 255), width=4)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def signature_data_url(*, ink: bool = True) -> str:
+    return "data:image/png;base64," + base64.b64encode(signature_png(ink=ink)).decode()
 
 
 # --- the outbox ----------------------------------------------------------------------------------

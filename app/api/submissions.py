@@ -31,7 +31,7 @@ from app.integrations.wechat_pay import PayNotConfiguredError
 from app.services import checkout, flows, pledges, submissions, wording
 from app.services.checkout import Checkout, CheckoutUnavailableError
 from app.services.pledges import Pledge
-from app.services.submissions import SubmissionError, SubmissionInFlightError
+from app.services.submissions import PayWindowError, SubmissionError, SubmissionInFlightError
 from models import LockOn, User
 from models.submission import STATUS_LABELS, PaymentOrder, Submission, SubmissionStatus
 
@@ -307,7 +307,8 @@ def create_submission(json: SubmissionIn) -> tuple[SubmissionOut, int] | Respons
     下单；先审核后缴费（review_first）和免费（free）的批次直接进入身份核验或审核，不下单。
 
     需已实名绑定、关联开放中的批次、已阅读须知；批次的承诺在提交时作出时须勾选（要求签名时附手写签名）。
-    已有进行中的提交、或本批次已「不通过」/「报名无效」时拒绝（422）。
+    已有进行中的提交、或本批次已「不通过」/「报名无效」时拒绝（422）；未阅读须知时 field 为 notice，
+    承诺和签名的问题 field 为 pledge、signature。
     微信支付暂时不可用时返回 503，提交保留为待缴费，页面稍后用 GET …?renew=1 重试。
     """
     user = _user()
@@ -332,6 +333,8 @@ def create_submission(json: SubmissionIn) -> tuple[SubmissionOut, int] | Respons
         return jsonify(body), 422
     except (SubmissionError, pledges.PledgeError) as exc:
         field = "photo_id" if isinstance(exc, submissions.PhotoNotUsableError) else "_"
+        if isinstance(exc, submissions.NoticeNotAcknowledgedError):
+            field = "notice"  # the page links to /h5/notice
         if isinstance(exc, pledges.PledgeError):
             field = "signature" if isinstance(exc, pledges.SignatureError) else "pledge"
         return jsonify(errors=[{"field": field, "message": exc.message}]), 422
@@ -388,7 +391,11 @@ def confirm_submission(submission_id: int, json: ConfirmIn) -> Any:
 @spec.validate(
     query=SubmissionQuery,
     resp=SpecResponse(
-        HTTP_200=SubmissionOut, HTTP_401=ApiError, HTTP_404=ApiError, HTTP_503=ServiceUnavailableOut
+        HTTP_200=SubmissionOut,
+        HTTP_401=ApiError,
+        HTTP_404=ApiError,
+        HTTP_422=ValidationErrors,
+        HTTP_503=ServiceUnavailableOut,
     ),
     tags=["缴费核验"],
 )
@@ -396,17 +403,21 @@ def get_submission(submission_id: int, query: SubmissionQuery) -> Any:
     """一次提交的状态、原因、身份核验结果和下一步（支付页每 2 秒左右查询一次）。
 
     待缴费时附带当前订单；订单已过期时加 `?renew=1` 换一张新订单（新二维码，有效 3 分钟）。
+    审核通过、待缴费时同样用 `?renew=1` 下单；不在缴费时间内时 422，说明缴费时间。
     """
     submission = _owned(submission_id)
     if submission is None:
         return _not_found()
     paying = None
-    if query.renew and submission.status == SubmissionStatus.AWAITING_PAYMENT:
+    if query.renew and flows.payable(submission.status):
         channel = query.channel or (submission.orders[-1].channel if submission.orders else "jsapi")
         try:
             paying = checkout.order_to_pay(
                 db.session, pay_client(), submission, _user().openid, _now(), channel
             )
+        except PayWindowError as exc:
+            # Outside the pay window (not yet open, or closed): the message names the window.
+            return jsonify(errors=[{"field": "_", "message": exc.message}]), 422
         except (CheckoutUnavailableError, PayNotConfiguredError) as exc:
             return _unavailable(exc, submission.id)
     return submission_out(submission, paying)

@@ -3,9 +3,14 @@ what it buys, 「确认支付」 through WeixinJSBridge inside WeChat, a Native 
 expires) in any other browser, then the identity check's outcome, polled from
 GET /api/v1/me/submissions/<id> (app/static/h5/pay.js). This view only checks ownership and says
 what the page is about; the state comes from the API.
+
+In review_first batches the same page takes the fee after 通过 (审核通过，待缴费), within the batch's
+pay window only: before it opens or after it closes the page says so instead of offering to pay.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from flask import abort, current_app, render_template, request
 
@@ -13,7 +18,7 @@ from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
 from app.h5.status import photo_src
-from app.services import wording
+from app.services import flow_pages, wording
 from app.services.submissions import ORDER_TTL
 from models.submission import Submission
 
@@ -32,6 +37,7 @@ def pay(submission_id: int) -> str:
         submission=submission,
         batch=batch,
         school=batch.school,
+        terms=flow_pages.pay_terms(submission, datetime.now(UTC)),
         fee=wording.yuan(batch.fee_fen),
         photo=photo_src(submission.photo_id, user.id),
         review_days=f"{batch.review_days_min}–{batch.review_days_max} 天",

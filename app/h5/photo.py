@@ -13,7 +13,7 @@ from flask import current_app, render_template
 from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
-from app.services import enrollments, photos
+from app.services import enrollments, flow_pages, photos
 from app.services.photos import PhotoError, PhotoIdentityRequiredError, Rejection
 from media.spec import BACKGROUND_LABELS, PhotoSpec
 from models import Batch
@@ -105,7 +105,11 @@ def photo() -> str:
         blocked = exc
         enrollment = enrollments.active(db.session, user.id)
         batch = enrollment.batch if enrollment is not None else None
-    if blocked is None:
+    notice = flow_pages.notice_of(db.session, user.id)
+    if blocked is None and notice is not None and notice.pending:
+        # The 须知 comes first (acknowledged before uploading and submitting): read it, then come back.
+        state = "need-notice"
+    elif blocked is None:
         state = "ready"
     elif isinstance(blocked, PhotoIdentityRequiredError):
         state = "need-identity"
@@ -119,6 +123,7 @@ def photo() -> str:
         "h5/photo.html",
         state=state,
         blocked_message=blocked.message if blocked else None,
+        terms=flow_pages.submit_terms(batch) if batch is not None else None,
         batch=batch,
         spec=spec,
         spec_text=spec.describe() if spec else None,

@@ -19,7 +19,7 @@ from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
 from app.integrations import photo_storage, pii_keyring
-from app.services import photos, progress, receipts, schools
+from app.services import flow_pages, photos, progress, receipts, schools
 from app.services.localtime import chinese_time
 from models.submission import SubmissionStatus
 
@@ -77,6 +77,7 @@ def status() -> str:
         can_resubmit=can_resubmit,
         school=schools.linked(db.session, user_id=user_id),
         photo=photo_src(latest.photo_id, user_id) if latest else None,
+        after=flow_pages.after_decision(db.session, latest.id) if latest else None,
         local=chinese_time,
         S=SubmissionStatus,
     )

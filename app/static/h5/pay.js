@@ -36,6 +36,10 @@
 
   function setState(state) { page.setAttribute("data-state", state); }
 
+  // A fee to pay now: before anything else (pay_first), or after 通过 (review_first, in its window).
+  function payable(status) { return status === "awaiting_payment" || status === "approved_unpaid"; }
+  var windowBox = $("window-box"), approvedBox = $("approved-unpaid");
+
   function say(text, isError) {
     message.textContent = text || "";
     message.className = "message" + (isError ? " error" : "");
@@ -74,7 +78,7 @@
   function poll() {
     call("GET", API).then(function (res) {
       if (res.status !== 200) { schedulePoll(); return; }
-      if (paid && res.data.status === "awaiting_payment") {
+      if (paid && payable(res.data.status)) {
         pollsWhilePaid += 1;
         // The notification is late: ask WeChat Pay once by ourselves (查询缴费结果).
         if (pollsWhilePaid >= 3 && !autoQueried) { autoQueried = true; query(queryButton); return; }
@@ -88,7 +92,7 @@
     call("POST", API + "/refresh").then(function (res) {
       button.disabled = false;
       if (res.status === 200) {
-        if (res.data.status === "awaiting_payment" && button === queryButton) {
+        if (payable(res.data.status) && button === queryButton) {
           say(paid ? "暂未查询到支付结果，请稍候再查。" : "暂未查询到支付记录。");
         }
         render(res.data);
@@ -104,7 +108,18 @@
   function render(sub) {
     current = sub;
     page.setAttribute("data-status", sub.status);
-    if (sub.status === "awaiting_payment") {
+    if (approvedBox) approvedBox.hidden = sub.status !== "approved_unpaid";
+    if (payable(sub.status) && page.getAttribute("data-window") !== "open" && !paid) {
+      // Outside the pay window nothing can be paid: say when it opens, or that it closed.
+      setState("closed");
+      verifying.hidden = true;
+      result.hidden = true;
+      payBox.hidden = true;
+      windowBox.hidden = false;
+      return;
+    }
+    windowBox.hidden = true;
+    if (payable(sub.status)) {
       verifying.hidden = true;
       result.hidden = true;
       payBox.hidden = false;
@@ -143,7 +158,7 @@
   }
 
   var GOOD = { pending_review: true, in_review: true, approved: true };
-  var BAD = { verify_failed: true, refused: true, returned: true };
+  var BAD = { verify_failed: true, refused: true, returned: true, void: true };
 
   function showResult(sub) {
     result.hidden = false;
@@ -229,7 +244,7 @@
     say("正在发起支付…");
     call("GET", API + "?renew=1&channel=jsapi").then(function (res) {
       if (res.status !== 200) { payButton.disabled = false; say(errorText(res), true); return; }
-      if (res.data.status !== "awaiting_payment" || !res.data.order || !res.data.order.jsapi) {
+      if (!payable(res.data.status) || !res.data.order || !res.data.order.jsapi) {
         payButton.disabled = false;
         render(res.data);
         return;

@@ -109,16 +109,28 @@
     $("next-step").hidden = !usable;
     lastPhotoId = usable ? photo.id : null;
   }
-  // 开始核验: create the attempt and its order, then pay on /h5/pay/<id>. Inside WeChat (or the
-  // sandbox phone's frame) the order is for JSAPI; in any other browser a Native QR code.
+  // 开始核验 (pay_first): create the attempt and its order, then pay on /h5/pay/<id>. Inside WeChat
+  // (or the sandbox phone's frame) the order is for JSAPI; in any other browser a Native QR code.
+  // 提交审核 (review_first, free): the attempt goes to the identity check or review, no order; the
+  // status page follows it. Where the batch's 承诺 is made now, the pledge (and signature) go along.
   var lastPhotoId = null;
   var startButton = $("start-verify");
+  var nextStep = $("next-step");
+  var paysNow = !nextStep || (nextStep.getAttribute("data-flow") || "pay_first") === "pay_first";
+  var pledgeFields = startButton && window.PledgeFields ? window.PledgeFields() : null;
   if (startButton) {
     startButton.addEventListener("click", function () {
       if (lastPhotoId === null) return;
       var inWechat = /MicroMessenger/i.test(navigator.userAgent) || window.name === "wechat-browser";
       var startError = $("start-error");
       startError.hidden = true;
+      var body = { photo_id: lastPhotoId, channel: inWechat ? "jsapi" : "native" };
+      if (pledgeFields && $("pledge")) {
+        var promised = pledgeFields.collect();
+        if (promised === null) return;
+        body.pledge = promised.pledge;
+        if (promised.signature) body.signature = promised.signature;
+      }
       startButton.disabled = true;
       var req = new XMLHttpRequest();
       req.open("POST", "/api/v1/me/submissions");
@@ -131,19 +143,31 @@
         // Created, or already under way (a second tap, or WeChat Pay was down: the pay page retries).
         var id = data && (data.id || data.submission_id);
         if (req.status === 201 || (id && (req.status === 422 || req.status === 503))) {
-          window.location.href = "/h5/pay/" + id;
+          var paying = paysNow || (data && data.status === "awaiting_payment");
+          window.location.href = paying ? "/h5/pay/" + id : "/h5/status";
           return;
         }
         startButton.disabled = false;
-        startError.textContent = errorsOf(req);
-        startError.hidden = false;
+        var rest = data && Array.isArray(data.errors) && pledgeFields ? pledgeFields.showErrors(data.errors) : null;
+        var text = rest === null ? errorsOf(req) : rest.join(" ");
+        startError.textContent = text;
+        startError.hidden = !text;
+        // The 须知 was not acknowledged (e.g. the link changed in another tab): offer it.
+        var unread = data && Array.isArray(data.errors) && data.errors.some(function (e) { return e.field === "notice"; });
+        if (unread) {
+          var link = document.createElement("a");
+          link.href = "/h5/notice";
+          link.id = "start-notice-link";
+          link.textContent = " 去阅读须知";
+          startError.appendChild(link);
+        }
       };
       req.onerror = function () {
         startButton.disabled = false;
         startError.textContent = NETWORK;
         startError.hidden = false;
       };
-      req.send(JSON.stringify({ photo_id: lastPhotoId, channel: inWechat ? "jsapi" : "native" }));
+      req.send(JSON.stringify(body));
     });
   }
 
