@@ -129,23 +129,6 @@ def add_submission(
     return _add(Submission(**rows, status=status, **fields))
 
 
-def signature_png(size: tuple[int, int] = (600, 240)) -> bytes:
-    """A signature as the phone's canvas sends it: dark strokes on a transparent PNG."""
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGBA", size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(image)
-    width, height = size
-    draw.line(
-        [(40, height // 2), (width // 3, 40), (width // 2, height - 40), (width - 40, height // 3)],
-        fill=(0, 0, 0, 255),
-        width=8,
-    )
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
-
-
 def add_staff(username: str, role: StaffRole, school_ids: list[int]) -> Staff:
     """An account that cannot sign in (no password): for service tests."""
     staff = Staff(username=username, password_hash="x", role=role)
