@@ -109,10 +109,18 @@ def test_bind_link_me_unbind_and_rebind(
     expect(phone.get_by_test_id("school-name")).to_have_text("湖南师范大学")
     expect(phone.get_by_test_id("batch-name")).to_have_text(batch_name)
     expect(phone.get_by_test_id("photo-spec")).to_have_text("480×640 像素，JPG 格式，100–200 KB，浅蓝色背景")
-    expect(phone.get_by_test_id("progress")).to_have_attribute("data-step", "photo")
-    expect(phone.get_by_test_id("next-step")).to_have_text("去上传照片")
+    # 湖南师范大学's batch has a 须知: it is read (once) before the photo.
+    expect(phone.get_by_test_id("progress")).to_have_attribute("data-step", "notice")
+    expect(phone.get_by_test_id("next-step")).to_have_text("去阅读须知")
     assert NUMBER not in phone.content() and NAME not in phone.content()
     phone.screenshot(path="/tmp/h5_me.png", full_page=True)
+    phone.get_by_test_id("next-step").click()
+    expect(phone).to_have_url(_at(base, "/h5/notice"))
+    phone.locator("#notice-ack").click()
+    expect(phone).to_have_url(_at(base, "/h5/photo"))
+    phone.goto(f"{base}/h5/me")
+    expect(phone.get_by_test_id("progress")).to_have_attribute("data-step", "photo")
+    expect(phone.get_by_test_id("next-step")).to_have_text("去上传照片")
 
     # 取消微信绑定, with a confirmation step that can be backed out of.
     phone.get_by_test_id("unbind").click()
