@@ -26,19 +26,42 @@ from models import Batch, School, Staff, StaffRole, SubmissionStatus
 from models.submission import STATUS_LABELS
 
 PAGE_SIZE = 50
-_DECIDED = (SubmissionStatus.APPROVED, SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
+# Every state a decision leaves an attempt in, 审核通过，待缴费 and the 逾期未缴费 it may lapse into
+# included (review_first); listed in the order the filter offers them.
+_DECIDED = (
+    SubmissionStatus.APPROVED,
+    SubmissionStatus.APPROVED_UNPAID,
+    SubmissionStatus.RETURNED,
+    SubmissionStatus.REFUSED,
+    SubmissionStatus.VOID,
+)
 STATES: dict[str, tuple[SubmissionStatus, ...]] = {
     "": reviews.QUEUE_STATUSES,
     "pending": (SubmissionStatus.PENDING_REVIEW,),
     "in_review": (SubmissionStatus.IN_REVIEW,),
     "decided": _DECIDED,
     "approved": (SubmissionStatus.APPROVED,),
+    "approved_unpaid": (SubmissionStatus.APPROVED_UNPAID,),
     "returned": (SubmissionStatus.RETURNED,),
     "refused": (SubmissionStatus.REFUSED,),
+    "void": (SubmissionStatus.VOID,),
     "all": reviews.QUEUE_STATUSES + _DECIDED,
 }
+# The filter's options, as staff read them.
+STATE_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("", "全部待审"),
+    ("pending", STATUS_LABELS[SubmissionStatus.PENDING_REVIEW]),
+    ("in_review", STATUS_LABELS[SubmissionStatus.IN_REVIEW]),
+    ("decided", "全部已审结"),
+    ("approved", STATUS_LABELS[SubmissionStatus.APPROVED]),
+    ("approved_unpaid", STATUS_LABELS[SubmissionStatus.APPROVED_UNPAID]),
+    ("returned", STATUS_LABELS[SubmissionStatus.RETURNED]),
+    ("refused", STATUS_LABELS[SubmissionStatus.REFUSED]),
+    ("void", STATUS_LABELS[SubmissionStatus.VOID]),
+    ("all", "全部"),
+)
 # Decided attempts are listed newest first: the recent decisions are the ones looked for.
-DECIDED_STATES = frozenset({"decided", "approved", "returned", "refused"})
+DECIDED_STATES = frozenset({"decided", "approved", "approved_unpaid", "returned", "refused", "void"})
 SEARCH_MAX_CHARS = 40
 DECISION_DONE = {"approve": "已通过", "return": "已驳回", "refuse": "已判定不通过"}
 
@@ -160,6 +183,9 @@ def index() -> ResponseReturnValue:
         schools=schools,
         batches=batches,
         filters=filters,
+        state_options=STATE_OPTIONS,
+        # The flow label helps only where batches of different flows share the page.
+        show_flow=len({b.flow for b in batches}) > 1,
         next_url=next_url,
         first_page=args.get("after") is None,
         first_url=url_for("review.index", **kept),
