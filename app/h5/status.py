@@ -85,9 +85,12 @@ def status() -> str:
 @bp.get("/receipt")
 @login_required
 def receipt() -> ResponseReturnValue:
-    found = receipts.for_student(db.session, pii_keyring(), current_app.config["SECRET_KEY"], _user_id())
+    page = receipts.page_for_student(db.session, pii_keyring(), current_app.config["SECRET_KEY"], _user_id())
+    found = page.receipt
     if found is None:
-        return render_template("h5/receipt.html", receipt=None), 404
+        # Approved but not yet confirmed: the page leads to the confirmation (not a missing page).
+        code = 200 if page.confirm_url else 404
+        return render_template("h5/receipt.html", receipt=None, confirm_url=page.confirm_url), code
     url = verify_url(found.token)
     return render_template(
         "h5/receipt.html", receipt=found, verify_url=url, qr=_qr_svg(url), local=chinese_time

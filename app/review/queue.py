@@ -10,18 +10,19 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from app.extensions import db
 from app.inputs import row_id
-from app.integrations import pii_keyring
+from app.integrations import photo_storage, pii_keyring
 from app.review import bp
 from app.review.auth import safe_next, signed_in_staff, staff_required
 from app.services import exports, photos, review_details, reviews
 from app.services.localtime import BEIJING
 from app.services.reviews import PRESET_REASONS, ResultPush, ReviewError, ReviewNotFoundError
+from media.storage import MediaNotFoundError
 from models import Batch, School, Staff, StaffRole, SubmissionStatus
 from models.submission import STATUS_LABELS
 
@@ -275,6 +276,7 @@ def _decision_page(
             error=error,
             form=request.form if request.method == "POST" else {},
             next_id=detail.next_id,
+            flow=detail.flow,
             local=local_time,
         ),
         status,
@@ -310,6 +312,20 @@ def _face_box(face: dict[str, Any] | None, width: int | None, height: int | None
 @staff_required()
 def submission(submission_id: int) -> ResponseReturnValue:
     return _decision_page(signed_in_staff(), submission_id)
+
+
+@bp.get("/submissions/<int:submission_id>/signature")
+@staff_required()
+def signature(submission_id: int) -> ResponseReturnValue:
+    """The student's signature under the batch's 承诺, for staff who cover the school."""
+    try:
+        data = review_details.signature(db.session, photo_storage(), signed_in_staff(), submission_id)
+    except (ReviewNotFoundError, MediaNotFoundError):
+        abort(404)
+    response = Response(data, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _reason(form: Any) -> str:
