@@ -344,3 +344,21 @@ def test_review_first_receipt_exists_once_approved_that_is_paid(app: Flask, clie
     with app.app_context():
         token = receipts.make_token(app.config["SECRET_KEY"], paid.submission_id)
         assert receipts.signature(db.session, photo_storage(), app.config["SECRET_KEY"], token) is None
+
+
+def test_confirmed_receipt_pdf_carries_the_signature(app: Flask, client: FlaskClient) -> None:
+    from app.h5.status import _cjk_font
+
+    with app.app_context():
+        student = make_student(confirm_batch(), S.APPROVED, signed=True, confirmed=True)
+        font = _cjk_font()
+    _student_client(client, student.user_id)
+    response = client.get("/h5/receipt.pdf")
+    if font is None:  # no CJK font here: the route points to the printable page (CI has one)
+        assert response.status_code == 503
+        return
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    # The photo (a placeholder that does not decode: an empty frame) is no image there; the QR code
+    # is one, the signature another with its transparency as a soft mask.
+    body = response.get_data()
+    assert body.count(b"/Subtype /Image") == 3 and b"/SMask" in body
