@@ -146,6 +146,20 @@ def test_dashboard_counts_the_new_states_and_approvals_awaiting_the_fee(app: Fla
         assert ("void", "逾期未缴费，报名无效") in board.columns
 
 
+def test_the_wait_for_a_review_first_decision_starts_at_submission(app: Flask) -> None:
+    with app.app_context():
+        later = review_first_batch()
+        student = make_student(later, S.APPROVED, openid="o1", id_number=_id(1))
+        sub = db.session.get(Submission, student.submission_id)
+        assert sub is not None
+        # Submitted, approved 10 hours later, paid the next day: the review took 10 hours.
+        sub.created_at = NOW - timedelta(days=2)
+        sub.decided_at = sub.created_at + timedelta(hours=10)
+        sub.paid_at = sub.decided_at + timedelta(days=1)
+        db.session.commit()
+        assert dashboard.build(db.session, None).median_hours == 10.0
+
+
 def test_dashboard_page_shows_the_new_states_the_flow_and_the_pay_window(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, cast, extract, func, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, extract, func, select
 from sqlalchemy.orm import Session
 
 from app.services import flows
@@ -165,8 +165,16 @@ def _decisions(
     session: Session, decided: Select[Any], start: datetime, dialect: str
 ) -> tuple[Counter[date], int, float | None]:
     """Decisions per Beijing day, their number, and the median seconds from payment (or creation, if
-    never paid) to decision, for the `decided` rows."""
-    began = func.coalesce(Submission.paid_at, Submission.created_at)
+    not paid before the decision) to decision, for the `decided` rows."""
+    # The wait starts at payment where payment comes first; review_first pays after its approval
+    # (and free never pays), so its wait starts at submission instead.
+    began = case(
+        (
+            and_(Submission.paid_at.is_not(None), Submission.paid_at <= Submission.decided_at),
+            Submission.paid_at,
+        ),
+        else_=Submission.created_at,
+    )
     day = _local_day(Submission.decided_at, start, dialect)
     by_day: Counter[date] = Counter()
     if dialect == "postgresql":
@@ -198,7 +206,9 @@ def _decisions(
         .offset((total - 1) // 2)
     ).all()
     durations = sorted(
-        (decided_at - (paid_at or created_at)).total_seconds()
+        (
+            decided_at - (paid_at if paid_at is not None and paid_at <= decided_at else created_at)
+        ).total_seconds()
         for decided_at, paid_at, created_at in middle_rows
         if decided_at is not None  # always, by the WHERE clause
     )
