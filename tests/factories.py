@@ -46,6 +46,14 @@ NOW = datetime.now(UTC)  # for pages that compare with the real clock (open batc
 ID_NUMBER = "11010519491231002X"  # a valid resident ID (checksum X)
 STUDENT_NAME = "张三丰"
 STAFF_PASSWORD = "review pages password"
+# States a decision leaves an attempt in (make_student dates them an hour ago).
+DECIDED_STATES = (
+    SubmissionStatus.APPROVED,
+    SubmissionStatus.APPROVED_UNPAID,
+    SubmissionStatus.RETURNED,
+    SubmissionStatus.REFUSED,
+    SubmissionStatus.VOID,
+)
 
 
 # --- one row each ------------------------------------------------------------------------------
@@ -134,6 +142,17 @@ def add_staff(username: str, role: StaffRole, school_ids: list[int]) -> Staff:
     staff = Staff(username=username, password_hash="x", role=role)
     staff.schools = [s for s in (db.session.get(School, i) for i in school_ids) if s is not None]
     return _add(staff)
+
+
+def signature_png() -> bytes:
+    """A signature as the phone's canvas draws it: dark strokes on a transparent 600×300 PNG (it
+    passes pledges.check_signature)."""
+    image = Image.new("RGBA", (600, 300), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.line([(60, 200), (180, 80), (260, 220), (380, 90), (540, 190)], fill=(20, 20, 20, 255), width=8)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
 def jpeg(color: tuple[int, int, int] = (200, 220, 255)) -> bytes:
@@ -319,16 +338,20 @@ class Attempt:
     batch_id: int
 
 
-def make_batch(code: str = "10542", school_name: str = "湖南师范大学", *, open_: bool = True) -> int:
-    """A batch open now (or closed since yesterday) of the school `code`, made when missing."""
+def make_batch(
+    code: str = "10542", school_name: str = "湖南师范大学", *, open_: bool = True, **fields: Any
+) -> int:
+    """A batch open now (or closed since yesterday) of the school `code`, made when missing;
+    `fields` set its workflow (flow, lock_on, pledge, signature, after_approval, pay window …)."""
     school = db.session.query(School).filter_by(code=code).one_or_none()
     if school is None:
         school = add_school(code, school_name)
     batch = add_batch(
         school.id,
-        f"成人教育 {code} 批次{'' if open_ else '（已截止）'}",
+        fields.pop("name", None) or f"成人教育 {code} 批次{'' if open_ else '（已截止）'}",
         opens_at=NOW - timedelta(days=60),
         closes_at=NOW + timedelta(days=30) if open_ else NOW - timedelta(days=1),
+        **fields,
     )
     db.session.commit()
     return batch.id
@@ -343,8 +366,14 @@ def make_student(
     name: str = STUDENT_NAME,
     reason: str | None = None,
     photo_bytes: bytes | None = None,
+    pledged: bool = False,
+    signed: bool = False,
+    confirmed: bool = False,
 ) -> Attempt:
-    """A bound, linked student with one attempt in `status` (decided ones an hour ago)."""
+    """A bound, linked student with one attempt in `status` (decided ones an hour ago). Paid nine
+    days ago, except 审核通过，待缴费 and 逾期未缴费 (review_first: never paid). `pledged` ticks the
+    batch's 承诺 at submission, `signed` also stores a signature PNG (signature_png()) in the photo
+    storage, `confirmed` gives the final confirmation half an hour ago."""
     user = add_user(openid)
     identity = sealed_identity(user.id, id_number, name, locked_at=NOW)
     data = photo_bytes if photo_bytes is not None else b"\xff\xd8\xff\xe0 jpeg of " + openid.encode()
@@ -360,7 +389,8 @@ def make_student(
         normalized_format="jpeg",
     )
     add_enrollment(user.id, batch_id)
-    decided = status in (SubmissionStatus.APPROVED, SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
+    decided = status in DECIDED_STATES
+    unpaid = status in (SubmissionStatus.APPROVED_UNPAID, SubmissionStatus.VOID)
     sub = add_submission(
         user.id,
         batch_id,
@@ -368,9 +398,12 @@ def make_student(
         identity.id,
         status,
         status_reason=reason,
-        paid_at=NOW - timedelta(days=9),
+        paid_at=None if unpaid else NOW - timedelta(days=9),
         created_at=NOW - timedelta(days=9),
         decided_at=NOW - timedelta(hours=1) if decided else None,
+        pledged_at=NOW - timedelta(days=9) if pledged or signed else None,
+        signature_key=photo_storage().put(signature_png(), "image/png") if signed else None,
+        confirmed_at=NOW - timedelta(minutes=30) if confirmed else None,
     )
     db.session.commit()
     return Attempt(user.id, sub.id, batch_id)

@@ -86,9 +86,12 @@ def status() -> str:
 @bp.get("/receipt")
 @login_required
 def receipt() -> ResponseReturnValue:
-    found = receipts.for_student(db.session, pii_keyring(), current_app.config["SECRET_KEY"], _user_id())
+    page = receipts.page_for_student(db.session, pii_keyring(), current_app.config["SECRET_KEY"], _user_id())
+    found = page.receipt
     if found is None:
-        return render_template("h5/receipt.html", receipt=None), 404
+        # Approved but not yet confirmed: the page leads to the confirmation (not a missing page).
+        code = 200 if page.confirm_url else 404
+        return render_template("h5/receipt.html", receipt=None, confirm_url=page.confirm_url), code
     url = verify_url(found.token)
     return render_template(
         "h5/receipt.html", receipt=found, verify_url=url, qr=_qr_svg(url), local=chinese_time
@@ -111,7 +114,9 @@ def _cjk_font() -> str | None:
     return None
 
 
-def _receipt_pdf(found: receipts.Receipt, url: str, font: str, photo: bytes | None) -> bytes:
+def _receipt_pdf(
+    found: receipts.Receipt, url: str, font: str, photo: bytes | None, signature: bytes | None = None
+) -> bytes:
     from fpdf import FPDF  # imported here: only the PDF needs it
 
     pdf = FPDF(format="A4")
@@ -141,14 +146,30 @@ def _receipt_pdf(found: receipts.Receipt, url: str, font: str, photo: bytes | No
         ("批次", found.batch_name),
         ("审核结果", "通过"),
         ("审核时间", chinese_time(found.decided_at)),
+        *((("确认时间", chinese_time(found.confirmed_at)),) if found.confirmed_at else ()),
     )
     for label, value in facts:
         pdf.cell(30, 10, label)
         pdf.cell(0, 10, value, new_x="LMARGIN", new_y="NEXT")
     pdf.set_y(max(pdf.get_y(), top + 42))
+    if found.pledge:
+        # The 承诺 with the signature drawn under it, as on the printed page.
+        pdf.set_font("cjk", size=11)
+        pdf.multi_cell(0, 7, f"承诺：{found.pledge}", new_x="LMARGIN", new_y="NEXT")
+        if signature is not None:
+            pdf.cell(0, 7, "本人签名：", new_x="LMARGIN", new_y="NEXT")
+            try:
+                pdf.image(io.BytesIO(signature), w=50)
+            except (OSError, ValueError) as exc:
+                log.warning("receipt PDF without its signature: %s", exc)
+        if found.pledged_at:
+            pdf.cell(0, 7, f"承诺时间：{chinese_time(found.pledged_at)}", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("cjk", size=12)
     pdf.image(qrcode.make(url, border=2).get_image(), x=(pdf.w - 50) / 2, w=50)
     pdf.set_font("cjk", size=10)
-    pdf.multi_cell(0, 8, found.note, align="C")
+    pdf.multi_cell(0, 8, found.note, align="C", new_x="LMARGIN", new_y="NEXT")
+    if found.after_approval:
+        pdf.multi_cell(0, 8, f"后续事项：{found.after_approval}", align="C")
     return bytes(pdf.output())
 
 
@@ -162,7 +183,9 @@ def receipt_pdf() -> ResponseReturnValue:
     if font is None:
         return render_template("error.html", status=503, message="PDF 暂不可用，请使用「打印回执单」。"), 503
     photo = receipts.photo(db.session, photo_storage(), current_app.config["SECRET_KEY"], found.token)
-    pdf = _receipt_pdf(found, verify_url(found.token), font, photo[0] if photo else None)
+    secret = current_app.config["SECRET_KEY"]
+    signature = receipts.signature(db.session, photo_storage(), secret, found.token) if found.signed else None
+    pdf = _receipt_pdf(found, verify_url(found.token), font, photo[0] if photo else None, signature)
     response = current_app.make_response(pdf)
     response.mimetype = "application/pdf"
     response.headers["Content-Disposition"] = f'inline; filename="receipt-{found.receipt_no}.pdf"'

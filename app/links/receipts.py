@@ -1,5 +1,6 @@
-"""GET /verify/<token>: whether a printed receipt is genuine (public: staff scan its QR code), and
-/verify/<token>/photo: the approved photo, for matching the face at the counter."""
+"""GET /verify/<token>: whether a printed receipt is genuine (public: staff scan its QR code),
+/verify/<token>/photo: the approved photo, for matching the face at the counter, and
+/verify/<token>/signature: the signature printed under the batch's 承诺."""
 
 from __future__ import annotations
 
@@ -36,6 +37,19 @@ def receipt_photo(token: str) -> ResponseReturnValue:
     data, mimetype = found
     response = Response(data, mimetype=mimetype)
     # A face: never in a shared cache, and gone from this browser once the page is left.
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.get("/verify/<token>/signature")
+def receipt_signature(token: str) -> ResponseReturnValue:
+    found = receipts.signature(db.session, photo_storage(), current_app.config["SECRET_KEY"], token)
+    if found is None:
+        return error_response(404, "没有这张回执的签名")
+    response = Response(found, mimetype="image/png")
+    # Like the photo: personal, never in a shared cache.
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from app.extensions import db
 from app.review import bp
 from app.review.auth import current_staff, staff_required, visible_school_ids
+from app.review.queue import local_time
 from app.services import dashboard, deadletters, exports
 from models import StaffRole
 
@@ -26,7 +27,12 @@ def dashboard_page() -> ResponseReturnValue:
         else None
     )
     return render_template(
-        "review/dashboard.html", staff=staff, board=board, chart=dashboard, export_counts=export_counts
+        "review/dashboard.html",
+        staff=staff,
+        board=board,
+        chart=dashboard,
+        export_counts=export_counts,
+        local=local_time,
     )
 
 

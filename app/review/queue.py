@@ -10,35 +10,59 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from app.extensions import db
 from app.inputs import row_id
-from app.integrations import pii_keyring
+from app.integrations import photo_storage, pii_keyring
 from app.review import bp
 from app.review.auth import safe_next, signed_in_staff, staff_required
 from app.services import exports, photos, review_details, reviews
 from app.services.localtime import BEIJING
 from app.services.reviews import PRESET_REASONS, ResultPush, ReviewError, ReviewNotFoundError
+from media.storage import MediaNotFoundError
 from models import Batch, School, Staff, StaffRole, SubmissionStatus
 from models.submission import STATUS_LABELS
 
 PAGE_SIZE = 50
-_DECIDED = (SubmissionStatus.APPROVED, SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
+# Every state a decision leaves an attempt in, 审核通过，待缴费 and the 逾期未缴费 it may lapse into
+# included (review_first); listed in the order the filter offers them.
+_DECIDED = (
+    SubmissionStatus.APPROVED,
+    SubmissionStatus.APPROVED_UNPAID,
+    SubmissionStatus.RETURNED,
+    SubmissionStatus.REFUSED,
+    SubmissionStatus.VOID,
+)
 STATES: dict[str, tuple[SubmissionStatus, ...]] = {
     "": reviews.QUEUE_STATUSES,
     "pending": (SubmissionStatus.PENDING_REVIEW,),
     "in_review": (SubmissionStatus.IN_REVIEW,),
     "decided": _DECIDED,
     "approved": (SubmissionStatus.APPROVED,),
+    "approved_unpaid": (SubmissionStatus.APPROVED_UNPAID,),
     "returned": (SubmissionStatus.RETURNED,),
     "refused": (SubmissionStatus.REFUSED,),
+    "void": (SubmissionStatus.VOID,),
     "all": reviews.QUEUE_STATUSES + _DECIDED,
 }
+# The filter's options, as staff read them.
+STATE_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("", "全部待审"),
+    ("pending", STATUS_LABELS[SubmissionStatus.PENDING_REVIEW]),
+    ("in_review", STATUS_LABELS[SubmissionStatus.IN_REVIEW]),
+    ("decided", "全部已审结"),
+    ("approved", STATUS_LABELS[SubmissionStatus.APPROVED]),
+    ("approved_unpaid", STATUS_LABELS[SubmissionStatus.APPROVED_UNPAID]),
+    ("returned", STATUS_LABELS[SubmissionStatus.RETURNED]),
+    ("refused", STATUS_LABELS[SubmissionStatus.REFUSED]),
+    ("void", STATUS_LABELS[SubmissionStatus.VOID]),
+    ("all", "全部"),
+)
 # Decided attempts are listed newest first: the recent decisions are the ones looked for.
-DECIDED_STATES = frozenset({"decided", "approved", "returned", "refused"})
+DECIDED_STATES = frozenset({"decided", "approved", "approved_unpaid", "returned", "refused", "void"})
 SEARCH_MAX_CHARS = 40
 DECISION_DONE = {"approve": "已通过", "return": "已驳回", "refuse": "已判定不通过"}
 
@@ -160,6 +184,9 @@ def index() -> ResponseReturnValue:
         schools=schools,
         batches=batches,
         filters=filters,
+        state_options=STATE_OPTIONS,
+        # The flow label helps only where batches of different flows share the page.
+        show_flow=len({b.flow for b in batches}) > 1,
         next_url=next_url,
         first_page=args.get("after") is None,
         first_url=url_for("review.index", **kept),
@@ -249,6 +276,7 @@ def _decision_page(
             error=error,
             form=request.form if request.method == "POST" else {},
             next_id=detail.next_id,
+            flow=detail.flow,
             local=local_time,
         ),
         status,
@@ -284,6 +312,20 @@ def _face_box(face: dict[str, Any] | None, width: int | None, height: int | None
 @staff_required()
 def submission(submission_id: int) -> ResponseReturnValue:
     return _decision_page(signed_in_staff(), submission_id)
+
+
+@bp.get("/submissions/<int:submission_id>/signature")
+@staff_required()
+def signature(submission_id: int) -> ResponseReturnValue:
+    """The student's signature under the batch's 承诺, for staff who cover the school."""
+    try:
+        data = review_details.signature(db.session, photo_storage(), signed_in_staff(), submission_id)
+    except (ReviewNotFoundError, MediaNotFoundError):
+        abort(404)
+    response = Response(data, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _reason(form: Any) -> str:

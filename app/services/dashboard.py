@@ -20,22 +20,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, cast, extract, func, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, extract, func, select
 from sqlalchemy.orm import Session
 
+from app.services import flows
 from app.services.localtime import BEIJING
-from models import Batch, School, Submission, SubmissionStatus, utcnow
+from app.services.reviews import APPROVALS
+from models import Batch, Flow, School, Submission, SubmissionStatus, utcnow
 from models.submission import STATUS_LABELS
 
 DAYS = 30
-DECIDED = (SubmissionStatus.APPROVED, SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
+# What review passed: 审核通过，待缴费 (review_first's 通过) and the 逾期未缴费 it lapses into, whose
+# fee (not its review) failed; so the figures of past days do not move when a pay window closes.
+PASSED = (*APPROVALS, SubmissionStatus.VOID)
+DECIDED = (*PASSED, SubmissionStatus.RETURNED, SubmissionStatus.REFUSED)
 # The states shown as columns, in the order a submission moves through them.
 COLUMNS = (
     SubmissionStatus.PENDING_REVIEW,
     SubmissionStatus.IN_REVIEW,
+    SubmissionStatus.APPROVED_UNPAID,
     SubmissionStatus.APPROVED,
     SubmissionStatus.RETURNED,
     SubmissionStatus.REFUSED,
+    SubmissionStatus.VOID,
     SubmissionStatus.VERIFYING,
     SubmissionStatus.VERIFY_FAILED,
     SubmissionStatus.AWAITING_PAYMENT,
@@ -54,6 +61,11 @@ class BatchRow:
     batch_id: int
     school: str
     name: str
+    flow_label: str
+    takes_fee: bool
+    # When fees are taken: the pay window for review_first (None while not announced), sign-up
+    # for pay_first; None for free batches.
+    pay_window: tuple[datetime, datetime] | None
     counts: dict[str, int]
     total: int
     approved: int
@@ -153,8 +165,16 @@ def _decisions(
     session: Session, decided: Select[Any], start: datetime, dialect: str
 ) -> tuple[Counter[date], int, float | None]:
     """Decisions per Beijing day, their number, and the median seconds from payment (or creation, if
-    never paid) to decision, for the `decided` rows."""
-    began = func.coalesce(Submission.paid_at, Submission.created_at)
+    not paid before the decision) to decision, for the `decided` rows."""
+    # The wait starts at payment where payment comes first; review_first pays after its approval
+    # (and free never pays), so its wait starts at submission instead.
+    began = case(
+        (
+            and_(Submission.paid_at.is_not(None), Submission.paid_at <= Submission.decided_at),
+            Submission.paid_at,
+        ),
+        else_=Submission.created_at,
+    )
     day = _local_day(Submission.decided_at, start, dialect)
     by_day: Counter[date] = Counter()
     if dialect == "postgresql":
@@ -186,12 +206,28 @@ def _decisions(
         .offset((total - 1) // 2)
     ).all()
     durations = sorted(
-        (decided_at - (paid_at or created_at)).total_seconds()
+        (
+            decided_at - (paid_at if paid_at is not None and paid_at <= decided_at else created_at)
+        ).total_seconds()
         for decided_at, paid_at, created_at in middle_rows
         if decided_at is not None  # always, by the WHERE clause
     )
     lo, hi = durations[0], durations[-1]
     return by_day, total, lo + (hi - lo) * 0.5  # interpolated as percentile_cont does
+
+
+def _pay_window(
+    flow: str,
+    opens: datetime,
+    closes: datetime,
+    pay_opens: datetime | None,
+    pay_closes: datetime | None,
+) -> tuple[datetime, datetime] | None:
+    if flow == Flow.FREE:
+        return None
+    if flow == Flow.REVIEW_FIRST:
+        return (pay_opens, pay_closes) if pay_opens is not None and pay_closes is not None else None
+    return opens, closes
 
 
 def build(
@@ -204,7 +240,16 @@ def build(
     board = Dashboard(since=first_day.isoformat(), until=local_today.isoformat())
     board.columns = [(s.value, STATUS_LABELS[s]) for s in COLUMNS]
 
-    batch_q = select(Batch.id, Batch.name, School.name).join(School, School.id == Batch.school_id)
+    batch_q = select(
+        Batch.id,
+        Batch.name,
+        School.name,
+        Batch.flow,
+        Batch.opens_at,
+        Batch.closes_at,
+        Batch.pay_opens_at,
+        Batch.pay_closes_at,
+    ).join(School, School.id == Batch.school_id)
     if school_ids is not None:
         batch_q = batch_q.where(Batch.school_id.in_(school_ids))
     batches = session.execute(batch_q.order_by(School.code, Batch.id)).all() if school_ids != set() else []
@@ -239,16 +284,19 @@ def build(
         )
         decided_by_day, board.decided_in_period, median = _decisions(session, decided, start, dialect)
 
-    for batch_id, batch_name, school_name in batches:
+    for batch_id, batch_name, school_name, flow, opens, closes, pay_opens, pay_closes in batches:
         c = counts.get(batch_id, Counter())
         board.batches.append(
             BatchRow(
                 batch_id=batch_id,
                 school=school_name,
                 name=batch_name,
+                flow_label=flows.flow_label(flow),
+                takes_fee=flow != Flow.FREE,
+                pay_window=_pay_window(flow, opens, closes, pay_opens, pay_closes),
                 counts=dict(c),
                 total=sum(c.values()),
-                approved=c[SubmissionStatus.APPROVED.value],
+                approved=sum(c[s.value] for s in PASSED),
                 decided=sum(c[s.value] for s in DECIDED),
             )
         )

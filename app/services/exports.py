@@ -1,5 +1,6 @@
-"""A batch's approved normalised photos as a ZIP, named `<证件号码>.jpg` — the form schools upload
-to CHSI (学信网) in bulk — with `manifest.csv` (served by GET /review/export?batch=<id>).
+"""A batch's approved normalised photos (attempts whose flow is complete) as a ZIP, named
+`<证件号码>.jpg` — the form schools upload to CHSI (学信网) in bulk — with `manifest.csv` (served by
+GET /review/export?batch=<id>).
 
 Streamed with constant memory: zipfile writes into a sink that the response generator drains after
 every entry (a non-seekable sink makes zipfile use data descriptors, so nothing is rewritten), and
@@ -15,9 +16,9 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, func, select
+from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.services import audit
@@ -25,9 +26,10 @@ from app.services.errors import ServiceError
 from app.services.localtime import BEIJING
 from app.services.pii import Keyring
 from media.storage import Storage
-from models import Batch, Identity, Photo, School, Submission, SubmissionStatus
+from models import Batch, Identity, LockOn, Photo, School, Submission, SubmissionStatus
 
 CHUNK_ROWS = 200
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 MANIFEST_HEADER = ("id_number", "name", "school", "batch", "decided_at", "photo_sha256")
 
 
@@ -43,18 +45,27 @@ class BatchExport:
     chunks: Iterator[bytes]
 
 
-def _exportable() -> list[ColumnElement[bool]]:
-    return [Submission.status == SubmissionStatus.APPROVED, Photo.normalized_key.is_not(None)]
+def _exportable(query: _Query) -> _Query:
+    """The attempts whose flow is complete, with their processed photo: the one definition the
+    export, its audited count and the counts beside the export links share.
+
+    通过 only: in review_first it is reached by paying, so 审核通过，待缴费 (fee still due) and 逾期未缴费
+    stay out; where the batch freezes the data at the student's confirmation, the attempt must be
+    confirmed too (until then the student may still correct it)."""
+    return (
+        query.join(Photo, Photo.id == Submission.photo_id)
+        .join(Batch, Batch.id == Submission.batch_id)
+        .where(
+            Submission.status == SubmissionStatus.APPROVED,
+            Photo.normalized_key.is_not(None),
+            or_(Batch.lock_on != LockOn.CONFIRM, Submission.confirmed_at.is_not(None)),
+        )
+    )
 
 
 def counts(session: Session, batch_ids: Iterable[int] | None = None) -> dict[int, int]:
     """How many photos each batch's ZIP would hold now (batches with none are left out)."""
-    query = (
-        select(Submission.batch_id, func.count())
-        .join(Photo, Photo.id == Submission.photo_id)
-        .where(*_exportable())
-        .group_by(Submission.batch_id)
-    )
+    query = _exportable(select(Submission.batch_id, func.count())).group_by(Submission.batch_id)
     if batch_ids is not None:
         query = query.where(Submission.batch_id.in_(list(batch_ids)))
     return {batch_id: n for batch_id, n in session.execute(query)}
@@ -89,19 +100,7 @@ def export_batch(
     if found is None:
         raise ExportBatchNotFoundError()
     batch_name, school_name = found
-    count = (
-        session.scalar(
-            select(func.count())
-            .select_from(Submission)
-            .join(Photo, Photo.id == Submission.photo_id)
-            .where(
-                Submission.batch_id == batch_id,
-                Submission.status == SubmissionStatus.APPROVED,
-                Photo.normalized_key.is_not(None),
-            )
-        )
-        or 0
-    )
+    count = counts(session, [batch_id]).get(batch_id, 0)
     audit.record(session, staff_id, "export", "batch", batch_id, batch=batch_id, count=count)
     session.commit()
     return BatchExport(
@@ -132,25 +131,20 @@ class _Sink(io.RawIOBase):
 
 
 def _rows(session: Session, batch_id: int) -> Iterator[Row[int, datetime | None, str, str, str | None]]:
-    """Approved attempts of the batch with a normalised photo, by id, in keyset chunks."""
+    """The batch's exportable attempts, by id, in keyset chunks."""
     last = 0
     while True:
         chunk = session.execute(
-            select(
-                Submission.id,
-                Submission.decided_at,
-                Identity.number_enc,
-                Identity.name_enc,
-                Photo.normalized_key,
+            _exportable(
+                select(
+                    Submission.id,
+                    Submission.decided_at,
+                    Identity.number_enc,
+                    Identity.name_enc,
+                    Photo.normalized_key,
+                ).join(Identity, Identity.id == Submission.identity_id)
             )
-            .join(Identity, Identity.id == Submission.identity_id)
-            .join(Photo, Photo.id == Submission.photo_id)
-            .where(
-                Submission.batch_id == batch_id,
-                Submission.status == SubmissionStatus.APPROVED,
-                Photo.normalized_key.is_not(None),
-                Submission.id > last,
-            )
+            .where(Submission.batch_id == batch_id, Submission.id > last)
             .order_by(Submission.id)
             .limit(CHUNK_ROWS)
         ).all()

@@ -19,6 +19,17 @@ from app.services.localtime import stored_utc
 from models import Batch, Flow, LockOn
 from models.submission import OrderStatus, PaymentOrder, Submission, SubmissionStatus
 
+# Short labels for staff pages, where a reviewer needs to know whether an approval still awaits a fee.
+FLOW_LABELS: dict[Flow, str] = {
+    Flow.PAY_FIRST: "先缴费",
+    Flow.REVIEW_FIRST: "先审后缴",
+    Flow.FREE: "免费",
+}
+
+
+def flow_label(flow: Flow | str) -> str:
+    return FLOW_LABELS[Flow(flow)]
+
 
 def checked(batch: Batch) -> SubmissionStatus:
     """Where an attempt goes once nothing stands before review: the identity check first when the

@@ -6,7 +6,12 @@ else: whoever scans it learns only what /verify/<token> shows (masked, except to
 school), and a forged or altered token fails the signature check. It does not expire: the receipt is
 kept as a voucher. A token stays "genuine" only while its attempt is still 通过 (checked against the
 database each time). Holding the token is holding the printed receipt, which already shows the
-photo: so the token also opens the approved photo, for counter staff to match the face.
+photo and the signature: so the token also opens both (the approved photo, for counter staff to
+match the face; the signature drawn under the batch's 承诺), and no storage key reaches a URL.
+
+A receipt exists once the attempt's flow is complete: 通过 (in review_first reached by paying, so
+审核通过，待缴费 has none) and, where the batch freezes the data at the student's final confirmation,
+confirmed: until then the student may still correct it, and the page asks them to confirm first.
 
 The 回执编号 is not the database id: it is issued the first time the receipt is shown — the Beijing
 date of the decision and 8 random Crockford base-32 characters (40 bits), e.g. 20261207-K7Q2M9XT —
@@ -25,7 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.services import photos
+from app.services import flows, photos
 from app.services.localtime import BEIJING
 from app.services.pii import Keyring, mask_id_number, mask_name
 from media.storage import MediaNotFoundError, Storage
@@ -53,6 +58,15 @@ class Receipt:
     batch_name: str
     decided_at: datetime
     token: str
+    # The batch's 承诺 as the student accepted it, when (at the confirmation where the batch has one,
+    # at submission otherwise), and whether a signature drawn under it is printed.
+    pledge: str | None = None
+    pledged_at: datetime | None = None
+    signed: bool = False
+    # lock_on=confirm: the student's final confirmation, printed with the receipt.
+    confirmed_at: datetime | None = None
+    # What to do next (重庆科技学院: 邮寄纸质照片…), printed with the receipt's instructions.
+    after_approval: str | None = None
 
     @property
     def name_shown(self) -> str:
@@ -139,6 +153,15 @@ def covers(staff: Staff | None, school_id: int) -> bool:
     return staff.role == StaffRole.ADMIN or school_id in {school.id for school in staff.schools}
 
 
+def complete(submission: Submission) -> bool:
+    """Whether the attempt's flow is done, so its receipt may be shown and its token holds."""
+    return (
+        submission.status == SubmissionStatus.APPROVED
+        and submission.decided_at is not None
+        and not flows.needs_confirmation(submission)
+    )
+
+
 def _receipt(
     session: Session,
     keyring: Keyring,
@@ -146,8 +169,9 @@ def _receipt(
     submission: Submission,
     staff: Staff | None = None,
 ) -> Receipt | None:
-    if submission.status != SubmissionStatus.APPROVED or submission.decided_at is None:
+    if not complete(submission):
         return None
+    assert submission.decided_at is not None  # complete() checked
     batch = session.get(Batch, submission.batch_id)
     assert batch is not None  # a foreign key
     school = session.get(School, batch.school_id)
@@ -167,25 +191,56 @@ def _receipt(
         batch_name=batch.name,
         decided_at=submission.decided_at,
         token=make_token(secret_key, submission.id),
+        pledge=batch.pledge if submission.pledged_at is not None else None,
+        pledged_at=submission.pledged_at,
+        confirmed_at=submission.confirmed_at,
+        signed=submission.signature_key is not None,
+        after_approval=batch.after_approval or None,
     )
 
 
-def for_student(session: Session, keyring: Keyring, secret_key: str, user_id: int) -> Receipt | None:
-    """The student's latest approved attempt as a receipt (its number issued on first view; commits);
-    None when nothing is approved."""
-    found = session.scalar(
+def _latest_approved(session: Session, user_id: int) -> Submission | None:
+    return session.scalar(
         select(Submission)
         .where(Submission.user_id == user_id, Submission.status == SubmissionStatus.APPROVED)
         .order_by(Submission.decided_at.desc(), Submission.id.desc())
         .limit(1)
     )
+
+
+def for_student(session: Session, keyring: Keyring, secret_key: str, user_id: int) -> Receipt | None:
+    """The student's latest approved attempt as a receipt (its number issued on first view; commits);
+    None when nothing is approved, or the approval still awaits the student's confirmation."""
+    found = _latest_approved(session, user_id)
     return None if found is None else _receipt(session, keyring, secret_key, found)
 
 
+@dataclass(frozen=True)
+class StudentReceipt:
+    """The receipt page's answer: the receipt, or the attempt to confirm before there is one."""
+
+    receipt: Receipt | None
+    confirm_id: int | None = None
+
+    @property
+    def confirm_url(self) -> str | None:
+        return None if self.confirm_id is None else f"/h5/confirm/{self.confirm_id}"
+
+
+def page_for_student(session: Session, keyring: Keyring, secret_key: str, user_id: int) -> StudentReceipt:
+    """What the student's receipt page shows: their receipt, or (lock_on=confirm, approved but not
+    yet confirmed) the attempt they must confirm and sign first."""
+    found = _latest_approved(session, user_id)
+    if found is not None and flows.needs_confirmation(found):
+        return StudentReceipt(None, found.id)
+    return StudentReceipt(None if found is None else _receipt(session, keyring, secret_key, found))
+
+
 def _approved(session: Session, secret_key: str, token: str) -> Submission | None:
+    """The attempt behind a genuine token whose receipt still holds."""
     submission_id = _submission_id(secret_key, token)
     found = None if submission_id is None else session.get(Submission, submission_id)
-    return found if found is not None and found.status == SubmissionStatus.APPROVED else None
+    return found if found is not None and complete(found) else None
 
 
 def verify(
@@ -209,6 +264,17 @@ def photo(session: Session, storage: Storage, secret_key: str, token: str) -> tu
     try:
         return photos.open_file(session, storage, photos.FileLink(picture.id, kind, picture.user_id))
     except (MediaNotFoundError, photos.PhotoNotFoundError):
+        return None
+
+
+def signature(session: Session, storage: Storage, secret_key: str, token: str) -> bytes | None:
+    """The signature PNG printed on a genuine receipt (None: no such receipt, or none signed)."""
+    found = _approved(session, secret_key, token)
+    if found is None or found.signature_key is None:
+        return None
+    try:
+        return storage.get(found.signature_key)
+    except MediaNotFoundError:
         return None
 
 
@@ -258,6 +324,7 @@ def batch_open(session: Session, batch_id: int, now: datetime) -> bool:
 __all__ = [
     "Attempt",
     "Receipt",
+    "StudentReceipt",
     "batch_open",
     "covers",
     "find_by_number",
@@ -265,6 +332,8 @@ __all__ = [
     "history",
     "make_token",
     "normalize_number",
+    "page_for_student",
     "photo",
+    "signature",
     "verify",
 ]

@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.services import identities, photos, reviews
+from app.services import flows, identities, photos, reviews
 from app.services.identities import IdentityView
 from app.services.localtime import BEIJING
 from app.services.pii import Keyring, mask_id_tail
-from models import Identity, Photo, Staff, StaffRole, Submission, SubmissionStatus
+from media.storage import Storage
+from models import Identity, LockOn, Photo, Staff, StaffRole, Submission, SubmissionStatus
+from models.submission import OrderStatus, PaymentOrder
 
 PREVIOUS_LIMIT = 20
 NEXT_LOOKAHEAD = 20
@@ -44,6 +46,65 @@ class ReviewDetail:
     # The student's rejected attempts whose photo this one is or looks like, with the hash distance
     # (0: the very photo): the reviewer checks the reason was really fixed.
     similar_rejected: list[tuple[photos.Rejection, int]] = field(default_factory=list)
+    flow: FlowFacts | None = None
+
+
+@dataclass(frozen=True)
+class FlowFacts:
+    """Where the attempt stands in its batch's workflow, beyond review."""
+
+    label: str  # 先缴费 / 先审后缴 / 免费
+    pledge: str | None  # the batch's 承诺, when it has one
+    pledged_at: datetime | None
+    signature_asked: bool
+    signed: bool  # a signature is stored (staff open it at /review/submissions/<id>/signature)
+    confirm_asked: bool  # lock_on=confirm: the student confirms after 通过
+    confirmed_at: datetime | None
+    # 审核通过，待缴费: the batch's pay window (None while not announced) and whether an order is
+    # open now (the student started paying).
+    pay_window: tuple[datetime, datetime] | None = None
+    order_open: bool = False
+
+
+def flow_facts(session: Session, found: Submission, now: datetime) -> FlowFacts:
+    batch = found.batch
+    window: tuple[datetime, datetime] | None = None
+    order_open = False
+    if found.status == SubmissionStatus.APPROVED_UNPAID:
+        if batch.pay_opens_at is not None and batch.pay_closes_at is not None:
+            window = (batch.pay_opens_at, batch.pay_closes_at)
+        order_open = (
+            session.scalar(
+                select(PaymentOrder.id)
+                .where(
+                    PaymentOrder.submission_id == found.id,
+                    PaymentOrder.status == OrderStatus.OPEN,
+                    PaymentOrder.expires_at > now,
+                )
+                .limit(1)
+            )
+            is not None
+        )
+    return FlowFacts(
+        label=flows.flow_label(batch.flow),
+        pledge=batch.pledge or None,
+        pledged_at=found.pledged_at,
+        signature_asked=bool(batch.pledge) and batch.signature,
+        signed=found.signature_key is not None,
+        confirm_asked=batch.lock_on == LockOn.CONFIRM,
+        confirmed_at=found.confirmed_at,
+        pay_window=window,
+        order_open=order_open,
+    )
+
+
+def signature(session: Session, storage: Storage, staff: Staff, submission_id: int) -> bytes:
+    """The signature PNG of an attempt the staff member covers. Raises ReviewNotFoundError when the
+    attempt is out of scope or unsigned, MediaNotFoundError when its file is gone."""
+    found = reviews.get(session, staff, submission_id)
+    if found.signature_key is None:
+        raise reviews.ReviewNotFoundError("该提交没有签名")
+    return storage.get(found.signature_key)
 
 
 def load(
@@ -99,6 +160,7 @@ def load(
         if status in reviews.DECIDED
         else None,
         can_reopen=reviews.can_reopen(staff, found, now, reopen_hours),
+        flow=flow_facts(session, found, now),
     )
 
 

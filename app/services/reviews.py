@@ -56,6 +56,8 @@ DECISIONS: dict[str, SubmissionStatus] = {
 # 审核通过，待缴费 is a decision too (review_first): shown with its decider, and it can be withdrawn.
 DECIDED = frozenset((*DECISIONS.values(), SubmissionStatus.APPROVED_UNPAID))
 APPROVALS = (SubmissionStatus.APPROVED, SubmissionStatus.APPROVED_UNPAID)
+# 逾期未缴费 was approved first: the queue still names who approved it and when.
+SHOWS_DECIDER = DECIDED | {SubmissionStatus.VOID}
 
 
 class ReviewError(ServiceError):
@@ -135,6 +137,7 @@ class QueueItem:
     school_name: str
     batch_id: int
     batch_name: str
+    flow_label: str  # 先缴费 / 先审后缴 / 免费: whether 通过 still awaits the fee
     user_id: int
     identity_id: int
     photo_id: int
@@ -244,6 +247,7 @@ def queue(
             Submission.decided_at,
             Photo.normalized_key,
             Batch.name.label("batch_name"),
+            Batch.flow,
             School.id.label("school_id"),
             School.name.label("school_name"),
         )
@@ -278,14 +282,15 @@ def _item(row: Any, now: datetime | None) -> QueueItem:
         school_name=row.school_name,
         batch_id=row.batch_id,
         batch_name=row.batch_name,
+        flow_label=flows.flow_label(row.flow),
         user_id=row.user_id,
         identity_id=row.identity_id,
         photo_id=row.photo_id,
         has_normalized=row.normalized_key is not None,
         claimed_by_id=row.claimed_by_id if claim_live else None,
         claim_expires_at=row.claim_expires_at if claim_live else None,
-        decided_by_id=row.decided_by_id if status in DECIDED else None,
-        decided_at=row.decided_at if status in DECIDED else None,
+        decided_by_id=row.decided_by_id if status in SHOWS_DECIDER else None,
+        decided_at=row.decided_at if status in SHOWS_DECIDER else None,
     )
 
 
