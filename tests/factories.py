@@ -144,17 +144,6 @@ def add_staff(username: str, role: StaffRole, school_ids: list[int]) -> Staff:
     return _add(staff)
 
 
-def signature_png() -> bytes:
-    """A signature as the phone's canvas draws it: dark strokes on a transparent 600×300 PNG (it
-    passes pledges.check_signature)."""
-    image = Image.new("RGBA", (600, 300), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(image)
-    draw.line([(60, 200), (180, 80), (260, 220), (380, 90), (540, 190)], fill=(20, 20, 20, 255), width=8)
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
-
-
 def jpeg(color: tuple[int, int, int] = (200, 220, 255)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (48, 64), color).save(out, "JPEG")
