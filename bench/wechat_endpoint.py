@@ -62,8 +62,15 @@ TARGET_P99_AT_RATE_MS = 25.0
 # Processes outside the benchmark keeping more cores than this busy mark a run as disturbed.
 DISTURBED_CORES = 0.2
 
-# What students type most; the real app answers each with a keyword or the default handler.
+# What students type most, sent in turn: three keywords and a free text, as students send them.
 CONTENTS = ("帮助", "你好", "绑定", "进度")
+# What the real app does for each (the report says it, so a figure is read with its mix).
+WHAT_IT_DOES = {
+    "帮助": "keyword; reads the sender's batch fee (one SELECT)",
+    "你好": "free text, kept for staff in the inbox (claimed first; one INSERT, a write)",
+    "绑定": "keyword; no database",
+    "进度": "keyword; the sender's progress (one SELECT)",
+}
 TO_USER = "gh_0123456789ab"
 
 TEXT_XML = (
@@ -836,7 +843,10 @@ def report(
         f"rounds' ratios; fixed rate: {args.rate:g} req/s for {args.rate_duration:g} s, paced by the "
         "Lua delay() on evenly spaced slots (latency measured from the send, excluding the wait).",
         f"- Each request a distinct signed plain-mode text message (own MsgId, nonce, signature; "
-        f"contents {' / '.join(args.texts)} in turn), from {args.users} openids that followed first.",
+        f"contents {' / '.join(args.texts)} in turn), from {args.users} openids that followed first. "
+        "The real app's work per content: "
+        + "; ".join(f"{t} — {WHAT_IT_DOES.get(t, 'not described here')}" for t in args.texts)
+        + ".",
         "- Every response checked: HTTP 200 and an XML passive reply; anything else fails the run.",
         "",
         "## Results",

@@ -135,6 +135,9 @@ def test_a_nul_character_or_a_bad_parameter_is_a_422_in_the_documented_shape(
     assert body.status_code == 422
     page = client.post("/review/login", data={"username": "a\x00", "password": "x"})
     assert page.status_code == 400
+    # In a query parameter of a page, also when only its name carries it.
+    assert client.get("/review/login?next=a%00").status_code == 400
+    assert client.get("/review/login?a%00=1").status_code == 400
 
 
 def test_every_422_is_documented_in_the_shape_it_has(app: Flask) -> None:

@@ -35,7 +35,7 @@ def message_from(app: Flask, openid: str, batch_id: int | None, text: str, hours
             db.session.commit()
         kept = inbox.record(db.session, openid, text, msg_id=None, at=utcnow() - timedelta(hours=hours_ago))
         assert kept is not None
-        return kept.id
+        return kept
 
 
 def desk_with_messages(app: Flask) -> tuple[Desk, int, int, int]:

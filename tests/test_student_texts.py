@@ -15,9 +15,10 @@ from wechat_posts import WeChat, event_message, text_message
 
 from app.extensions import db
 from app.services import steps, wording
+from app.services.enrollments import BatchFee
 from app.services.progress import Progress
 from app.services.steps import Step
-from models import SubmissionStatus
+from models import Flow, SubmissionStatus
 from tests.factories import add_user, jpeg, make_batch, make_student, sign_in_student
 
 BASE = "https://photo.example.edu.cn"
@@ -33,7 +34,9 @@ def _replies() -> list[str]:
         wording.welcome_back(BASE, newcomer),
         wording.school_scanned(BASE, "湖南师范大学"),
         wording.help_text(BASE),
-        wording.help_text(BASE, 200, "成人教育 2026 年下学位申请"),
+        wording.help_text(BASE, BatchFee(200, "成人教育 2026 年下学位申请", Flow.PAY_FIRST, None, None)),
+        wording.fee_answer(BASE, BatchFee(5000, "2026 年报名", Flow.REVIEW_FIRST, WHEN, WHEN)),
+        wording.fee_answer(BASE, BatchFee(0, "学位申请", Flow.FREE, None, None)),
         wording.bind(BASE),
         wording.progress(BASE, waiting),
         wording.image_received(BASE),

@@ -80,13 +80,11 @@ class _Context:
 
     def help_text(self, openid: str) -> str:
         """帮助, with the fee of the sender's batch when they are linked to one."""
-        fee = enrollments.fee_of_sender(self.session, openid)
-        return wording.help_text(self.base_url, *(fee or (None, None)))
+        return wording.help_text(self.base_url, enrollments.fee_of_sender(self.session, openid))
 
     def fee_answer(self, openid: str) -> str:
         """How much and how to pay, for the sender's batch when they are linked to one."""
-        fee = enrollments.fee_of_sender(self.session, openid)
-        return wording.fee_answer(self.base_url, *(fee or (None, None)))
+        return wording.fee_answer(self.base_url, enrollments.fee_of_sender(self.session, openid))
 
     @property
     def base_url(self) -> str:

@@ -18,14 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, func, select, true
+from sqlalchemy import ColumnElement, Insert, bindparam, case, func, select, true
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.services import audit, outbox, reviews, schools, wording
+from app.services import audit, outbox, reviews, single_statement, wording
 from app.services.errors import ServiceError
 from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
-from models import InboxDelivery, InboxDirection, InboxMessage, School, Staff
+from models import Batch, Enrollment, InboxDelivery, InboxDirection, InboxMessage, School, Staff, User
 
 WINDOW = timedelta(hours=48)
 # A custom text is limited to 2048 bytes (3 per Chinese character), with the wording around it.
@@ -92,27 +94,44 @@ class PendingReply:
 # --- students' side -------------------------------------------------------------------------------
 
 
-def record(
-    session: Session, openid: str, text: str, *, msg_id: str | None, at: datetime
-) -> InboxMessage | None:
-    """Keep a student's message for staff, with the school they are linked to; commits. None when
-    this WeChat message (`msg_id`) is already kept."""
-    if msg_id is not None and session.scalar(
-        select(InboxMessage.id).where(InboxMessage.wechat_msg_id == msg_id)
-    ):
-        return None
-    linked = schools.linked(session, openid=openid)
-    message = InboxMessage(
-        openid=openid,
-        direction=InboxDirection.IN,
-        text=text.strip()[:MAX_MESSAGE_CHARS],
-        school_id=linked.school_id if linked else None,
-        wechat_msg_id=msg_id,
-        at=at,
+def _keep_statement(dialect: str) -> Insert:
+    """INSERT of a student's message with the school they are linked to now (a subquery), skipped
+    when its WeChat MsgId is already kept: one statement, so the /wechat handler pays one round trip
+    in autocommit instead of five (BEGIN, look-up by MsgId, school, INSERT, COMMIT)."""
+    school = (
+        select(Batch.school_id)
+        .join(Enrollment, (Enrollment.batch_id == Batch.id) & Enrollment.active.is_(True))
+        .join(User, User.id == Enrollment.user_id)
+        .where(User.openid == bindparam("openid"))
+        .limit(1)
+        .scalar_subquery()
     )
-    session.add(message)
-    session.commit()
-    return message
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    return (
+        insert(InboxMessage)
+        .values(
+            openid=bindparam("openid"),
+            direction=InboxDirection.IN,
+            text=bindparam("text"),
+            school_id=school,
+            wechat_msg_id=bindparam("msg_id"),
+            at=bindparam("at"),
+        )
+        .on_conflict_do_nothing(index_elements=[InboxMessage.wechat_msg_id])
+        .returning(InboxMessage.id)
+    )
+
+
+_KEEP = {dialect: _keep_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def record(session: Session, openid: str, text: str, *, msg_id: str | None, at: datetime) -> int | None:
+    """Keep a student's message for staff, with the school they are linked to; commits. The new
+    row's id, or None when this WeChat message (`msg_id`) is already kept."""
+    params = {"openid": openid, "text": text.strip()[:MAX_MESSAGE_CHARS], "msg_id": msg_id, "at": at}
+    row = single_statement.first_row(session, _KEEP[session.get_bind().dialect.name], params)
+    session.commit()  # in autocommit the row is committed already, and this sends nothing
+    return None if row is None else int(row.id)
 
 
 # --- staff's side ---------------------------------------------------------------------------------

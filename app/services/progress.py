@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, bindparam
+from sqlalchemy import Row, bindparam
 from sqlalchemy.orm import Session
 
-from app.services import enrollments, steps
+from app.services import enrollments, single_statement, steps
 from app.services.steps import Step
 from models import User
 from models.submission import STATUS_LABELS, SubmissionStatus
@@ -37,17 +37,7 @@ def of_sender(session: Session, openid: str, now: datetime) -> Progress:
     keyword on the /wechat hot path). Only reads: someone the service does not know yet has not
     bound an identity, and a user marked unfollowed has the progress of their row — the same
     answers as after recording them as a follower, which the endpoint does, not this."""
-    params = {"openid": openid}
-    bind = session.get_bind()
-    if session.in_transaction() or not isinstance(bind, Engine):
-        # The session may hold this request's uncommitted changes: read through it.
-        row = session.execute(_SENDER_STATE, params).first()
-    else:
-        # A single SELECT is its own consistent snapshot; in autocommit it costs one round trip
-        # instead of BEGIN + SELECT + ROLLBACK (each round trip is ~0.2 ms of CPU on both sides).
-        with bind.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            row = conn.execute(_SENDER_STATE, params).first()
+    row = single_statement.first_row(session, _SENDER_STATE, {"openid": openid})
     return _progress(row, now)
 
 

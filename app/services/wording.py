@@ -19,6 +19,7 @@ from models.submission import SubmissionStatus
 if TYPE_CHECKING:  # types only: the wording depends on no service at run time
     from collections.abc import Sequence
 
+    from app.services.enrollments import BatchFee
     from app.services.progress import Progress
     from app.services.schools import LinkedSchool
     from app.services.steps import Step
@@ -105,20 +106,32 @@ def school_scanned(base_url: str, school_name: str) -> str:
 FEE_GENERAL = "核验费由学校按批次确定，关联学校后在缴费页面显示，缴费后自动核验身份信息。"
 
 
-def fee_line(fee_fen: int | None, batch_name: str | None) -> str:
-    """What the help says about money: the student's own batch's fee once linked."""
-    if fee_fen is None or batch_name is None:
+def fee_line(fee: BatchFee | None) -> str:
+    """What the help says about money: the student's own batch's fee, as its flow takes it."""
+    if fee is None:
         return FEE_GENERAL
-    return f"你所在批次「{batch_name}」的核验费为 {yuan(fee_fen)}，照片通过检查后点「开始核验」支付。"
+    if fee.flow == Flow.FREE:
+        return f"你所在批次「{fee.batch_name}」不收取任何费用。"
+    if fee.flow == Flow.REVIEW_FIRST:
+        when = (
+            f"（缴费时间为{window_text(fee.pay_opens_at, fee.pay_closes_at)}）"
+            if fee.pay_opens_at is not None and fee.pay_closes_at is not None
+            else ""
+        )
+        return (
+            f"你所在批次「{fee.batch_name}」的费用为 {yuan(fee.fee_fen)}，审核通过后再缴费{when}；"
+            "审核未通过无需缴费。"
+        )
+    return f"你所在批次「{fee.batch_name}」的核验费为 {yuan(fee.fee_fen)}，照片通过检查后点「开始核验」支付。"
 
 
-def help_text(base_url: str, fee_fen: int | None = None, batch_name: str | None = None) -> str:
+def help_text(base_url: str, fee: BatchFee | None = None) -> str:
     return (
         "使用帮助\n"
         f"{STEPS}\n"
         f"• {page_link(base_url, '/h5/bind')}：填写姓名和证件号码\n"
         f"• {page_link(base_url, '/h5/photo')}：自动检查尺寸、背景和人像\n"
-        f"• 费用：{fee_line(fee_fen, batch_name)}\n"
+        f"• 费用：{fee_line(fee)}\n"
         "• 回复“绑定”获取实名绑定链接\n"
         "• 回复“进度”或“查询”查看办理进度\n"
         "• 菜单“审核结果”可随时查看审核进度\n"
@@ -126,11 +139,19 @@ def help_text(base_url: str, fee_fen: int | None = None, batch_name: str | None 
     )
 
 
-def fee_answer(base_url: str, fee_fen: int | None = None, batch_name: str | None = None) -> str:
+def fee_answer(base_url: str, fee: BatchFee | None = None) -> str:
     """怎么交费, 费用, 多少钱 …: how much, and how it is paid."""
+    photo_page = page_link(base_url, "/h5/photo", "照片页面")
+    if fee is not None and fee.flow == Flow.FREE:
+        return f"{fee_line(fee)}\n照片通过检查后，在{photo_page}点击「提交审核」即可。"
+    if fee is not None and fee.flow == Flow.REVIEW_FIRST:
+        return (
+            f"{fee_line(fee)}\n缴费方式：审核通过后，公众号会通知你，并附缴费链接；"
+            f"在{page_link(base_url, '/h5/status', '审核结果页面')}也可以缴费，用微信支付。"
+        )
     return (
-        f"{fee_line(fee_fen, batch_name)}\n"
-        f"缴费方式：照片通过检查后，在{page_link(base_url, '/h5/photo', '照片页面')}点击「开始核验」，"
+        f"{fee_line(fee)}\n"
+        f"缴费方式：照片通过检查后，在{photo_page}点击「开始核验」，"
         "用微信支付；缴费后自动核验身份信息，通过后进入人工审核。"
     )
 
