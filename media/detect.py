@@ -191,9 +191,12 @@ class MtcnnDetector:
             im = cv2.resize(base, (ws, hs), interpolation=cv2.INTER_AREA)
             if i == 0:
                 base = im
-            # The nets take images transposed (x before y), as the Keras originals did.
-            blob = ((im.astype(np.float32) - 127.5) * 0.0078125).transpose(1, 0, 2)[None]
-            self._pnet.setInput(np.ascontiguousarray(blob))
+            # The nets take images transposed (x before y), as the Keras originals did. Transposed while
+            # still uint8 and normalised in place: the same floats, without three float-sized copies.
+            blob = cv2.transpose(im).astype(np.float32)
+            blob -= 127.5
+            blob *= 0.0078125
+            self._pnet.setInput(blob[None])
             reg_out, prob_out = self._pnet.forward(["conv2d_4", "softmax"])
             prob = prob_out[0, :, :, 1]  # indexed [x, y]
             reg = reg_out[0]
