@@ -273,6 +273,18 @@ def test_decoding_the_top_rows_gives_the_rows_of_a_whole_decode(top: float, min_
     assert np.array_equal(np.asarray(part), np.asarray(whole)[:rows])
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+def test_top_rows_of_a_small_jpeg_and_a_cut_one_still_refused(progressive: bool) -> None:
+    buf = io.BytesIO()
+    Image.open(PHOTOS / "id_ok.jpg").save(buf, "JPEG", quality=85, progressive=progressive)
+    data = buf.getvalue()
+    whole, _ = decode.load_rgb(data)
+    part, _ = decode.load_rgb(data, top=0.4)
+    assert np.array_equal(np.asarray(part), np.asarray(whole)[: part.size[1]])
+    with pytest.raises(UnreadableImageError):  # stopping early must not hide a file that ends too soon
+        decode.load_rgb(data[: len(data) // 5], top=0.9)
+
+
 def test_a_turned_jpeg_is_decoded_whole_even_when_only_its_top_is_needed() -> None:
     buf = io.BytesIO()
     exif = Image.Exif()
