@@ -123,8 +123,11 @@ def _auto_fix(data: bytes, header: decode.Header, spec: PhotoSpec, det: FaceDete
         )
         return _failed([color, Check("face_width", False, round(face_full.w), None, msg)])
     if s < need and header.kind == "jpeg" and s < 1:
+        # Only the rows down to the crop's bottom: the rest of the photo is never decoded.
         img, s = decode.load_rgb(
-            data, min_size=(math.ceil(header.width * need), math.ceil(header.height * need))
+            data,
+            min_size=(math.ceil(header.width * need), math.ceil(header.height * need)),
+            top=plan.y1 / header.height,
         )
     x0, y0 = max(0, math.floor(plan.x0 * s)), max(0, math.floor(plan.y0 * s))
     x1, y1 = min(img.size[0], math.ceil(plan.x1 * s)), min(img.size[1], math.ceil(plan.y1 * s))

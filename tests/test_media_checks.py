@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from media import checks as ck
-from media.detect import DetectedFace, default_detector
+from media.detect import DetectedFace, _nms, default_detector
 from media.pipeline import Result, hamming, phash, process
 from media.spec import PhotoSpec
 
@@ -210,3 +210,32 @@ def test_hamming() -> None:
     assert hamming("0000000000000000", "0000000000000000") == 0
     assert hamming("abc", "abcd") is None
     assert hamming("zz", "00") is None
+
+
+def _greedy_nms(boxes: np.ndarray, threshold: float, method: str) -> list[int]:
+    """MTCNN's reference NMS, one box at a time: what media.detect._nms must pick, in the same order."""
+    x1, y1, x2, y2, s = boxes.T
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order, pick = np.argsort(s), []
+    while order.size:
+        i, rest = order[-1], order[:-1]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        denom = np.minimum(area[i], area[rest]) if method == "Min" else area[i] + area[rest] - inter
+        pick.append(int(i))
+        order = rest[inter / denom <= threshold]
+    return pick
+
+
+def test_nms_picks_what_the_reference_picks() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        n = int(rng.integers(1, 80))
+        xy = rng.integers(0, 300, (n, 2)).astype(float)
+        score = rng.random(n)
+        if trial % 3 == 0:
+            score = np.round(score, 1)  # ties
+        boxes = np.column_stack([xy, xy + rng.integers(5, 80, (n, 2)), score])
+        for threshold, method in ((0.5, "Union"), (0.7, "Union"), (0.7, "Min")):
+            assert _nms(boxes, threshold, method).tolist() == _greedy_nms(boxes, threshold, method)

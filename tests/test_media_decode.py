@@ -261,6 +261,39 @@ def test_draft_decode_scales_a_large_jpeg() -> None:
     assert img.size == (1000, 750) and scale == 0.25
 
 
+@pytest.mark.parametrize("top", [0.001, 0.3, 0.55, 0.999])
+@pytest.mark.parametrize("min_size", [None, (1800, 1400)])
+def test_decoding_the_top_rows_gives_the_rows_of_a_whole_decode(top: float, min_size) -> None:
+    data = photo("phone_4000x3000.jpg")
+    whole, scale = decode.load_rgb(data, min_size=min_size)
+    part, part_scale = decode.load_rgb(data, min_size=min_size, top=top)
+    rows = part.size[1]
+    assert part_scale == scale and part.size[0] == whole.size[0]
+    assert whole.size[1] * top < rows < whole.size[1] * top + 4
+    assert np.array_equal(np.asarray(part), np.asarray(whole)[:rows])
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_top_rows_of_a_small_jpeg_and_a_cut_one_still_refused(progressive: bool) -> None:
+    buf = io.BytesIO()
+    Image.open(PHOTOS / "id_ok.jpg").save(buf, "JPEG", quality=85, progressive=progressive)
+    data = buf.getvalue()
+    whole, _ = decode.load_rgb(data)
+    part, _ = decode.load_rgb(data, top=0.4)
+    assert np.array_equal(np.asarray(part), np.asarray(whole)[: part.size[1]])
+    with pytest.raises(UnreadableImageError):  # stopping early must not hide a file that ends too soon
+        decode.load_rgb(data[: len(data) // 5], top=0.9)
+
+
+def test_a_turned_jpeg_is_decoded_whole_even_when_only_its_top_is_needed() -> None:
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (320, 240), (90, 160, 220)).save(buf, "JPEG", exif=exif.tobytes())
+    img, _ = decode.load_rgb(buf.getvalue(), top=0.3)
+    assert img.size == (240, 320)
+
+
 def png16(width: int, height: int) -> bytes:
     """A 16-bit RGBA PNG of one colour: a few hundred KB that decode to width × height × 4 bytes."""
     row = b"\x00" + b"\x40\x00\x80\x00\xc0\x00\xff\xff" * width
