@@ -351,6 +351,24 @@ def test_an_ole_doc_with_a_macros_storage_is_refused() -> None:
     assert err.code == "office_macro"
 
 
+def test_a_ppt_with_a_vba_info_record_is_refused_and_one_without_is_accepted() -> None:
+    vba_info = b"\x0f\x00\xff\x03\x1c\x00\x00\x00" + b"\x02\x00\x00\x04\x14\x00\x00\x00" + b"\x00" * 20
+    with_macro = make_ole(
+        [("PowerPoint Document", "stream", 0, b"\x0f\x00\xe8\x03" + b"\x00" * 60 + vba_info)]
+    )
+    assert refused(with_macro, THESIS, "答辩.ppt").code == "office_macro"
+    plain = make_ole([("PowerPoint Document", "stream", 0, b"\x0f\x00\xe8\x03" + b"\x00" * 60)])
+    assert check_document(plain, THESIS, filename="答辩.ppt").kind == "ppt"
+
+
+def test_a_password_protected_docx_is_refused() -> None:
+    data = make_ole(
+        [("EncryptionInfo", "stream", 0, b"\x04\x00\x04\x00"), ("EncryptedPackage", "stream", 0, b"x")]
+    )
+    err = refused(data, THESIS, "论文.docx")
+    assert err.code == "office_encrypted" and "密码" in err.message
+
+
 def test_a_real_type_the_slot_does_not_take_is_refused() -> None:
     err = refused(make_pdf(), SlotRules(formats=frozenset({"docx"})), "论文.docx")
     assert err.code == "not_allowed"
