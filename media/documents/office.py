@@ -49,7 +49,7 @@ _VBA_CONTENT_TYPE = "application/vnd.ms-office.vbaproject"
 
 
 def ooxml_kind(data: bytes) -> str:
-    """docx or pptx; DocumentRefused for a macro-enabled, encrypted, damaged or other kind of zip."""
+    """docx or pptx; DocumentRefused for a macro-enabled, damaged or other kind of zip."""
     with zips.open_bounded(data) as zf:
         names = {n.lower() for n in zf.namelist()}
         raw = zips.read_part(zf, "[Content_Types].xml")
@@ -103,7 +103,7 @@ def ole_kind(data: bytes) -> str:
     """doc or ppt from an OLE2 compound file; DocumentRefused for macros, a password or another kind."""
     try:
         ole = olefile.OleFileIO(io.BytesIO(data))
-    except (OSError, ValueError, struct.error, IndexError, RecursionError) as exc:
+    except Exception as exc:  # olefile raises many types on broken input; any means "cannot read"
         raise DocumentRefused(DAMAGED, "ole_damaged") from exc
     try:
         streams = [[part.lower() for part in path] for path in ole.listdir(streams=True, storages=True)]
@@ -129,9 +129,9 @@ def ole_kind(data: bytes) -> str:
         if "workbook" in tops or "book" in tops:
             raise DocumentRefused("这是 Excel 表格，不是 Word 或 PowerPoint 文档", "office_other")
         raise DocumentRefused("这是无法识别的 Office 文件：请另存为 .docx 或 PDF 后再上传", "ole_unknown")
-    except (OSError, ValueError, struct.error, IndexError, RecursionError) as exc:
-        if isinstance(exc, DocumentRefused):
-            raise
+    except DocumentRefused:
+        raise
+    except Exception as exc:  # as above: a stream that cannot be read is a damaged file
         raise DocumentRefused(DAMAGED, "ole_damaged") from exc
     finally:
         ole.close()
