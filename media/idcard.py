@@ -282,6 +282,8 @@ def _rows(items: list[_Item]) -> list[_Row]:
 
 # --- the front ---------------------------------------------------------------------------------------
 
+# The middle dot of transliterated names (阿依古丽·买买提) and what the recogniser reads it as.
+_DOTS = "·•・‧∙⋅.．。"
 _NUMBER = re.compile(r"[0-9]{17}[0-9X]")
 # The labels as printed, and as the recogniser sometimes gets them wrong (a wrong first or second character).
 _LABELS = {
@@ -292,8 +294,16 @@ _LABELS = {
     "address": re.compile(r"^(住址|住.|.址)"),
     "number_label": re.compile(r"公民|身份|号码"),
 }
+# The 56 officially recognised groups, as the card prints them (without 族).
+ETHNIC_GROUPS = (
+    "汉", "蒙古", "回", "藏", "维吾尔", "苗", "彝", "壮", "布依", "朝鲜", "满", "侗",
+    "瑶", "白", "土家", "哈尼", "哈萨克", "傣", "黎", "傈僳", "佤", "畲", "高山", "拉祜",
+    "水", "东乡", "纳西", "景颇", "柯尔克孜", "土", "达斡尔", "仫佬", "羌", "布朗", "撒拉",
+    "毛南", "仡佬", "锡伯", "阿昌", "普米", "塔吉克", "怒", "乌孜别克", "俄罗斯", "鄂温克",
+    "德昂", "保安", "裕固", "京", "塔塔尔", "独龙", "鄂伦春", "赫哲", "门巴", "珞巴", "基诺",
+)  # fmt: skip
+_BY_LENGTH = sorted(ETHNIC_GROUPS, key=len, reverse=True)
 _BIRTH = re.compile(r"([12][0-9]{3})年?([0-9]{1,2})月?([0-9]{1,2})日?")
-_ETHNIC = re.compile(r"民.([\u4e00-\u9fff]{1,4})|^([\u4e00-\u9fff]{1,4})$")
 
 
 def _number_in(text: str) -> str | None:
@@ -305,6 +315,23 @@ def _number_in(text: str) -> str | None:
 
 def _strip(label: re.Pattern[str], text: str) -> str:
     return label.sub("", text, count=1).strip(":：")
+
+
+def _ethnicity(row_text: str, score: float) -> Field[str] | None:
+    """The group after the 民族 label: the longest known name the row ends with (a stray mark the
+    recogniser adds before it is dropped); an unknown value is kept but flagged by a low confidence."""
+    tail = row_text[row_text.index("族") + 1 :] if "族" in row_text else ""
+    if not tail:
+        # The label misread: whatever follows the sex value and a two-character label.
+        m = re.search(r"[男女]..([\u4e00-\u9fff]{1,5})$", row_text)
+        tail = m.group(1) if m else ""
+    tail = re.sub(r"[^\u4e00-\u9fff]", "", tail).removesuffix("族")
+    if not tail:
+        return None
+    for group in _BY_LENGTH:
+        if tail.endswith(group):
+            return Field(group, score)
+    return Field(tail, min(score, 0.5))
 
 
 def _parse_front(rows: list[_Row], *, card_found: bool) -> FrontReading:
@@ -338,7 +365,8 @@ def _parse_front(rows: list[_Row], *, card_found: bool) -> FrontReading:
     birth: Field[date] | None = None
     if "name" in idx:
         row = rows[idx["name"]]
-        value = re.sub(r"[^\u4e00-\u9fff\u3400-\u4dbf·]", "", _strip(_LABELS["name"], row.text))
+        value = re.sub(f"[{_DOTS}]", "·", _strip(_LABELS["name"], row.text))
+        value = re.sub(r"[^\u4e00-\u9fff\u3400-\u4dbf·]", "", value)
         value = value.strip("·")
         if value:
             name = Field(value, row.score)
@@ -348,14 +376,7 @@ def _parse_front(rows: list[_Row], *, card_found: bool) -> FrontReading:
         m = re.search(r"别([男女])", t) or re.search(r"([男女])", t)
         if m:
             sex = Field(m.group(1), row.score)
-        eth_text = t[t.index("族") + 1 :] if "族" in t else ""
-        eth = re.sub(r"[^\u4e00-\u9fff]", "", eth_text).removesuffix("族")
-        if not eth:
-            # The label misread: whatever follows the sex value and a two-character label.
-            m2 = re.search(r"[男女](?:民.|..)([\u4e00-\u9fff]{1,4})$", t)
-            eth = m2.group(1) if m2 else ""
-        if eth:
-            ethnicity = Field(eth, row.score)
+        ethnicity = _ethnicity(t, row.score)
     if "birth" in idx:
         row = rows[idx["birth"]]
         m = _BIRTH.search(row.text)

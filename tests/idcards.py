@@ -35,6 +35,11 @@ GIVEN = (
     "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国文辉玉红萍海燕志鹏飞晓斌宇浩凯欣怡子涵梓轩"
     "佳琪雨婷思远博文俊杰嘉怡诗雅家豪天宇晨阳梦瑶一诺宏伟丹阳春梅秋菊冬雪志强永刚德明淑珍凤英翠兰玉兰"
 )
+# Uyghur and Kazakh names are written in Chinese characters as given name · father's name.
+TRANSLITERATED = (
+    "阿依古丽", "古丽娜尔", "买买提", "艾力", "热依拉", "努尔", "吐尔逊", "阿不都", "帕提古丽", "迪丽娜尔",
+    "依明", "艾买提", "麦尔丹", "热合曼", "阿依努尔", "巴合提", "叶尔兰", "哈力木", "沙吾提", "库尔班",
+)  # fmt: skip
 ETHNICITIES = ("汉",) * 14 + ("回", "维吾尔", "哈萨克", "蒙古", "藏", "壮", "满", "苗", "土家", "彝", "朝鲜")
 
 # (region code, address prefix, issuing police authority). Codes from GB/T 2260; the rest is made up.
@@ -101,12 +106,16 @@ def fake_identity(rng: random.Random, *, today: date = date(2026, 12, 1)) -> Fak
     seq = rng.randrange(0, 100)
     sex_digit = rng.choice("13579" if sex == "男" else "02468")
     first17 = f"{code}{birth:%Y%m%d}{seq:02d}{sex_digit}"
-    given_len = rng.choice((1, 2, 2))
-    name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(given_len))
+    ethnicity = rng.choice(ETHNICITIES)
+    if ethnicity in ("维吾尔", "哈萨克") and rng.random() < 0.7:
+        name = "·".join(rng.sample(TRANSLITERATED, 2))
+    else:
+        name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2, 2))))
     street = "".join(rng.sample(STREETS, 2))
     address = f"{prefix}{street}{rng.choice(PLACES)}{rng.randrange(1, 999)}号"
-    if rng.random() < 0.5:
-        address += f"{rng.randrange(1, 30)}栋{rng.randrange(1, 6)}单元{rng.randrange(101, 2800)}室"
+    flat = f"{rng.randrange(1, 30)}栋{rng.randrange(1, 6)}单元{rng.randrange(101, 2800)}室"
+    if rng.random() < 0.5 and len(address + flat) <= 33:  # three lines of 11 characters
+        address += flat
     # Validity by age at issue: 5 years under 16, 10 up to 25, 20 up to 45, 长期 after.
     issued = max(birth + timedelta(days=365 * 16), today - timedelta(days=rng.randrange(30, 365 * 19)))
     age = (issued - birth).days // 365
@@ -120,7 +129,7 @@ def fake_identity(rng: random.Random, *, today: date = date(2026, 12, 1)) -> Fak
     return FakeIdentity(
         name=name,
         sex=sex,
-        ethnicity=rng.choice(ETHNICITIES),
+        ethnicity=ethnicity,
         birth=birth,
         address=address,
         number=first17 + check_character(first17),
