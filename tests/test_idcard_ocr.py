@@ -65,6 +65,15 @@ def test_synthetic_cards_are_read(cards: list) -> None:
             assert back.valid_until is not None and back.valid_until.value == ident.valid_to
 
 
+def test_an_upside_down_card_is_turned_and_read() -> None:
+    ident, front, _ = card_photos(SEEDS[0])
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(front)).rotate(180).save(buf, "JPEG", quality=90)
+    reading = idcard.read_front(buf.getvalue())
+    assert reading.number is not None and reading.number.value == ident.number, reading.lines
+    assert reading.name is not None and reading.name.value == ident.name, reading.lines
+
+
 def test_the_service_prefills_a_good_card_without_warnings(cards: list) -> None:
     ident, front, back = cards[0]
     result = idcard_reading.judge_front(front, today=TODAY, bound=BoundIdentity(ident.name, ident.number))
