@@ -13,8 +13,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when a requirements file changed.
-$(STAMP): $(BIN)/python requirements.txt requirements-dev.txt constraints.txt
+# rapidocr-onnxruntime declares opencv-python, whose cv2 would overwrite opencv-python-headless's: it is
+# installed without its dependencies (the others are in requirements.txt), and the install fails if a
+# second OpenCV got in anyway.
+$(STAMP): $(BIN)/python requirements.txt requirements-dev.txt requirements-nodeps.txt constraints.txt
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r requirements-nodeps.txt -c constraints.txt
+	@! $(BIN)/pip show -q opencv-python opencv-contrib-python 2>/dev/null || \
+		{ echo "opencv-python is installed beside opencv-python-headless: remove both, then make install"; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
