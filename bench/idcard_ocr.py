@@ -34,18 +34,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import idcards  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from media import idcard  # noqa: E402
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _distance(a: str, b: str) -> int:
@@ -121,7 +112,7 @@ def main() -> None:
 
     n = args.cards
     print(f"ID card OCR bench — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"CPU: {_cpu_model()} ({os.cpu_count()} cores, pinned to 1); load average {os.getloadavg()}")
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores, pinned to 1); load average {os.getloadavg()}")
     print(f"Python {platform.python_version()}, OpenCV {cv2.__version__}, onnxruntime {_ort_version()}")
     print(f"{n} synthetic cards, seeds {args.seed}–{args.seed + n - 1}")
     for key in fields:

@@ -34,6 +34,8 @@ from PIL import Image  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from machine import cpu_model  # noqa: E402
+
 from media.detect import default_detector  # noqa: E402
 from media.pipeline import process  # noqa: E402
 from media.spec import PhotoSpec  # noqa: E402
@@ -42,16 +44,6 @@ PHOTOS = ROOT / "tests" / "fixtures" / "photos"
 HUNAN_NORMAL_SPEC = PhotoSpec(
     width=480, height=640, formats=("jpeg",), min_bytes=100 * 1024, max_bytes=200 * 1024
 )
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def reference_jpeg() -> bytes:
@@ -145,7 +137,7 @@ def main() -> None:
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     print(
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"OpenCV {cv2.__version__}; pinned to one core, cv2.setNumThreads(1), {args.runs} runs each."
     )
     print(

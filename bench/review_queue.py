@@ -38,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import cpu_model
 from sqlalchemy import create_engine, text
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/review_bench"
@@ -171,15 +172,7 @@ def timed(func: Callable[[], Any], runs: int) -> tuple[float, float]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 def load() -> str:

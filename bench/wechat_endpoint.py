@@ -50,6 +50,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 LUA = BENCH / "wrk" / "wechat.lua"
@@ -778,11 +780,7 @@ def fsync_latency_ms(directory: Path, rounds: int = 100) -> float:
 
 def machine(args: argparse.Namespace) -> dict[str, str]:
     info: dict[str, str] = {}
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")), "?"
-    )
-    info["CPU"] = f"{model}, {os.cpu_count()} cores"
+    info["CPU"] = f"{cpu_model()}, {os.cpu_count()} cores"
     meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
     kb = next((int(ln.split()[1]) for ln in meminfo.splitlines() if ln.startswith("MemTotal:")), 0)
     info["RAM"] = f"{kb / 1024 / 1024:.1f} GiB"

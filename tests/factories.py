@@ -121,6 +121,20 @@ def add_photo(user_id: int, batch_id: int, **fields: Any) -> Photo:
     return _add(Photo(user_id=user_id, batch_id=batch_id, **values))
 
 
+def stored_photo(user_id: int, batch_id: int, data: bytes, **fields: Any) -> Photo:
+    """A passed photo whose file is really in the photo storage (pages and receipts show it)."""
+    key = photo_storage().put(data, "image/jpeg")
+    stored: dict[str, Any] = {
+        "original_key": key,
+        "original_sha256": media_storage.sha256_hex(data),
+        "original_bytes": len(data),
+        "normalized_key": key,
+        "normalized_bytes": len(data),
+        "normalized_format": "jpeg",
+    }
+    return add_photo(user_id, batch_id, **{**stored, **fields})
+
+
 def add_enrollment(user_id: int, batch_id: int) -> Enrollment:
     return _add(Enrollment(user_id=user_id, batch_id=batch_id))
 
@@ -366,17 +380,7 @@ def make_student(
     user = add_user(openid)
     identity = sealed_identity(user.id, id_number, name, locked_at=NOW)
     data = photo_bytes if photo_bytes is not None else b"\xff\xd8\xff\xe0 jpeg of " + openid.encode()
-    key = photo_storage().put(data, "image/jpeg")
-    photo = add_photo(
-        user.id,
-        batch_id,
-        original_key=key,
-        original_sha256=media_storage.sha256_hex(data),
-        original_bytes=len(data),
-        normalized_key=key,
-        normalized_bytes=len(data),
-        normalized_format="jpeg",
-    )
+    photo = stored_photo(user.id, batch_id, data)
     add_enrollment(user.id, batch_id)
     decided = status in DECIDED_STATES
     unpaid = status in (SubmissionStatus.APPROVED_UNPAID, SubmissionStatus.VOID)
@@ -446,16 +450,10 @@ def make_linked_student(
     sealed_identity(user.id, id_number, name)
     add_enrollment(user.id, batch_id)
     data = jpeg((180, 200, 230))
-    key = photo_storage().put(data, "image/jpeg")
-    photo = add_photo(
+    photo = stored_photo(
         user.id,
         batch_id,
-        original_key=key,
-        original_sha256=media_storage.sha256_hex(data),
-        original_bytes=len(data),
-        normalized_key=key,
-        normalized_bytes=len(data),
-        normalized_format="jpeg",
+        data,
         width=48,
         height=64,
         checks=[{"name": "face_count", "ok": True, "value": 1, "limit": "1", "message": "符合要求"}],

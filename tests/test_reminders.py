@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.jobs import periodic
 from app.services import reminders
+from app.services.pushes import ResultPush
 from models import Flow, OutboxItem, SubmissionStatus
 from tests.factories import (
     add_batch,
@@ -23,7 +24,7 @@ from tests.factories import (
 )
 
 S = SubmissionStatus
-PUSH = reminders.Push(base_url="http://example.test", template_id="")
+PUSH = ResultPush(base_url="http://example.test", template_id="")
 OPENS = datetime(2026, 9, 1, 0, 0, tzinfo=UTC)
 # Sign-up closes 10月10日20:00, the pay window 10月20日20:00 (Beijing).
 CLOSES = datetime(2026, 10, 10, 12, 0, tzinfo=UTC)
@@ -129,7 +130,7 @@ def test_a_template_when_the_account_has_one(app: Flask) -> None:
         batch_id = _batch()
         _student(batch_id, "o-nothing")
         db.session.commit()
-        push = reminders.Push(base_url="http://example.test", template_id="tpl-reminder")
+        push = ResultPush(base_url="http://example.test", template_id="tpl-reminder")
         assert reminders.send_due(db.session, push, DAY_BEFORE_CLOSE) == 1
         item = db.session.scalars(select(OutboxItem)).one()
     assert item.kind == "wechat.send_template"

@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import delete
 
 from app.extensions import db
+from app.services.pushes import ResultPush
 from models import OutboxItem, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def remind_windows_closing() -> None:
 
     from app.services import reminders
 
-    reminders.send_due(db.session, reminders.Push.from_config(current_app.config), utcnow())
+    reminders.send_due(db.session, ResultPush.reminders_from_config(current_app.config), utcnow())
 
 
 def tasks() -> list[Task]:

@@ -15,7 +15,8 @@ from app.services import outbox
 
 @dataclass(frozen=True)
 class ResultPush:
-    """How a push reaches the student: the H5 pages' base URL and the template to use."""
+    """How a push reaches the student: the H5 pages' base URL and the template to use (the 审核结果通知
+    for results, the 办理提醒 for reminders)."""
 
     base_url: str
     template_id: str  # "" = a custom text message instead
@@ -25,6 +26,11 @@ class ResultPush:
         template = config.get("WECHAT_TEMPLATE_REVIEW_RESULT")
         if template is None:
             template = "sandbox-review-result" if config.get("SANDBOX") else ""
+        return cls(base_url=str(config["PUBLIC_BASE_URL"]).rstrip("/"), template_id=template)
+
+    @classmethod
+    def reminders_from_config(cls, config: Mapping[str, Any]) -> ResultPush:
+        template = str(config.get("WECHAT_TEMPLATE_REMINDER") or "")
         return cls(base_url=str(config["PUBLIC_BASE_URL"]).rstrip("/"), template_id=template)
 
 

@@ -12,8 +12,7 @@ is open, never at night in Beijing (22:00–08:00): a reminder due then waits fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from functools import partial
 from typing import Any
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.services import outbox, wording
 from app.services.localtime import BEIJING
+from app.services.pushes import ResultPush
 from models import Batch, Enrollment, OutboxItem, School, User
 from models.submission import Submission, SubmissionStatus
 
@@ -32,20 +32,6 @@ AHEAD = timedelta(hours=24)
 NIGHT_FROM, NIGHT_UNTIL = time(22, 0), time(8, 0)
 # Past the sign-up step: nothing left for the sign-up window to remind of.
 SUBMITTED = (S.VERIFYING, S.PENDING_REVIEW, S.IN_REVIEW, S.APPROVED_UNPAID, S.APPROVED, S.REFUSED, S.VOID)
-
-
-@dataclass(frozen=True)
-class Push:
-    """Where the links point and the 办理提醒 template ("" = a custom text message instead)."""
-
-    base_url: str
-    template_id: str
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Push:
-        return cls(
-            str(config["PUBLIC_BASE_URL"]).rstrip("/"), str(config.get("WECHAT_TEMPLATE_REMINDER") or "")
-        )
 
 
 def is_night(now: datetime) -> bool:
@@ -67,7 +53,7 @@ def _not_sent(kind: str) -> ColumnElement[bool]:
     return ~exists().where(OutboxItem.idempotency_key == _key(kind))
 
 
-def send_due(session: Session, push: Push, now: datetime) -> int:
+def send_due(session: Session, push: ResultPush, now: datetime) -> int:
     """Queue the reminders due at `now`; returns how many. Safe on several workers at once: the
     unique outbox key lets one of them queue each reminder."""
     if is_night(now):
