@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per aggregate."""
 
 from models.base import Base, utcnow
+from models.document import Document
 from models.enrollment import Enrollment
 from models.identity import Identity
 from models.inbox import InboxDelivery, InboxDirection, InboxMessage
@@ -25,6 +26,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Batch",
+    "Document",
     "Enrollment",
     "Flow",
     "Identity",

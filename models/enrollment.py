@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import JSON, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
@@ -23,6 +24,11 @@ class Enrollment(Base):
     locked_at: Mapped[datetime | None]
     # When the student acknowledged the batch's 须知 (once per link; a batch without one needs none).
     notice_acked_at: Mapped[datetime | None]
+    # The batch form's answers, personal values encrypted (app/services/applications.py), and when
+    # the form and the documents were last complete: the checklist reads these, not the answers.
+    form_answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    form_completed_at: Mapped[datetime | None]
+    documents_completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     # "changed" (linked to another batch) or "unbound" (取消微信绑定)

@@ -98,6 +98,11 @@ class Batch(Base):
     signature: Mapped[bool] = mapped_column(default=False, server_default=false())
     # What to do after 通过 (重庆科技学院: 邮寄纸质照片…), pushed with the result and on the status page.
     after_approval: Mapped[str | None] = mapped_column(Text)
+    # The sign-up form and document slots (app/services/batch_forms.py Definition as JSON); None: the
+    # batch asks for the photo only. The two flags let the checklist's one query skip the JSON.
+    form: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    has_form: Mapped[bool] = mapped_column(default=False, server_default=false())
+    has_documents: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     school: Mapped[School] = relationship(back_populates="batches")

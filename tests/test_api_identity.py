@@ -444,13 +444,16 @@ def test_one_student_never_reads_or_changes_anothers_data(app: Flask, base: str)
             forged.cookies.set("session", cookie.value[:-2] + ("AA" if cookie.value[-2:] != "AA" else "BB"))
     assert forged.get(f"{base}/api/v1/me", timeout=10).status_code == 401
     # Identity and enrollment routes take no id: there is nothing to point at someone else. The only
-    # ids are a student's own attempts, and each of those routes answers 404 to anyone else
-    # (tests/test_api_submissions.py::test_an_attempt_is_its_owners_only).
+    # ids are a student's own attempts and documents, and each of those routes answers 404 to anyone
+    # else (tests/test_api_submissions.py::test_an_attempt_is_its_owners_only,
+    # tests/test_applications.py::test_another_student_can_neither_delete_nor_open_a_document); a
+    # document slot is the batch's name for it, not anyone's data.
     own = [
         r for r in app.url_map.iter_rules() if r.rule.startswith(("/api/v1/me", "/api/v1/identity", "/h5/"))
     ]
     with_ids = [r for r in own if r.arguments]
-    assert own and all(r.arguments == {"submission_id"} for r in with_ids), [r.rule for r in with_ids]
+    allowed = ({"submission_id"}, {"document_id"}, {"slot"})
+    assert own and all(r.arguments in allowed for r in with_ids), [r.rule for r in with_ids]
 
 
 def test_the_raw_id_number_and_name_are_nowhere_in_the_database_or_the_logs(

@@ -335,6 +335,8 @@ def create_submission(json: SubmissionIn) -> tuple[SubmissionOut, int] | Respons
         field = "photo_id" if isinstance(exc, submissions.PhotoNotUsableError) else "_"
         if isinstance(exc, submissions.NoticeNotAcknowledgedError):
             field = "notice"  # the page links to /h5/notice
+        if isinstance(exc, submissions.ApplicationIncompleteError):
+            field = "form"  # the page links to /h5/form and /h5/documents
         if isinstance(exc, pledges.PledgeError):
             field = "signature" if isinstance(exc, pledges.SignatureError) else "pledge"
         return jsonify(errors=[{"field": field, "message": exc.message}]), 422

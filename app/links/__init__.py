@@ -8,4 +8,4 @@ from flask import Blueprint
 
 bp = Blueprint("links", __name__)
 
-from app.links import photos, receipts  # noqa: E402,F401  (routes register on bp)
+from app.links import documents, photos, receipts  # noqa: E402,F401  (routes register on bp)

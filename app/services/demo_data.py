@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.services import outbox, schools, staff
+from app.services import applications, batch_forms, outbox, schools, staff
 from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
 from app.services.schools import BatchData, Contact
 from media.spec import PhotoSpec
-from models import Flow, LockOn, StaffRole
+from models import Batch, Flow, LockOn, School, StaffRole
 
 ADMIN_USERNAME = "admin"
 
@@ -277,8 +279,34 @@ def load(session: Session, admin_password: str, *, push_menu: bool, now: datetim
     for the worker, so it reaches the sandbox once the server runs.
     """
     lines = load_schools(session, now)
+    lines += load_forms(session, now)
     staff.ensure(session, ADMIN_USERNAME, admin_password, StaffRole.ADMIN)
     if push_menu:
         outbox.enqueue(session, JobKind.PUSH_MENU, {})
         session.commit()
+    return lines
+
+
+# One example definition per demo school, from its manual (docs/batch-forms.md).
+FORMS_DIR = Path(__file__).resolve().parents[1] / "data" / "batch_forms"
+
+
+def load_forms(session: Session, now: datetime | None = None) -> list[str]:
+    """Give every demo school's batches its example form and document slots; commits. Only the full
+    demo load does this: tests that link students to demo batches (load_schools) keep photo-only
+    batches."""
+    now = now or datetime.now(UTC)
+    lines = []
+    for demo in SCHOOLS:
+        path = FORMS_DIR / f"{demo.code}.yaml"
+        if not path.exists():
+            continue
+        definition = batch_forms.parse(path.read_bytes())
+        batches = session.scalars(select(Batch).join(School).where(School.code == demo.code))
+        for batch in batches:
+            # The file names one term's batch; the demo's batch names follow the load date.
+            applications.attach(session, batch, definition.model_copy(update={"batch": batch.name}), now)
+        sizes = f"报名信息 {len(definition.fields())} 项，材料 {len(definition.documents)} 项"
+        lines.append(f"  {demo.name}：{sizes}")
+    session.commit()
     return lines

@@ -27,7 +27,8 @@ StepStatus = Literal["done", "current", "todo", "locked"]
 
 @dataclass(frozen=True)
 class Step:
-    key: str  # bind | school | notice | photo | submit | pay | verify | review | confirm | after
+    # bind | school | notice | form | documents | photo | submit | pay | verify | review | confirm | after
+    key: str
     label: str
     status: StepStatus
     url: str
@@ -104,6 +105,10 @@ def state() -> Select[*tuple[Any, ...]]:
             Batch.after_approval,
             Enrollment.locked_at.label("enrollment_locked_at"),
             Enrollment.notice_acked_at,
+            Batch.has_form,
+            Batch.has_documents,
+            Enrollment.form_completed_at,
+            Enrollment.documents_completed_at,
             photo_passed,
             photo_since,
             Submission.id.label("submission_id"),
@@ -143,7 +148,9 @@ def _keys(row: Row[Any]) -> list[str]:
     """The batch's steps in order (flows of models.Flow); before linking, the steps every flow has."""
     if row.name is None:
         return list(GENERIC)
-    keys = ["bind", "school", *(["notice"] if row.has_notice else []), "photo"]
+    keys = ["bind", "school", *(["notice"] if row.has_notice else [])]
+    # Only batches that define a form or document slots ask for them (app/services/batch_forms.py).
+    keys += [*(["form"] if row.has_form else []), *(["documents"] if row.has_documents else []), "photo"]
     verify = ["verify"] if row.verify_identity else []
     if row.flow == Flow.PAY_FIRST:
         confirm = ["confirm"] if row.lock_on == LockOn.CONFIRM else []
@@ -180,6 +187,8 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
         "bind": row.identity_id is not None and not identity_failed,
         "school": row.name is not None,
         "notice": row.notice_acked_at is not None or submitted,
+        "form": row.form_completed_at is not None or submitted,
+        "documents": row.documents_completed_at is not None or submitted,
         "photo": submitted or (bool(row.photo_passed) and not returned_fresh),
         "submit": submitted,
         "verify": status in VERIFIED,
@@ -216,7 +225,14 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
     if row.name is not None and not sign_up_open and opens is not None and closes is not None:
         # Nothing can be submitted (or, pay-first, paid) outside the sign-up window.
         window = wording.step_sign_up_closed(row.name, opens, closes, now)
-        for key in ("notice", "photo", "submit", *(["pay"] if flow == Flow.PAY_FIRST else [])):
+        for key in (
+            "notice",
+            "form",
+            "documents",
+            "photo",
+            "submit",
+            *(["pay"] if flow == Flow.PAY_FIRST else []),
+        ):
             locked[key] = window
     if flow == Flow.REVIEW_FIRST and pay_opens is not None and pay_closes is not None:
         hints["pay"] = wording.pay_window(pay_opens, pay_closes)
@@ -273,7 +289,7 @@ def _relink_when_closed(
     if row.name is None or sign_up_open or submitted or current(checklist) is not None:
         return checklist
     first_open = next((s for s in checklist if s.status != "done"), None)
-    if first_open is None or first_open.key not in ("notice", "photo", "submit", "pay"):
+    if first_open is None or first_open.key not in ("notice", "form", "documents", "photo", "submit", "pay"):
         return checklist
     if row.enrollment_locked_at is not None:
         status: StepStatus = "locked"

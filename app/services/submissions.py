@@ -2,7 +2,8 @@
 
 Creating one needs everything complete first (as 武汉轻工大学's and 新疆自考's manuals have it: pay only
 after the data is complete):
-a bound identity, a link to a batch that is open now, its 须知 acknowledged, its 承诺 made where it
+a bound identity, a link to a batch that is open now, its 须知 acknowledged, every required field of
+its form and file of its document slots (where it defines them), its 承诺 made where it
 is made at submission, and a photo of that batch that passed its checks and that no reviewer
 rejected (nor the same picture in an earlier attempt). One attempt may be in flight per student;
 after a final 不通过 (or 报名无效) in a batch none can follow. Where the attempt goes next is the
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.services import enrollments, flows, identities, outbox, photos, pledges, wording
+from app.services import applications, enrollments, flows, identities, outbox, photos, pledges, wording
 from app.services.errors import ServiceError
 from app.services.job_kinds import JobKind
 from app.services.localtime import stored_utc
@@ -45,6 +46,17 @@ class SubmissionError(ServiceError):
 
 class SubmissionIncompleteError(SubmissionError):
     message = "请先完成实名绑定和关联学校。"
+
+
+class ApplicationIncompleteError(SubmissionError):
+    """The batch's form or documents still lack required items; `missing` lists them in Chinese."""
+
+    message = "报名信息或材料还不完整。"
+
+    def __init__(self, missing: list[str]) -> None:
+        items = "；".join(m.rstrip("。") for m in missing)
+        super().__init__(f"报名信息或材料还不完整，请先补齐：{items}。")
+        self.missing = missing
 
 
 class PhotoNotUsableError(SubmissionError):
@@ -124,6 +136,9 @@ def create(
         raise BatchNotOpenError(enrollments.closed_message(batch, now))
     if batch.notice and enrollment.notice_acked_at is None:
         raise NoticeNotAcknowledgedError()
+    missing = applications.missing_items(session, enrollment)
+    if missing:
+        raise ApplicationIncompleteError(missing)
     photo = session.get(Photo, photo_id)
     if photo is None or photo.user_id != user_id or photo.batch_id != batch.id or not photo.passed:
         raise PhotoNotUsableError()

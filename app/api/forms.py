@@ -1,0 +1,263 @@
+"""The linked batch's sign-up form and documents: GET/PUT /api/v1/me/form, GET /api/v1/me/documents,
+POST /api/v1/me/documents/<slot> (multipart field `file`) and DELETE /api/v1/me/documents/<id>.
+
+Only the signed-in student's own data. Files are served by signed links (/media/documents/<token>,
+app/links/documents.py) that carry neither a storage key nor personal data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+from pydantic import BaseModel, Field
+from spectree import Response as SpecResponse
+from spectree.model_adapter.pydantic_adapter import BaseFile
+
+from app.api import bp
+from app.api.me import REFUSALS
+from app.api.openapi import ValidationErrors, spec
+from app.api.schemas import ApiError
+from app.auth.session import api_login_required, current_user
+from app.errors import error_response
+from app.extensions import db
+from app.inputs import row_id
+from app.integrations import photo_storage, pii_keyring
+from app.services import applications, batch_forms
+from app.services.applications import (
+    AnswersInvalidError,
+    ApplicationError,
+    DocumentError,
+    DocumentNotFoundError,
+    FormState,
+    NoFormError,
+)
+from app.services.batch_forms import Problem
+from models import Document
+
+DOCUMENT_UPLOAD_ENDPOINT = "api.upload_document"
+# The largest file any slot may allow (batch_forms.SlotDef.max_bytes); the slot's own limit is
+# checked by the service.
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
+
+
+class MissingOut(BaseModel):
+    field: str = Field(
+        description="点分路径，如 family.1.phone（行号从 1 开始）", examples=["family.1.phone"]
+    )
+    message: str
+
+
+class FormOut(BaseModel):
+    definition: dict[str, Any] = Field(description="批次的表单定义（docs/batch-forms.md）")
+    answers: dict[str, Any] = Field(description="已保存的填写内容（本人可见，含个人信息）")
+    missing: list[MissingOut] = Field(description="还缺的必填项；为空表示已填写完整")
+    complete: bool
+
+
+class FormIn(BaseModel):
+    answers: dict[str, Any] = Field(description="字段 key → 值；重复组为若干行（对象列表）")
+
+
+class DocumentOut(BaseModel):
+    id: int
+    slot: str
+    kind: str = Field(description="文件的真实类型：jpg png pdf doc docx ppt pptx")
+    bytes: int
+    width: int | None
+    height: int | None
+    pages: int | None
+    url: str = Field(description="文件（签名链接，约 10 分钟内有效，仅本人可用）")
+    created_at: datetime
+
+
+class SlotOut(BaseModel):
+    key: str
+    label: str
+    kind: str = Field(description="id_card_front、id_card_back 或 other")
+    formats: list[str]
+    max_bytes: int
+    min_files: int
+    max_files: int
+    required: bool = Field(description="按当前填写内容是否必须上传")
+    shown: bool = Field(description="按当前填写内容是否需要（when 条件）")
+    hint: str | None
+    files: list[DocumentOut]
+
+
+class DocumentsOut(BaseModel):
+    slots: list[SlotOut]
+    missing: list[MissingOut]
+    complete: bool
+
+
+class DocumentUploadIn(BaseModel):
+    # Optional here for the same reason as the photo upload's: spectree cannot word its own
+    # "missing" error for a multipart form; the view answers a missing file with our 422.
+    file: BaseFile | None = Field(default=None, description="文件（必填）")
+
+
+def _user_id() -> int:
+    user = current_user()
+    assert user is not None  # api_login_required ran first
+    return user.id
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _missing(problems: list[Problem]) -> list[MissingOut]:
+    return [MissingOut(field=p.field, message=p.message) for p in problems]
+
+
+def _form_out(state: FormState) -> FormOut:
+    return FormOut(
+        definition=batch_forms.to_data(state.definition),
+        answers=state.answers,
+        missing=_missing(state.missing),
+        complete=not state.missing,
+    )
+
+
+def _errors(field: str, message: str, status: int = 422) -> tuple[Response, int]:
+    return jsonify(errors=[{"field": field, "message": message}]), status
+
+
+def _document_out(document: Document) -> DocumentOut:
+    token = applications.file_token(current_app.config["SECRET_KEY"], document.id, document.user_id)
+    return DocumentOut(
+        id=document.id,
+        slot=document.slot,
+        kind=document.kind,
+        bytes=document.bytes,
+        width=document.width,
+        height=document.height,
+        pages=document.pages,
+        url=f"/media/documents/{token}",
+        created_at=document.created_at,
+    )
+
+
+@bp.url_value_preprocessor
+def _limit_document_size(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # As for photos: in force before the CSRF check reads the multipart body.
+    if endpoint == DOCUMENT_UPLOAD_ENDPOINT:
+        request.max_content_length = MAX_DOCUMENT_BYTES
+
+
+@bp.get("/me/form")
+@api_login_required
+@spec.validate(resp=SpecResponse(HTTP_200=FormOut, HTTP_401=ApiError, HTTP_404=ApiError), tags=["报名信息"])
+def get_form() -> Any:
+    """所关联批次的报名信息表单（定义）和已保存的填写内容。批次不需要填写时 404。"""
+    try:
+        return _form_out(applications.form(db.session, pii_keyring(), _user_id()))
+    except NoFormError as exc:
+        return error_response(404, exc.message)
+
+
+@bp.put("/me/form")
+@api_login_required
+@spec.validate(
+    json=FormIn,
+    resp=SpecResponse(HTTP_200=FormOut, HTTP_404=ApiError, HTTP_422=ValidationErrors, **REFUSALS),
+    tags=["报名信息"],
+)
+def save_form(json: FormIn) -> Any:
+    """保存报名信息（随时可存草稿；必填项在 missing 中列出）。格式错误时 422，不保存任何内容；
+    按 when 条件隐藏的字段不保存。"""
+    try:
+        state = applications.save_answers(db.session, pii_keyring(), _user_id(), json.answers, _now())
+    except NoFormError as exc:
+        return error_response(404, exc.message)
+    except AnswersInvalidError as exc:
+        return jsonify(errors=[{"field": p.field, "message": p.message} for p in exc.problems]), 422
+    except ApplicationError as exc:
+        return _errors("_", exc.message)
+    return _form_out(state)
+
+
+@bp.get("/me/documents")
+@api_login_required
+@spec.validate(
+    resp=SpecResponse(HTTP_200=DocumentsOut, HTTP_401=ApiError, HTTP_404=ApiError), tags=["上传材料"]
+)
+def list_documents() -> Any:
+    """所关联批次要求的材料（每一项的要求和已上传的文件）。批次不需要上传材料时 404。"""
+    user_id = _user_id()
+    try:
+        definition, documents, answers = applications.documents(db.session, user_id)
+    except NoFormError as exc:
+        return error_response(404, exc.message)
+    counts: dict[str, int] = {}
+    for document in documents:
+        counts[document.slot] = counts.get(document.slot, 0) + 1
+    missing = batch_forms.missing_documents(definition, answers, counts)
+    slots = []
+    for slot in definition.documents:
+        shown = batch_forms.visible(slot.when, answers)
+        slots.append(
+            SlotOut(
+                key=slot.key,
+                label=slot.label,
+                kind=slot.kind,
+                formats=list(slot.formats),
+                max_bytes=slot.max_bytes,
+                min_files=slot.min_files,
+                max_files=slot.max_files,
+                required=slot.required and shown,
+                shown=shown,
+                hint=slot.hint,
+                files=[_document_out(d) for d in documents if d.slot == slot.key],
+            )
+        )
+    return DocumentsOut(slots=slots, missing=_missing(missing), complete=not missing)
+
+
+@bp.post("/me/documents/<slot>")
+@api_login_required
+@spec.validate(
+    form=DocumentUploadIn,
+    resp=SpecResponse(HTTP_201=DocumentOut, HTTP_404=ApiError, HTTP_422=ValidationErrors, **REFUSALS),
+    tags=["上传材料"],
+)
+def upload_document(slot: str) -> Any:
+    """上传一个材料文件到某一项（如 id_card_front）。按真实内容检查类型、大小和安全性（含脚本的 PDF、
+    可执行文件等会被拒绝，422，不保存）；图片会重新编码并去除元数据。"""
+    upload = request.files.get("file")
+    if upload is None:
+        return _errors("file", "请选择要上传的文件。")
+    data = upload.stream.read(MAX_DOCUMENT_BYTES + 1)
+    try:
+        document = applications.upload(
+            db.session, photo_storage(), _user_id(), slot, data, upload.filename, _now()
+        )
+    except NoFormError as exc:
+        return error_response(404, exc.message)
+    except DocumentError as exc:
+        return _errors(exc.field, exc.message)
+    return _document_out(document), 201
+
+
+# A plain segment, not <int:…>: the app's row-id converter refuses "-1", and the upload route on the
+# same path would then answer 405; any id that is not one of the student's documents is a 404.
+@bp.delete("/me/documents/<document_id>")
+@api_login_required
+@spec.validate(
+    resp=SpecResponse(HTTP_204=None, HTTP_404=ApiError, HTTP_422=ValidationErrors, **REFUSALS),
+    tags=["上传材料"],
+)
+def delete_document(document_id: str) -> Any:
+    """删除自己上传的一个材料文件。"""
+    row = row_id(document_id)
+    if row is None:
+        return error_response(404, DocumentNotFoundError.message)
+    try:
+        applications.delete(db.session, _user_id(), row, _now())
+    except (NoFormError, DocumentNotFoundError) as exc:
+        return error_response(404, exc.message)
+    except ApplicationError as exc:
+        return _errors("_", exc.message)
+    return Response(status=204)
