@@ -356,3 +356,22 @@ def test_the_demo_load_gives_each_demo_school_its_example_form(app: Flask, runne
         assert len(batches) == 10
         assert all(b.has_form and b.has_documents and b.form is not None for b in batches)
         assert all(b.form["batch"] == b.name for b in batches if b.form is not None)
+
+
+def test_the_form_page_renders_the_definition_and_the_saved_answers(
+    app: Flask, client: FlaskClient, world: dict[str, Any]
+) -> None:
+    assert _put(client, world, GOOD).status_code == 200
+    page = client.get("/h5/form")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'data-state="complete"' in html
+    assert 'data-when-field="category"' in html and "考籍号为 12 位数字" in html
+    assert 'value="13900139000"' in html and 'data-error="family.1.phone"' in html
+    with app.app_context():
+        plain = make_flow_batch(Flow.FREE, code="10699", school_name="西北工业大学")
+        user_id, _ = make_linked_student(plain, "o-plain-page", id_number="110105194912310029")
+        db.session.remove()
+    other = app.test_client()
+    sign_in_student(app, other, user_id)
+    assert 'data-state="none"' in other.get("/h5/form").get_data(as_text=True)
