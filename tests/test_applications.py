@@ -375,3 +375,13 @@ def test_the_form_page_renders_the_definition_and_the_saved_answers(
     other = app.test_client()
     sign_in_student(app, other, user_id)
     assert 'data-state="none"' in other.get("/h5/form").get_data(as_text=True)
+
+
+def test_the_documents_page_lists_the_visible_slots_and_their_files(
+    app: Flask, client: FlaskClient, world: dict[str, Any]
+) -> None:
+    assert _put(client, world, {**GOOD, "category": "自考", "exam_no": "012345678901"}).status_code == 200
+    assert _upload(client, world, "id_card_front", _jpeg(), "a.jpg").status_code == 201
+    html = client.get("/h5/documents").get_data(as_text=True)
+    assert 'data-slot="id_card_front"' in html and 'data-slot="thesis"' not in html  # 自考: no thesis
+    assert "/media/documents/" in html and "data-delete=" in html

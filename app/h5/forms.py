@@ -1,15 +1,16 @@
-"""/h5/form (填写报名信息): the linked batch's form, rendered from its definition with the saved answers.
-Saving goes through PUT /api/v1/me/form (app/static/h5/form.js); this view only reads."""
+"""/h5/form (填写报名信息) and /h5/documents (上传材料): the linked batch's form rendered from its
+definition with the saved answers, and its document slots with the files uploaded. Changes go through
+the JSON API (app/static/h5/form.js); these views only read."""
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import current_app, render_template
 
 from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
 from app.integrations import pii_keyring
-from app.services import applications
+from app.services import applications, batch_forms
 from app.services.applications import FormState, NoFormError
 
 
@@ -24,3 +25,28 @@ def form() -> str:
     except NoFormError:
         state = None
     return render_template("h5/form.html", state=state)
+
+
+@bp.get("/documents")
+@login_required
+def documents() -> str:
+    user = current_user()
+    assert user is not None  # login_required ran first
+    try:
+        definition, files, answers = applications.documents(db.session, user.id)
+    except NoFormError:
+        return render_template("h5/documents.html", slots=None)
+    secret = current_app.config["SECRET_KEY"]
+    slots = [
+        {
+            "slot": slot,
+            "shown": batch_forms.visible(slot.when, answers),
+            "files": [
+                (f, "/media/documents/" + applications.file_token(secret, f.id, user.id))
+                for f in files
+                if f.slot == slot.key
+            ],
+        }
+        for slot in definition.documents
+    ]
+    return render_template("h5/documents.html", slots=slots)

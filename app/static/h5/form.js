@@ -1,7 +1,47 @@
 /* /h5/form: show or hide fields by their `when`, add group rows, and save the answers with
-   PUT /api/v1/me/form; errors are shown under the field their dotted path names. */
+   PUT /api/v1/me/form; errors are shown under the field their dotted path names.
+   /h5/documents: upload a file into a slot (POST /api/v1/me/documents/<slot>) or delete one; the page
+   reloads to show the new list. */
 (function () {
   "use strict";
+
+  var docs = document.getElementById("documents-page");
+  if (docs) {
+    var token = document.querySelector('meta[name="csrf-token"]');
+    var headers = { Accept: "application/json", "X-CSRFToken": token ? token.getAttribute("content") : "" };
+    var fail = function (box, message) {
+      var el = box.querySelector("[data-slot-error]");
+      el.textContent = message || "网络不稳定，请稍后再试。";
+      el.hidden = false;
+    };
+    var handle = function (box) {
+      return function (resp) {
+        if (resp.ok) { window.location.reload(); return; }
+        return resp.json().then(function (data) {
+          fail(box, data.errors ? data.errors.map(function (e) { return e.message; }).join(" ") : data.error && data.error.message);
+        });
+      };
+    };
+    docs.querySelectorAll("[data-upload]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        if (!input.files.length) return;
+        var box = input.closest("[data-slot]");
+        var body = new FormData();
+        body.append("file", input.files[0]);
+        fetch("/api/v1/me/documents/" + input.getAttribute("data-upload"), {
+          method: "POST", credentials: "same-origin", headers: headers, body: body,
+        }).then(handle(box)).catch(function () { fail(box); });
+      });
+    });
+    docs.querySelectorAll("[data-delete]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var box = button.closest("[data-slot]");
+        fetch("/api/v1/me/documents/" + button.getAttribute("data-delete"), {
+          method: "DELETE", credentials: "same-origin", headers: headers,
+        }).then(handle(box)).catch(function () { fail(box); });
+      });
+    });
+  }
 
   var page = document.getElementById("form-page");
   var save = document.getElementById("form-save");
