@@ -385,3 +385,10 @@ def test_the_documents_page_lists_the_visible_slots_and_their_files(
     html = client.get("/h5/documents").get_data(as_text=True)
     assert 'data-slot="id_card_front"' in html and 'data-slot="thesis"' not in html  # 自考: no thesis
     assert "/media/documents/" in html and "data-delete=" in html
+
+
+@pytest.mark.parametrize("document_id", ["-1", "0", "abc", "99999999999"])
+def test_a_document_id_that_is_no_row_is_a_404(
+    client: FlaskClient, world: dict[str, Any], document_id: str
+) -> None:
+    assert client.delete(f"{DOCS}/{document_id}", headers=world["headers"]).status_code == 404
