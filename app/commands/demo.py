@@ -40,10 +40,16 @@ def _demo_password() -> tuple[str, str]:
 
 
 @demo_cli.command("load")
-def load() -> None:
+@click.option(
+    "--with-forms",
+    is_flag=True,
+    help="Also give the demo batches their example sign-up forms and document slots (a preview: "
+    "reviewers do not see the answers yet).",
+)
+def load(with_forms: bool) -> None:
     """Load the demo schools, batches and staff admin (idempotent), then print where to go."""
     password, source = _demo_password()
-    lines = demo_data.load(db.session, password, push_menu=current_app.config["SANDBOX"])
+    lines = demo_data.load(db.session, password, push_menu=current_app.config["SANDBOX"], forms=with_forms)
     base: str = current_app.config["PUBLIC_BASE_URL"]
     served = {rule.rule for rule in current_app.url_map.iter_rules()}
     click.echo("\n".join(["", "演示数据已载入（学校与批次）：", *lines, "", "Open:"]))

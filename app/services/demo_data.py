@@ -272,14 +272,24 @@ def load_schools(session: Session, now: datetime | None = None) -> list[str]:
     return lines
 
 
-def load(session: Session, admin_password: str, *, push_menu: bool, now: datetime | None = None) -> list[str]:
+def load(
+    session: Session,
+    admin_password: str,
+    *,
+    push_menu: bool,
+    forms: bool = False,
+    now: datetime | None = None,
+) -> list[str]:
     """Upsert the demo schools and batches and the admin account; returns the console lines.
 
     With `push_menu` (the sandbox, whose menus live in the server's memory) the menu push is queued
-    for the worker, so it reaches the sandbox once the server runs.
+    for the worker, so it reaches the sandbox once the server runs. With `forms` the batches also get
+    their example forms and document slots — off by default until reviewers can see the answers and
+    files on the decision page: a student should not fill in what nobody can read.
     """
     lines = load_schools(session, now)
-    lines += load_forms(session, now)
+    if forms:
+        lines += load_forms(session, now)
     staff.ensure(session, ADMIN_USERNAME, admin_password, StaffRole.ADMIN)
     if push_menu:
         outbox.enqueue(session, JobKind.PUSH_MENU, {})
