@@ -520,6 +520,14 @@ def result_next_step(status: SubmissionStatus, batch: Batch) -> str:
     return "这是最终结果，不能再次提交。"
 
 
+def result_note(status: SubmissionStatus, batch: Batch) -> str:
+    """The next step as the template's 说明 shows it (clipped at THING_LIMIT): after 通过 awaiting the
+    fee, the pay deadline itself, which the full sentence would push past the clip."""
+    if status == SubmissionStatus.APPROVED_UNPAID and batch.pay_closes_at is not None:
+        return f"请于{_deadline(batch.pay_closes_at)}前缴费"
+    return result_next_step(status, batch)
+
+
 def result_path(status: SubmissionStatus, batch: Batch, submission_id: int) -> str:
     """The H5 page a result push opens: where the next step is done."""
     if status == SubmissionStatus.APPROVED_UNPAID:
