@@ -376,6 +376,9 @@ def test_cqust_returned_fixed_resubmitted_free_then_paper_photo(
     expect(status.get_by_test_id("status-reason")).to_contain_text("请在光线均匀处重新拍摄")
     status.get_by_test_id("resubmit-link").click()
     frame = in_browser(phone, "/h5/photo")
+    # Free: the new photo is submitted again without any fee.
+    expect(frame.locator("#rejection-next")).to_contain_text("通过检查后再提交审核。")
+    expect(frame.locator("#rejection-next")).not_to_contain_text("缴费")
     upload_passing(frame, photo_on("blue", mirrored=True))
     second = _submit_for_review(app, frame, openid)
     assert second != first and status_of_attempt(app, second) == S.PENDING_REVIEW
