@@ -35,7 +35,7 @@ from app.extensions import db
 from app.jobs.payments import void_overdue_approvals
 from app.jobs.worker import run_due
 from app.services import demo_data
-from models import Batch, PaymentOrder, School, Submission, SubmissionStatus, utcnow
+from models import Batch, PaymentOrder, School, Submission, SubmissionStatus, User, utcnow
 from tests.browser.conftest import DESK, PHONE
 from tests.browser.walks import (
     SCREENSHOTS,
@@ -44,6 +44,7 @@ from tests.browser.walks import (
     chat_texts,
     draw_signature,
     drive,
+    fill_identity,
     follow,
     images_loaded,
     in_browser,
@@ -73,8 +74,6 @@ def _shot(phone: Page, name: str) -> None:
 
 def _latest_attempt(app: Flask, openid: str) -> int:
     with app.app_context():
-        from models import User
-
         found = db.session.scalar(
             select(Submission.id).join(User).where(User.openid == openid).order_by(Submission.id.desc())
         )
@@ -83,9 +82,16 @@ def _latest_attempt(app: Flask, openid: str) -> int:
     return int(found)
 
 
-def _changing_identity_refused(phone: Page, number: str) -> Frame:
-    """/h5/bind in the phone's browser; a new name for the same number is refused by the service."""
+def _changing_identity_refused(phone: Page, number: str, *, form_shown: bool) -> Frame:
+    """/h5/bind in the phone's browser: a new name for the same number is refused, on the form where
+    the page still offers 修改 (held, not frozen), and by the service whatever the page shows."""
     frame = open_in_wechat(phone, "/h5/bind")
+    expect(frame.get_by_test_id("modify")).to_have_count(1 if form_shown else 0)
+    if form_shown:
+        frame.get_by_test_id("modify").click()
+        fill_identity(frame, "李四", number)  # the form does not show the stored number
+        frame.get_by_test_id("bind-submit").click()
+        expect(frame.locator('[data-field-error="_"]')).to_contain_text(CHANGE_REFUSED)
     refused = frame.evaluate(
         """number => fetch('/api/v1/me/identity', {method: 'PUT', headers: {
              'Content-Type': 'application/json', Accept: 'application/json',
@@ -163,7 +169,7 @@ def test_hunan_pays_is_checked_approved_then_confirms_and_signs(
     expect(details).to_have_attribute("href", f"{base}/h5/confirm/{sid}")
 
     # Approved, not yet confirmed: what the reviewer approved is what the student confirms.
-    _changing_identity_refused(phone, NUMBERS[0])
+    _changing_identity_refused(phone, NUMBERS[0], form_shown=True)
 
     phone.goto(f"{base}/_sandbox/")
     details.click()
@@ -185,7 +191,7 @@ def test_hunan_pays_is_checked_approved_then_confirms_and_signs(
     images_loaded(confirm)
     _shot(phone, "hunan_receipt")
 
-    locked = _changing_identity_refused(phone, NUMBERS[0])
+    locked = _changing_identity_refused(phone, NUMBERS[0], form_shown=False)
     expect(locked.get_by_test_id("locked-notice")).to_be_visible()
     expect(locked.get_by_test_id("modify")).to_have_count(0)
 
@@ -214,11 +220,11 @@ def test_wuhan_reviews_first_then_pays_in_the_window(
     with app.app_context():
         batch = db.session.get(Batch, db.session.get(Submission, sid).batch_id)  # type: ignore[union-attr]
         assert batch is not None and batch.pay_closes_at is not None
-        closes = f"{batch.pay_closes_at.astimezone(demo_data.BEIJING):%-m月%-d日}"
+        closes = f"{batch.pay_closes_at.astimezone(demo_data.BEIJING):%-m月%-d日%H:%M}"
         db.session.remove()
     card = result_card(phone, base, openid)
     expect(card_value(card, "审核结果")).to_have_text("审核通过")
-    expect(card_value(card, "说明")).to_contain_text(closes)
+    expect(card_value(card, "说明")).to_have_text(f"请于{closes}前缴费")
     # A template card's link is WeChat's own 详情; here it opens the pay page.
     pay_link = card.get_by_role("link", name="详情")
     expect(pay_link).to_have_attribute("href", f"{base}/h5/pay/{sid}")
@@ -303,7 +309,7 @@ def test_xinjiang_pledges_is_approved_locked_then_pays(
     assert status_of_attempt(app, sid) == S.APPROVED_UNPAID
     run_due(app)
 
-    locked = _changing_identity_refused(phone, NUMBERS[3])
+    locked = _changing_identity_refused(phone, NUMBERS[3], form_shown=False)
     expect(locked.get_by_test_id("locked-notice")).to_be_visible()
 
     card = result_card(phone, base, openid)

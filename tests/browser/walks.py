@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -175,18 +176,29 @@ def follow(app: Flask, phone: Page, base: str, nickname: str) -> str:
     return openid
 
 
+def fill_identity(frame: Frame, name: str, number: str) -> None:
+    """Type the name and the number, each live check answered before going on: a submit that leaves
+    the page with a check in flight would abort it (a failed request)."""
+    checked = re.compile(r"/api/v1/identity/check$")
+
+    def check_of(field: str) -> Callable[[Any], bool]:
+        return lambda r: bool(checked.search(r.url)) and f'"{field}"' in (r.request.post_data or "")
+
+    frame.locator("#name").fill(name)
+    with frame.page.expect_response(check_of("name")):
+        frame.locator("#name").blur()
+    number_field = frame.locator("#id_number")
+    with frame.page.expect_response(check_of("id_number")):
+        number_field.fill(number)  # a complete number is checked as it is typed
+    expect(frame.get_by_test_id("id-check")).to_be_visible()
+    with frame.page.expect_response(check_of("id_number")):
+        number_field.blur()  # and again on leaving the field
+
+
 def bind_and_link(phone: Page, name: str, number: str, province: str, school_code: str) -> Frame:
     """实名绑定 then 关联学校 (the school's open batch) in the phone's WeChat browser."""
     frame = open_in_wechat(phone, "/h5/bind")
-    frame.locator("#name").fill(name)
-    field = frame.locator("#id_number")
-    field.fill(number)
-    expect(frame.get_by_test_id("id-check")).to_be_visible()
-    # Leaving the field checks the number again: let that answer before the submit leaves the page
-    # (which would abort it), as a thumb taps outside the keyboard before 确定绑定.
-    checked = re.compile(r"/api/v1/identity/check$")
-    with frame.page.expect_response(lambda r: bool(checked.search(r.url))):
-        field.blur()
+    fill_identity(frame, name, number)
     frame.get_by_test_id("bind-submit").click()
     frame.wait_for_url(re.compile(r"/h5/bind\?done=bound$"))
     frame.get_by_test_id("next-step").click()
