@@ -8,14 +8,13 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 from flask import Flask
 from photo_students import FIXTURES
 from PIL import Image
-from playwright.sync_api import Frame, FrameLocator, Locator, Page, expect
+from playwright.sync_api import Frame, FrameLocator, Locator, Page, Request, expect
 
 from app.extensions import db
 from app.integrations import redis_client
@@ -64,6 +63,9 @@ def open_in_wechat(phone: Page, path: str) -> Frame:
     )
     frame = phone.frame(name="wechat-browser")
     assert frame is not None
+    # The path changes when the page commits, before its deferred scripts run: typing before them
+    # would go unnoticed.
+    frame.wait_for_load_state()
     return frame
 
 
@@ -177,22 +179,30 @@ def follow(app: Flask, phone: Page, base: str, nickname: str) -> str:
 
 
 def fill_identity(frame: Frame, name: str, number: str) -> None:
-    """Type the name and the number, each live check answered before going on: a submit that leaves
-    the page with a check in flight would abort it (a failed request)."""
+    """Type the name and the number, and let every live check answer before going on: a submit that
+    leaves the page with a check in flight would abort it (a failed request)."""
     checked = re.compile(r"/api/v1/identity/check$")
+    page = frame.page
+    in_flight: list[Request] = []
 
-    def check_of(field: str) -> Callable[[Any], bool]:
-        return lambda r: bool(checked.search(r.url)) and f'"{field}"' in (r.request.post_data or "")
+    def note(request: Request) -> None:
+        if checked.search(request.url):
+            in_flight.append(request)
 
-    frame.locator("#name").fill(name)
-    with frame.page.expect_response(check_of("name")):
-        frame.locator("#name").blur()
-    number_field = frame.locator("#id_number")
-    with frame.page.expect_response(check_of("id_number")):
-        number_field.fill(number)  # a complete number is checked as it is typed
-    expect(frame.get_by_test_id("id-check")).to_be_visible()
-    with frame.page.expect_response(check_of("id_number")):
-        number_field.blur()  # and again on leaving the field
+    page.on("request", note)
+    try:
+        frame.locator("#name").fill(name)
+        number_field = frame.locator("#id_number")
+        number_field.fill(number)  # leaving the name checks it; a complete number is checked as typed
+        expect(frame.get_by_test_id("id-check")).to_be_visible()
+        # Leaving the number checks it again, as a thumb taps outside the keyboard before the button.
+        if number_field.evaluate("el => el === document.activeElement"):
+            with page.expect_response(lambda r: bool(checked.search(r.url))):
+                number_field.blur()
+        for request in in_flight:
+            request.response()  # waits for its answer
+    finally:
+        page.remove_listener("request", note)
 
 
 def bind_and_link(phone: Page, name: str, number: str, province: str, school_code: str) -> Frame:
