@@ -41,6 +41,7 @@ from tests.browser.walks import (
     SCREENSHOTS,
     bind_and_link,
     card_value,
+    chat_card,
     chat_texts,
     draw_signature,
     drive,
@@ -54,7 +55,6 @@ from tests.browser.walks import (
     pay_on_the_sheet,
     photo_on,
     read_notice,
-    result_card,
     staff_decides,
     staff_sign_in,
     status_of_attempt,
@@ -162,16 +162,19 @@ def test_hunan_pays_is_checked_approved_then_confirms_and_signs(
     assert status_of_attempt(app, sid) == S.APPROVED
     run_due(app)
 
-    card = result_card(phone, base, openid)
+    card = chat_card(phone, 1)
     expect(card_value(card, "审核结果")).to_have_text("审核通过")
     expect(card_value(card, "说明")).to_contain_text("确认信息并签名")
     details = card.get_by_role("link", name="详情")
     expect(details).to_have_attribute("href", f"{base}/h5/confirm/{sid}")
+    assert [t for t in chat_texts(app, openid) if t.startswith("审核结果通知")] == [
+        t for t in chat_texts(app, openid) if "确认信息并签名" in t
+    ]  # the one result push, and it asks for the confirmation
 
     # Approved, not yet confirmed: what the reviewer approved is what the student confirms.
     _changing_identity_refused(phone, NUMBERS[0], form_shown=True)
 
-    phone.goto(f"{base}/_sandbox/")
+    chat_card(phone, 1)
     details.click()
     confirm = in_browser(phone, f"/h5/confirm/{sid}")
     expect(confirm.locator("#confirm-page")).to_have_attribute("data-state", "pending")
@@ -222,7 +225,7 @@ def test_wuhan_reviews_first_then_pays_in_the_window(
         assert batch is not None and batch.pay_closes_at is not None
         closes = f"{batch.pay_closes_at.astimezone(demo_data.BEIJING):%-m月%-d日%H:%M}"
         db.session.remove()
-    card = result_card(phone, base, openid)
+    card = chat_card(phone, 1)
     expect(card_value(card, "审核结果")).to_have_text("审核通过")
     expect(card_value(card, "说明")).to_have_text(f"请于{closes}前缴费")
     # A template card's link is WeChat's own 详情; here it opens the pay page.
@@ -267,10 +270,7 @@ def test_wuhan_unpaid_past_the_window_is_void(
     run_due(app)
     assert sum("报名无效" in text for text in chat_texts(app, openid)) == 1
 
-    phone_cards = phone.locator(".msg.out[data-type=template] .card.template")
-    phone.goto(f"{base}/_sandbox/")
-    expect(phone_cards).to_have_count(2)
-    void_card = phone_cards.last
+    void_card = chat_card(phone, 2)
     expect(card_value(void_card, "审核结果")).to_have_text("报名无效")
     void_card.get_by_role("link", name="详情").click()
     status = in_browser(phone, "/h5/status")
@@ -312,7 +312,7 @@ def test_xinjiang_pledges_is_approved_locked_then_pays(
     locked = _changing_identity_refused(phone, NUMBERS[3], form_shown=False)
     expect(locked.get_by_test_id("locked-notice")).to_be_visible()
 
-    card = result_card(phone, base, openid)
+    card = chat_card(phone, 1)
     expect(card_value(card, "审核结果")).to_have_text("审核通过")
     card.get_by_role("link", name="详情").click()
     frame = in_browser(phone, f"/h5/pay/{sid}")
@@ -344,7 +344,7 @@ def test_nwpu_free_submit_and_approve_without_any_order(
     assert status_of_attempt(app, sid) == S.APPROVED
     run_due(app)
 
-    card = result_card(phone, base, openid)
+    card = chat_card(phone, 1)
     expect(card_value(card, "审核结果")).to_have_text("审核通过")
     card.get_by_role("link", name="详情").click()
     status = in_browser(phone, "/h5/status")
@@ -375,7 +375,7 @@ def test_cqust_returned_fixed_resubmitted_free_then_paper_photo(
     assert status_of_attempt(app, first) == S.RETURNED
     run_due(app)
 
-    card = result_card(phone, base, openid)
+    card = chat_card(phone, 1)
     expect(card_value(card, "审核结果")).to_have_text("审核驳回")
     card.get_by_role("link", name="详情").click()
     status = in_browser(phone, "/h5/status")
@@ -399,10 +399,7 @@ def test_cqust_returned_fixed_resubmitted_free_then_paper_photo(
         db.session.remove()
 
     after = DEMO["11551"].after_approval or ""
-    phone.goto(f"{base}/_sandbox/")
-    cards = phone.locator(".msg.out[data-type=template] .card.template")
-    expect(cards).to_have_count(2)
-    approved = cards.last
+    approved = chat_card(phone, 2)
     expect(card_value(approved, "审核结果")).to_have_text("审核通过")
     expect(card_value(approved, "说明")).to_contain_text("蓝底两寸")
     approved.get_by_role("link", name="详情").click()

@@ -352,3 +352,15 @@ def in_browser(phone: Page, path: str) -> Frame:
     frame.wait_for_load_state()
     images_loaded(frame)
     return frame
+
+
+def chat_card(phone: Page, count: int) -> Locator:
+    """The latest 审核结果通知 card once the chat shows `count` of them, the WeChat browser closed. The
+    chat picks new messages up by itself: reloading the phone would abort its poll."""
+    if phone.get_by_role("region", name="微信内置浏览器").is_visible():
+        phone.get_by_role("button", name="关闭").click()
+    cards = phone.locator(".msg.out[data-type=template] .card.template")
+    expect(cards).to_have_count(count, timeout=10_000)
+    card = cards.last
+    expect(card.locator(".card-title")).to_have_text("审核结果通知")
+    return card
