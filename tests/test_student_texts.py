@@ -155,3 +155,22 @@ def test_fee_questions_get_the_fee_and_how_to_pay(app: Flask, say: Any, question
     linked = say(text_message("o-linked", question))
     assert "核验费为 2 元" in linked and "开始核验" in linked and wording.MESSAGE_KEPT not in linked
     assert wording.FEE_GENERAL in say(text_message("o-stranger", question))
+
+
+@pytest.mark.parametrize(
+    ("flow", "fee_fen", "again"),
+    [(Flow.PAY_FIRST, 200, True), (Flow.REVIEW_FIRST, 5000, False), (Flow.FREE, 0, False)],
+)
+def test_a_returned_student_is_told_to_pay_again_only_where_each_attempt_pays(
+    app: Flask, client: FlaskClient, flow: Flow, fee_fen: int, again: bool
+) -> None:
+    with app.app_context():
+        returned = make_student(
+            make_batch(flow=flow, fee_fen=fee_fen), SubmissionStatus.RETURNED, reason="人像不清晰"
+        )
+    sign_in_student(app, client, returned.user_id)
+    photo = client.get("/h5/photo").get_data(as_text=True)
+    found = re.search(r'<p id="rejection-next">([^<]+)</p>', photo)
+    assert found, photo[:3000]
+    assert ("缴费" in found.group(1)) is again, found.group(1)
+    assert ("开始核验" if flow == Flow.PAY_FIRST else "提交审核") in found.group(1)

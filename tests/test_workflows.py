@@ -24,7 +24,12 @@ from app.services import (
     reviews,
     submissions,
 )
-from app.services.identities import IdentityInput, IdentityInUseError, IdentityLockedError
+from app.services.identities import (
+    IdentityAwaitsConfirmationError,
+    IdentityInput,
+    IdentityInUseError,
+    IdentityLockedError,
+)
 from app.services.pledges import Pledge
 from app.services.pushes import ResultPush
 from models import (
@@ -169,6 +174,23 @@ def test_review_first_pays_after_approval_within_the_pay_window(ctx: None) -> No
     assert payments.apply_payment(db.session, paid_notice(order)) == "applied"
     assert status(attempt.id) == SubmissionStatus.APPROVED
     assert any("报名已完成" in text for text in pushes_to("o-flow"))
+
+
+def test_the_approval_card_names_the_pay_deadline_within_the_template_limit(ctx: None) -> None:
+    # The template's 说明 is clipped at 20 characters: the full sentence lost the window's close.
+    now = utcnow()
+    closes = datetime(2030, 12, 15, 12, 0, tzinfo=UTC)  # 20:00 in Beijing
+    row = batch(flow=Flow.REVIEW_FIRST, fee_fen=5000, verify_identity=False, pay_closes_at=closes)
+    row.pay_opens_at = now - timedelta(hours=1)
+    db.session.commit()
+    s = student(row)
+    attempt = submissions.create(db.session, s.user_id, s.photo_id, now)
+    template = ResultPush(base_url="http://example.test", template_id="tpl-result")
+    reviews.decide(db.session, admin(), attempt.id, "approve", None, now, push=template)
+    [payload] = [p for p in db.session.scalars(select(OutboxItem.payload)) if p.get("template_id")]
+    assert payload["data"]["phrase1"]["value"] == "审核通过"
+    assert payload["data"]["thing3"]["value"] == "请于12月15日20:00前缴费"
+    assert payload["url"].endswith(f"/h5/pay/{attempt.id}")
 
 
 def test_review_first_with_the_identity_check_checks_before_review(ctx: None) -> None:
@@ -354,6 +376,14 @@ def test_lock_on_confirm_freezes_the_data_at_the_students_confirmation(ctx: None
     reviews.decide(db.session, admin(), attempt.id, "approve", None, utcnow(), push=PUSH)
     assert identities.active(db.session, s.user_id).locked_at is None  # type: ignore[union-attr]
     assert any("确认信息并签名" in text for text in pushes_to("o-flow"))
+    # Approved, not yet confirmed: not frozen, but held; the student confirms what was approved.
+    with pytest.raises(IdentityAwaitsConfirmationError, match="确认信息并签名"):
+        _change_name(s.user_id)
+    with pytest.raises(IdentityAwaitsConfirmationError):
+        identities.unbind(db.session, s.user_id)
+    other = batch(verify_identity=False)
+    with pytest.raises(enrollments.EnrollmentLockedError, match="审核通过"):
+        enrollments.link(db.session, s.user_id, other.id, utcnow())
 
     with pytest.raises(Exception, match="勾选承诺"):
         submissions.confirm(db.session, s.user_id, attempt.id, utcnow(), pledge=None, storage=photo_storage())

@@ -180,7 +180,8 @@ def next_step(submission: Submission) -> NextStepOut:
     if status == SubmissionStatus.PENDING_REVIEW:
         return NextStepOut(
             title="未审核",
-            message=f"身份核验通过，照片已进入人工审核，一般需要 {days}。审核结果会通过公众号通知你。",
+            message=f"{'身份核验通过，' if batch.verify_identity else ''}照片已进入人工审核，"
+            f"一般需要 {days}。审核结果会通过公众号通知你。",
             path="/h5/me",
             link_text="查看我的办理进度",
         )
@@ -209,7 +210,8 @@ def next_step(submission: Submission) -> NextStepOut:
     if status == SubmissionStatus.RETURNED:
         return NextStepOut(
             title="驳回",
-            message="请按驳回原因修改，在批次截止前重新上传照片并提交（需重新缴费）。",
+            message="请按驳回原因修改，在批次截止前重新上传照片并提交"
+            f"{wording.pays_again(batch.flow, batch.fee_per_attempt)}。",
             path="/h5/photo",
             link_text="重新上传照片",
         )

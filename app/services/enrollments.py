@@ -104,6 +104,8 @@ def link(session: Session, user_id: int, batch_id: int, now: datetime) -> Enroll
         return current
     if current is not None and current.locked_at is not None:
         raise EnrollmentLockedError()
+    if current is not None and identities.awaits_confirmation(session, user_id):
+        raise EnrollmentLockedError("你的提交已审核通过，请确认信息并签名；审核通过后不能再更换学校或批次。")
     if current is not None and identities.data_held(session, user_id):
         raise EnrollmentLockedError("你有一次提交正在核验或审核中，期间不能更换学校或批次。请等待结果。")
     if not batch.is_open(now):

@@ -47,6 +47,7 @@ class SubmitTerms:
     pay_window: str | None  # review_first: when the fee is paid after approval
     pledge: str | None  # the 承诺 ticked at submission (None: none, or at the confirmation)
     signature: bool  # a signature drawn with the pledge
+    pays_again: str  # 「（需重新缴费核验）」 where a new attempt pays again, else ""
 
 
 def submit_terms(batch: Batch) -> SubmitTerms:
@@ -58,6 +59,7 @@ def submit_terms(batch: Batch) -> SubmitTerms:
         pay_window=_pay_window(batch),
         pledge=pledge,
         signature=bool(pledge) and batch.signature,
+        pays_again=wording.pays_again(batch.flow, batch.fee_per_attempt),
     )
 
 

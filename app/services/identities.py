@@ -31,7 +31,7 @@ from app.services.id_documents import (
     parse_document,
 )
 from app.services.pii import Keyring, mask_id_number, mask_name
-from models import Enrollment, Identity, Submission, utcnow
+from models import Batch, Enrollment, Identity, LockOn, Submission, SubmissionStatus, utcnow
 from models.submission import HOLDS_DATA
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,14 @@ class IdentityInUseError(IdentityLockedError):
     """An attempt in flight was made with this identity: what is being checked cannot change."""
 
     message = "你有一次提交正在核验或审核中，期间实名信息不能修改或解绑。请等待结果。"
+
+
+class IdentityAwaitsConfirmationError(IdentityInUseError):
+    """lock_on=confirm: approved, not yet confirmed. The student confirms what the reviewer approved."""
+
+    message = (
+        "你的提交已审核通过，请确认信息并签名；审核通过后实名信息不能再修改或解绑。如确有错误，请联系学校。"
+    )
 
 
 class IdentityNotBoundError(IdentityError):
@@ -131,8 +139,7 @@ def bind(session: Session, keyring: Keyring, user_id: int, data: IdentityInput, 
     if current is not None:
         if current.locked_at is not None:
             raise IdentityLockedError()
-        if data_held(session, user_id):
-            raise IdentityInUseError()
+        _refuse_if_held(session, user_id)
         same_document = current.doc_type == document.type and current.number_hash == number_hash
         if same_document and keyring.decrypt(current.name_enc) == name:
             return current  # a repeated submit changes nothing
@@ -180,8 +187,7 @@ def unbind(session: Session, user_id: int) -> None:
     enrollment = session.scalar(select(Enrollment).where(Enrollment.user_id == user_id, Enrollment.active))
     if current.locked_at is not None or (enrollment is not None and enrollment.locked_at is not None):
         raise IdentityLockedError()
-    if data_held(session, user_id):
-        raise IdentityInUseError()
+    _refuse_if_held(session, user_id)
     _end(current, "unbound")
     if enrollment is not None:
         enrollment.active = False
@@ -192,9 +198,33 @@ def unbind(session: Session, user_id: int) -> None:
 
 
 def data_held(session: Session, user_id: int) -> bool:
-    """Whether an attempt being checked, reviewed or awaiting its fee holds the student's data."""
+    """Whether an attempt being checked, reviewed, awaiting its fee or awaiting the student's final
+    confirmation holds the student's data."""
     holding = select(Submission.id).where(Submission.user_id == user_id, Submission.status.in_(HOLDS_DATA))
-    return session.scalar(holding.limit(1)) is not None
+    return session.scalar(holding.limit(1)) is not None or awaits_confirmation(session, user_id)
+
+
+def awaits_confirmation(session: Session, user_id: int) -> bool:
+    """An approval in a lock_on=confirm batch not yet confirmed: the data is frozen only at the
+    confirmation, but what is confirmed must be what the reviewer approved, so it cannot change first."""
+    waiting = (
+        select(Submission.id)
+        .join(Batch, Batch.id == Submission.batch_id)
+        .where(
+            Submission.user_id == user_id,
+            Submission.status == SubmissionStatus.APPROVED,
+            Batch.lock_on == LockOn.CONFIRM,
+            Submission.confirmed_at.is_(None),
+        )
+    )
+    return session.scalar(waiting.limit(1)) is not None
+
+
+def _refuse_if_held(session: Session, user_id: int) -> None:
+    if awaits_confirmation(session, user_id):
+        raise IdentityAwaitsConfirmationError()
+    if data_held(session, user_id):
+        raise IdentityInUseError()
 
 
 def lock(session: Session, user_id: int) -> None:

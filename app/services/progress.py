@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam
 from sqlalchemy.orm import Session
 
-from app.services import enrollments, single_statement, steps
+from app.services import enrollments, single_statement, steps, wording
 from app.services.steps import Step
 from models import User
 from models.submission import STATUS_LABELS, SubmissionStatus
@@ -77,7 +77,7 @@ def _words(row: Row[Any] | None, focus: Step | None, now: datetime) -> tuple[str
             return (
                 "身份核验失败",
                 f"身份核验未通过：{reason or '姓名与证件号码不一致'}。"
-                "请修改实名信息后重新提交（需重新缴费核验）。",
+                f"请修改实名信息后重新提交{wording.pays_again(row.flow, row.fee_per_attempt)}。",
             )
         return "实名绑定", "第一步：请先完成实名绑定（姓名和证件号码）。"
     if key == "school":
@@ -90,7 +90,8 @@ def _words(row: Row[Any] | None, focus: Step | None, now: datetime) -> tuple[str
         because = f"：{reason}" if reason else ""
         return (
             "审核驳回",
-            f"照片被驳回{because}。请按要求重新上传照片，在批次截止前重新提交（需重新缴费核验）。",
+            f"照片被驳回{because}。请按要求重新上传照片，在批次截止前重新提交"
+            f"{wording.pays_again(row.flow, row.fee_per_attempt)}。",
         )
     if key == "photo":
         return "上传照片", f"第三步：请按「{row.name}」的要求上传证件照。"

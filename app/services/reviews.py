@@ -630,6 +630,7 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
     path = wording.result_path(status, found.batch, found.id)
     url = f"{push.base_url}{path}"
     following = wording.result_next_step(status, found.batch)
+    note = wording.result_note(status, found.batch)
     # One decision, one announcement: the key makes a second enqueue a no-op, and the
     # client_msg_id makes WeChat drop a resend after a worker died between send and commit.
     # A decision made after a reopen is a new announcement, so each round has its own key.
@@ -642,7 +643,7 @@ def _enqueue_push(session: Session, found: Submission, push: ResultPush) -> None
         openid,
         key,
         template_data=lambda: wording.result_template_data(
-            status, school_name, found.status_reason, at, following
+            status, school_name, found.status_reason, at, note
         ),
         text=lambda: wording.result_text(
             status, school_name, batch_name, found.status_reason, at, url, following

@@ -507,6 +507,12 @@ def paid_after_approval(batch_name: str, after_approval: str | None) -> str:
     return text + (f"\n下一步：{after_approval}" if after_approval else "可在「我的」页面查看。")
 
 
+def pays_again(flow: str, fee_per_attempt: bool) -> str:
+    """「（需重新缴费核验）」 where a new attempt pays its own fee (pay_first, fee per attempt); nothing in
+    a free batch, a review_first one (it pays once, after approval) or one whose fee covers the batch."""
+    return "（需重新缴费核验）" if flow == Flow.PAY_FIRST and fee_per_attempt else ""
+
+
 def result_next_step(status: SubmissionStatus, batch: Batch) -> str:
     """What the student does after a decision, as the batch's flow has it."""
     if status == SubmissionStatus.APPROVED_UNPAID:
@@ -519,11 +525,18 @@ def result_next_step(status: SubmissionStatus, batch: Batch) -> str:
             return batch.after_approval
         return "照片已确认，可在「审核结果」页面打印回执单，无需再操作。"
     if status == SubmissionStatus.RETURNED:
-        again = "（需重新缴费核验）" if batch.flow == Flow.PAY_FIRST and batch.fee_per_attempt else ""
-        return f"请按原因修改，在批次截止前重新提交{again}。"
+        return f"请按原因修改，在批次截止前重新提交{pays_again(batch.flow, batch.fee_per_attempt)}。"
     if status == SubmissionStatus.VOID:
         return "缴费时间已截止，本次报名无效。如有疑问请联系学校。"
     return "这是最终结果，不能再次提交。"
+
+
+def result_note(status: SubmissionStatus, batch: Batch) -> str:
+    """The next step as the template's 说明 shows it (clipped at THING_LIMIT): after 通过 awaiting the
+    fee, the pay deadline itself, which the full sentence would push past the clip."""
+    if status == SubmissionStatus.APPROVED_UNPAID and batch.pay_closes_at is not None:
+        return f"请于{_deadline(batch.pay_closes_at)}前缴费"
+    return result_next_step(status, batch)
 
 
 def result_path(status: SubmissionStatus, batch: Batch, submission_id: int) -> str:

@@ -3,14 +3,18 @@ phone (following, opening pages in WeChat, paying on the sheet), the result card
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 from flask import Flask
 from photo_students import FIXTURES
-from playwright.sync_api import Frame, FrameLocator, Locator, Page, expect
+from PIL import Image
+from playwright.sync_api import Frame, FrameLocator, Locator, Page, Request, expect
 
 from app.extensions import db
 from app.integrations import redis_client
@@ -18,10 +22,14 @@ from app.jobs.worker import run_due
 from app.sandbox import phone as phone_view
 from app.sandbox import state
 from app.sandbox.pay import notifications as sandbox_notify
+from app.services import demo_data
+from media.spec import BACKGROUND_RGB
 from models import Submission, SubmissionStatus
+from tests.factories import STAFF_PASSWORD
 
 PHONE_PHOTO = FIXTURES / "phone_4000x3000.jpg"
 SHOTS = "/tmp"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"  # git-ignored; a CI artifact
 
 
 def drive(app: Flask, done: Callable[[], bool], deadline_s: float = 30) -> None:
@@ -55,6 +63,9 @@ def open_in_wechat(phone: Page, path: str) -> Frame:
     )
     frame = phone.frame(name="wechat-browser")
     assert frame is not None
+    # The path changes when the page commits, before its deferred scripts run: typing before them
+    # would go unnoticed.
+    frame.wait_for_load_state()
     return frame
 
 
@@ -143,3 +154,213 @@ def open_details(phone: Page, card: Locator) -> FrameLocator:
         "() => document.getElementById('browser-frame').contentWindow.location.pathname === '/h5/status'"
     )
     return browser
+
+
+# --- the demo schools, end to end ------------------------------------------------------------------
+
+
+def load_demo(app: Flask) -> None:
+    """What `make run` loads (`flask demo load` in the sandbox): the five schools, the admin (password
+    STAFF_PASSWORD) and the menu push, delivered by the worker."""
+    with app.app_context():
+        demo_data.load(db.session, STAFF_PASSWORD, push_menu=True)
+        db.session.remove()
+    run_due(app)
+
+
+def follow(app: Flask, phone: Page, base: str, nickname: str) -> str:
+    """A new sandbox user taps 关注公众号 on the phone; the welcome points to 实名绑定. Returns the openid."""
+    with app.app_context():
+        openid = str(state.create_user(redis_client(), nickname)["openid"])
+    phone_as(phone, base, openid)
+    phone.get_by_role("button", name="关注公众号").click()
+    expect(phone.locator(".msg.out").last).to_contain_text("实名绑定")
+    return openid
+
+
+def fill_identity(frame: Frame, name: str, number: str) -> None:
+    """Type the name and the number, and let every live check answer before going on: a submit that
+    leaves the page with a check in flight would abort it (a failed request)."""
+    checked = re.compile(r"/api/v1/identity/check$")
+    page = frame.page
+    in_flight: list[Request] = []
+
+    def note(request: Request) -> None:
+        if checked.search(request.url):
+            in_flight.append(request)
+
+    page.on("request", note)
+    try:
+        frame.locator("#name").fill(name)
+        number_field = frame.locator("#id_number")
+        number_field.fill(number)  # leaving the name checks it; a complete number is checked as typed
+        expect(frame.get_by_test_id("id-check")).to_be_visible()
+        # Leaving the number checks it again, as a thumb taps outside the keyboard before the button.
+        if number_field.evaluate("el => el === document.activeElement"):
+            with page.expect_response(lambda r: bool(checked.search(r.url))):
+                number_field.blur()
+        for request in in_flight:
+            request.response()  # waits for its answer
+    finally:
+        page.remove_listener("request", note)
+
+
+def bind_and_link(phone: Page, name: str, number: str, province: str, school_code: str) -> Frame:
+    """实名绑定 then 关联学校 (the school's open batch) in the phone's WeChat browser."""
+    frame = open_in_wechat(phone, "/h5/bind")
+    fill_identity(frame, name, number)
+    frame.get_by_test_id("bind-submit").click()
+    frame.wait_for_url(re.compile(r"/h5/bind\?done=bound$"))
+    frame.get_by_test_id("next-step").click()
+    frame.wait_for_url(re.compile(r"/h5/school$"))
+    expect(frame.locator("#school-page")).to_have_attribute("data-state", "ready")
+    frame.select_option("#province", province)
+    expect(frame.locator("#city")).not_to_have_value("")  # each demo province has one city: chosen
+    frame.select_option("#school", school_code)
+    frame.locator("#batch-list input[name=batch]:not([disabled])").check()
+    frame.locator("#link-button").click()
+    expect(frame.locator("#linked")).to_be_visible()
+    return frame
+
+
+def read_notice(phone: Page, first_line: str) -> Frame:
+    """The batch's 须知, acknowledged with 我已阅读: on to the photo page."""
+    frame = open_in_wechat(phone, "/h5/notice")
+    expect(frame.locator("#notice-text")).to_contain_text(first_line)
+    frame.get_by_role("button", name="我已阅读").click()
+    frame.wait_for_url(re.compile(r"/h5/photo$"))
+    return frame
+
+
+def photo_on(background: str, source: Path = FIXTURES / "id_ok.jpg", *, mirrored: bool = False) -> bytes:
+    """The fixture (shot against the standard light blue) with its wall recoloured to the batch's
+    background, as a student standing before that wall would have it; the subject is left alone."""
+    picture = Image.open(source).convert("RGB")
+    if mirrored:  # another shot of the same person: not the same picture for the duplicate checks
+        picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    img = np.asarray(picture).astype(np.float32)
+    wall = np.array(BACKGROUND_RGB["light_blue"], np.float32)
+    distance = np.linalg.norm(img - wall, axis=2)
+    # Fully recoloured near the wall's colour, fading out by 70: the JPEG's fringes follow the wall.
+    weight = np.clip((70 - distance) / 40, 0, 1)[..., None]
+    out = img + weight * (np.array(BACKGROUND_RGB[background], np.float32) - wall)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def upload_passing(frame: Frame, photo: bytes) -> None:
+    """Upload `photo` and wait for its own verdict (the page may still show an earlier photo's)."""
+    posted = re.compile(r"/api/v1/me/photos$")
+    with frame.page.expect_response(lambda r: bool(posted.search(r.url)) and r.request.method == "POST"):
+        frame.locator("#file-album").set_input_files(
+            files=[{"name": "IMG_0001.jpg", "mimeType": "image/jpeg", "buffer": photo}]
+        )
+    expect(frame.locator("#photo-page")).to_have_attribute("data-state", "done", timeout=30_000)
+    images_loaded(frame)
+    expect(frame.locator("#result")).to_have_attribute("data-passed", "true", timeout=30_000)
+    expect(frame.locator("#next-step")).to_be_visible()
+
+
+def draw_signature(page: Page, scope: Page | Frame) -> None:
+    """A scribble across `scope`'s signature pad with the mouse, as a finger writes a name."""
+    pad = scope.locator("#signature-pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()  # in the top page's coordinates, frame or not
+    assert box is not None
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    points = [(0.1, 0.7), (0.25, 0.2), (0.4, 0.8), (0.55, 0.25), (0.7, 0.75), (0.9, 0.3)]
+    page.mouse.move(x + w * points[0][0], y + h * points[0][1])
+    page.mouse.down()
+    for px, py in points[1:]:
+        page.mouse.move(x + w * px, y + h * py, steps=8)
+    page.mouse.up()
+    expect(pad).not_to_have_attribute("data-strokes", "0")
+
+
+def staff_sign_in(desk: Page, base: str, username: str = "admin") -> None:
+    desk.goto(base + "/review/login")
+    desk.fill("#username", username)
+    desk.fill("#password", STAFF_PASSWORD)
+    desk.click("button[type=submit]")
+    desk.wait_for_url(base + "/review/")
+    images_loaded(desk)
+
+
+def staff_decides(
+    desk: Page, base: str, submission_id: int, preset: str | None = None, note: str = ""
+) -> None:
+    """On the decision page: 领取, then 通过, or 驳回 with the preset reason `preset` and `note`."""
+    desk.goto(f"{base}/review/submissions/{submission_id}")
+    desk.click("#claim-btn")
+    expect(desk.locator("#approve-btn")).to_be_visible()
+    if preset is None:
+        desk.click("#approve-btn")
+        done = "已通过"
+    else:
+        desk.select_option("#reason-preset", label=preset)
+        desk.fill("#reason-text", note)
+        desk.click("#return-btn")
+        done = "已驳回"
+    expect(desk.locator(".rv-flash").first).to_contain_text(f"提交 #{submission_id} {done}")
+    images_loaded(desk)  # the queue's thumbnails: a page left half-loaded aborts their requests
+
+
+def pay_approved_on_the_sheet(app: Flask, phone: Page, frame: Frame, fee_yuan: int) -> None:
+    """review_first after 通过: on /h5/pay/<id> in the frame, 确认支付 → the sandbox sheet → paid."""
+    page = frame.locator("#pay-page")
+    expect(page).to_have_attribute("data-mode", "jsapi")
+    expect(page).to_have_attribute("data-status", "approved_unpaid")
+    expect(page).to_have_attribute("data-state", "ready")
+    frame.get_by_role("button", name=f"确认支付 {fee_yuan} 元").click()
+    sheet = phone.locator("#paysheet")
+    expect(sheet).to_be_visible()
+    expect(phone.locator("#paysheet-amount")).to_have_text(f"¥{fee_yuan}.00")
+    sheet.get_by_role("button", name="确认支付").click()
+    expect(sheet).to_be_hidden()
+
+
+def chat_texts(app: Flask, openid: str) -> list[str]:
+    """What the account sent this student, oldest first: texts, and template cards' fields joined."""
+    with app.app_context():
+        entries = state.chat(redis_client(), openid)
+    out = []
+    for entry in entries:
+        if entry.get("direction") != "out":
+            continue
+        if entry.get("type") == "template":
+            values = [str(v.get("value", "")) for v in (entry.get("data") or {}).values()]
+            out.append(" | ".join([str(entry.get("title", "")), *values, str(entry.get("url", ""))]))
+        else:
+            out.append(str(entry.get("text", "")))
+    return out
+
+
+def images_loaded(scope: Page | Frame) -> None:
+    """Every picture on the page has loaded: leaving before that aborts its request (a failure)."""
+    scope.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+
+
+def in_browser(phone: Page, path: str) -> Frame:
+    """The phone's WeChat browser once it shows `path` (after a tap on a link or a card), its pictures
+    loaded."""
+    phone.wait_for_function(
+        "p => document.getElementById('browser-frame').contentWindow.location.pathname === p", arg=path
+    )
+    frame = phone.frame(name="wechat-browser")
+    assert frame is not None
+    frame.wait_for_load_state()
+    images_loaded(frame)
+    return frame
+
+
+def chat_card(phone: Page, count: int) -> Locator:
+    """The latest 审核结果通知 card once the chat shows `count` of them, the WeChat browser closed. The
+    chat picks new messages up by itself: reloading the phone would abort its poll."""
+    if phone.get_by_role("region", name="微信内置浏览器").is_visible():
+        phone.get_by_role("button", name="关闭").click()
+    cards = phone.locator(".msg.out[data-type=template] .card.template")
+    expect(cards).to_have_count(count, timeout=10_000)
+    card = cards.last
+    expect(card.locator(".card-title")).to_have_text("审核结果通知")
+    return card
