@@ -19,7 +19,7 @@ from app.services import reviews, submissions, wording
 from app.services.pushes import ResultPush
 from models import Batch, Flow, LockOn, StaffRole, Submission, SubmissionStatus, utcnow
 from tests.browser.conftest import DESK, PHONE
-from tests.browser.walks import drive, status_of_attempt
+from tests.browser.walks import draw_signature, drive, status_of_attempt
 from tests.factories import NOTICE, NOW, PLEDGE, add_staff, make_flow_batch, make_linked_student
 
 SHOTS = "/tmp"
@@ -50,22 +50,6 @@ def _submitted_and_approved(app: Flask, user_id: int, photo_id: int) -> int:
 def _sign_in(page: Page, base: str, openid: str, path: str) -> None:
     page.goto(f"{base}/_sandbox/login-as/{openid}?next={path}")
     expect(page).to_have_url(re.compile(re.escape(f"{base}{path}") + r"(#.*)?$"))
-
-
-def _draw_signature(page: Page) -> None:
-    """A scribble across the pad, as a finger (or mouse) would write a name."""
-    pad = page.locator("#signature-pad")
-    pad.scroll_into_view_if_needed()
-    box = pad.bounding_box()
-    assert box is not None
-    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
-    points = [(0.1, 0.7), (0.25, 0.2), (0.4, 0.8), (0.55, 0.25), (0.7, 0.75), (0.9, 0.3)]
-    page.mouse.move(x + w * points[0][0], y + h * points[0][1])
-    page.mouse.down()
-    for px, py in points[1:]:
-        page.mouse.move(x + w * px, y + h * py, steps=8)
-    page.mouse.up()
-    expect(pad).not_to_have_attribute("data-strokes", "0")
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESK], ids=["phone", "desk"])
@@ -119,10 +103,10 @@ def test_submit_for_review_with_pledge_and_drawn_signature(app: Flask, phone: Pa
     phone.locator("#pledge").check()
     expect(phone.locator("#pledge-error")).to_be_hidden()
     # 清除 wipes a drawing.
-    _draw_signature(phone)
+    draw_signature(phone, phone)
     phone.get_by_role("button", name="清除").click()
     expect(phone.locator("#signature-pad")).to_have_attribute("data-strokes", "0")
-    _draw_signature(phone)
+    draw_signature(phone, phone)
     expect(phone.locator("#signature-error")).to_be_hidden()
     phone.screenshot(path=f"{SHOTS}/flow_pledge_signed.png", full_page=True)
     submit.click()
@@ -206,7 +190,7 @@ def test_final_confirmation_with_signature(
     page.get_by_role("button", name="确认提交").click()
     expect(page.locator("#pledge-error")).to_be_visible()
     page.locator("#pledge").check()
-    _draw_signature(page)
+    draw_signature(page, page)
     page.screenshot(path=f"{SHOTS}/flow_confirm_{viewport['width']}.png", full_page=True)
     page.get_by_role("button", name="确认提交").click()
     expect(confirm_page).to_have_attribute("data-state", "confirmed")
