@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.services import wording
-from app.services.localtime import stored_utc
 from models import Batch, Flow, LockOn
 from models.submission import OrderStatus, PaymentOrder, Submission, SubmissionStatus
 
@@ -111,12 +110,4 @@ def pay_window_message(batch: Batch, at: datetime) -> str | None:
     """Why the fee cannot be paid now (None when it can), naming the window."""
     if batch.pay_is_open(at):
         return None
-    if batch.flow != Flow.REVIEW_FIRST:
-        when = wording.window_text(batch.opens_at, batch.closes_at)
-        return f"「{batch.name}」的缴费时间为{when}，现在不能缴费。"
-    if batch.pay_opens_at is None or batch.pay_closes_at is None:
-        return f"「{batch.name}」的缴费时间尚未公布，请留意学校通知。"
-    when = wording.window_text(batch.pay_opens_at, batch.pay_closes_at)
-    if at < stored_utc(batch.pay_opens_at):
-        return f"缴费时间为{when}，届时再来缴费。"
-    return f"缴费时间为{when}，已截止。"
+    return wording.pay_window_refusal(batch, at)

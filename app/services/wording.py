@@ -12,7 +12,7 @@ from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from app.services.localtime import BEIJING
+from app.services.localtime import BEIJING, stored_utc
 from models.school import Batch, Flow, LockOn
 from models.submission import SubmissionStatus
 
@@ -511,6 +511,18 @@ def pays_again(flow: str, fee_per_attempt: bool) -> str:
     """「（需重新缴费核验）」 where a new attempt pays its own fee (pay_first, fee per attempt); nothing in
     a free batch, a review_first one (it pays once, after approval) or one whose fee covers the batch."""
     return "（需重新缴费核验）" if flow == Flow.PAY_FIRST and fee_per_attempt else ""
+
+
+def pay_window_refusal(batch: Batch, at: datetime) -> str:
+    """Why the fee cannot be paid at `at`, naming the window (武汉轻工大学: 缴费时间为…)."""
+    if batch.flow != Flow.REVIEW_FIRST:
+        return f"「{batch.name}」的缴费时间为{window_text(batch.opens_at, batch.closes_at)}，现在不能缴费。"
+    if batch.pay_opens_at is None or batch.pay_closes_at is None:
+        return f"「{batch.name}」的缴费时间尚未公布，请留意学校通知。"
+    when = window_text(batch.pay_opens_at, batch.pay_closes_at)
+    if at < stored_utc(batch.pay_opens_at):
+        return f"缴费时间为{when}，届时再来缴费。"
+    return f"缴费时间为{when}，已截止。"
 
 
 def result_next_step(status: SubmissionStatus, batch: Batch) -> str:
