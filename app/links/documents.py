@@ -3,7 +3,7 @@ comes with the review display)."""
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import current_app
 from flask.typing import ResponseReturnValue
 
 from app.auth.session import current_user
@@ -11,6 +11,7 @@ from app.errors import error_response
 from app.extensions import db
 from app.integrations import photo_storage
 from app.links import bp
+from app.links.files import personal_file
 from app.services import applications
 from app.services.applications import DocumentLinkError, DocumentNotFoundError
 from media.storage import MediaNotFoundError
@@ -33,11 +34,7 @@ def document_file(token: str) -> ResponseReturnValue:
         return error_response(403, exc.message)
     except (DocumentNotFoundError, MediaNotFoundError):
         return error_response(404, DocumentNotFoundError.message)
-    response = Response(data, mimetype=mimetype)
-    # Personal data: the browser may keep it for the link's life, shared caches never.
-    response.headers["Cache-Control"] = f"private, max-age={ttl}"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    # Office files and PDFs are downloaded, never rendered in the site's origin.
-    response.headers["Content-Disposition"] = "inline" if mimetype.startswith("image/") else "attachment"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    # Personal data: the browser may keep it for the link's life, shared caches never. Office files
+    # and PDFs are downloaded, never rendered in the site's origin.
+    disposition = "inline" if mimetype.startswith("image/") else "attachment"
+    return personal_file(data, mimetype, f"private, max-age={ttl}", disposition)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Response, current_app
+from flask import current_app
 from flask.typing import ResponseReturnValue
 
 from app.auth.session import current_user
@@ -13,6 +13,7 @@ from app.errors import error_response
 from app.extensions import db
 from app.integrations import photo_storage
 from app.links import bp
+from app.links.files import personal_file
 from app.review.auth import current_staff
 from app.services import photos
 from app.services.photos import PhotoForbiddenError, PhotoLinkExpiredError, PhotoNotFoundError
@@ -37,10 +38,5 @@ def photo_file(token: str) -> ResponseReturnValue:
         return error_response(403, exc.message)
     except PhotoNotFoundError as exc:
         return error_response(404, exc.message)
-    response = Response(data, mimetype=mimetype)
     # Personal data: the browser may keep it for the link's life, shared caches never.
-    response.headers["Cache-Control"] = f"private, max-age={ttl}"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Disposition"] = "inline"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return personal_file(data, mimetype, f"private, max-age={ttl}", "inline")

@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, render_template
+from flask import current_app, render_template
 from flask.typing import ResponseReturnValue
 
 from app.errors import error_response
 from app.extensions import db
 from app.integrations import photo_storage, pii_keyring
 from app.links import bp
+from app.links.files import personal_file
 from app.review.auth import current_staff
 from app.services import receipts
 from app.services.localtime import chinese_time
@@ -35,12 +36,8 @@ def receipt_photo(token: str) -> ResponseReturnValue:
     if found is None:
         return error_response(404, "没有这张回执的照片")
     data, mimetype = found
-    response = Response(data, mimetype=mimetype)
     # A face: never in a shared cache, and gone from this browser once the page is left.
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return personal_file(data, mimetype, "private, no-store")
 
 
 @bp.get("/verify/<token>/signature")
@@ -48,9 +45,5 @@ def receipt_signature(token: str) -> ResponseReturnValue:
     found = receipts.signature(db.session, photo_storage(), current_app.config["SECRET_KEY"], token)
     if found is None:
         return error_response(404, "没有这张回执的签名")
-    response = Response(found, mimetype="image/png")
     # Like the photo: personal, never in a shared cache.
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return personal_file(found, "image/png", "private, no-store")
