@@ -3,6 +3,7 @@
 from models.base import Base, utcnow
 from models.document import Document
 from models.enrollment import Enrollment
+from models.exam import ExamCourse, ExamMajor, ExamRegistration, ExamRegistrationCourse, ExamSeat, ExamSite
 from models.identity import Identity
 from models.inbox import InboxDelivery, InboxDirection, InboxMessage
 from models.outbox import OutboxItem, OutboxStatus
@@ -28,6 +29,12 @@ __all__ = [
     "Batch",
     "Document",
     "Enrollment",
+    "ExamCourse",
+    "ExamMajor",
+    "ExamRegistration",
+    "ExamRegistrationCourse",
+    "ExamSeat",
+    "ExamSite",
     "Flow",
     "Identity",
     "InboxDelivery",

@@ -103,6 +103,18 @@ class Batch(Base):
     form: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     has_form: Mapped[bool] = mapped_column(default=False, server_default=false())
     has_documents: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # --- exam sign-up (models/exam.py, docs/exams.md) ---
+    # Whether an approved candidate chooses site, major and courses (报考) and pays their sum
+    # (新疆自考); without it a batch with a catalogue seats every paid candidate for all its courses
+    # at the batch's fee (武汉轻工大学).
+    exam_selection: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Candidates per exam room when seats are assigned.
+    exam_room_size: Mapped[int | None]
+    # When the 准考证 can be opened and printed (武汉轻工大学: 11月1日至4日), its 考生须知 and 承诺书.
+    ticket_opens_at: Mapped[datetime | None]
+    ticket_closes_at: Mapped[datetime | None]
+    ticket_notice: Mapped[str | None] = mapped_column(Text)
+    ticket_pledge: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     school: Mapped[School] = relationship(back_populates="batches")
