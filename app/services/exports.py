@@ -45,7 +45,7 @@ class BatchExport:
 
 def exportable(query: _Query) -> _Query:
     """The attempts whose flow is complete, with their processed photo: the one definition the
-    export, its audited count and the counts beside the export links share.
+    exports (photos, answers, files), their audited counts and the counts beside the links share.
 
     通过 only: in review_first it is reached by paying, so 审核通过，待缴费 (fee still due) and 逾期未缴费
     stay out; where the batch freezes the data at the student's confirmation, the attempt must be
@@ -75,17 +75,22 @@ class ExportChoice:
     school: str
     name: str
     count: int
+    has_form: bool = False  # the answers' CSV and the form's preview
+    has_documents: bool = False  # the files' ZIP
 
 
 def choices(session: Session) -> list[ExportChoice]:
     """Every batch with its count, by school and batch: the page to pick an export from."""
     found = counts(session)
     rows = session.execute(
-        select(Batch.id, School.name, Batch.name)
+        select(Batch.id, School.name, Batch.name, Batch.has_form, Batch.has_documents)
         .join(School, School.id == Batch.school_id)
         .order_by(School.code, Batch.id)
     )
-    return [ExportChoice(batch_id, school, name, found.get(batch_id, 0)) for batch_id, school, name in rows]
+    return [
+        ExportChoice(batch_id, school, name, found.get(batch_id, 0), has_form, has_documents)
+        for batch_id, school, name, has_form, has_documents in rows
+    ]
 
 
 def export_batch(
