@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.services import audit, batch_forms, exports
 from app.services.applications import definition_of
@@ -81,9 +81,10 @@ def _students(session: Session, batch_id: int) -> Iterator[Row[int, int, str, st
         .subquery()
     )
     # The answers stay on the enrollment even when it has ended since (changed batch, unbound).
+    other = aliased(Enrollment)
     enrollment = (
-        select(func.max(Enrollment.id))
-        .where(Enrollment.user_id == Submission.user_id, Enrollment.batch_id == batch_id)
+        select(func.max(other.id))
+        .where(other.user_id == Submission.user_id, other.batch_id == batch_id)
         .correlate(Submission)
         .scalar_subquery()
     )
