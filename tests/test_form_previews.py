@@ -45,6 +45,7 @@ def test_staff_of_the_school_see_the_form_as_students_do_without_saving(
     assert '<button type="button" class="btn" id="form-save" disabled>' in page
     assert "/static/h5/form.js" in page  # the same script runs `when`
     assert "请填写「考生类别」。" in page  # as a student first sees it: everything missing
+    assert "湖南师范大学 · 成人教育 10542 批次" in page
     assert f'href="/review/batches/{desk.batch_a}/preview/documents"' in page
     assert response.headers["Cache-Control"] == "no-store"  # a staff page's headers
 

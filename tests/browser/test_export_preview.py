@@ -84,6 +84,8 @@ def test_the_export_page_downloads_answers_and_files_and_opens_the_preview(
     row = desk.locator(f'#export-table tr[data-batch="{world.batch_a}"]')
     other = desk.locator(f'#export-table tr[data-batch="{world.batch_b}"]')
     expect(other.locator("[data-forms]")).to_have_text("无表单")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    desk.screenshot(path=str(SCREENSHOTS / "export-page.png"), full_page=True)
 
     data = _download(desk, row.locator('[data-export="answers"]'))
     assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
@@ -111,13 +113,13 @@ def test_the_export_page_downloads_answers_and_files_and_opens_the_preview(
     expect(student_no).to_be_visible()
     desk.locator('[data-key="mobile"]').fill("13800138000")
     expect(desk.locator("#form-save")).to_be_disabled()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     desk.screenshot(path=str(SCREENSHOTS / "form-preview.png"), full_page=True)
 
     desk.locator('[data-preview-tab="documents"]').click()
     desk.wait_for_url(f"**/review/batches/{world.batch_a}/preview/documents")
     for slot in ("id_card_front", "id_card_back", "english_result"):
         expect(desk.locator(f'[data-slot="{slot}"] [data-upload]')).to_be_disabled()
+    desk.screenshot(path=str(SCREENSHOTS / "documents-preview.png"), full_page=True)
     assert writes == []  # the preview never wrote anything
 
 
