@@ -10,7 +10,7 @@ from app.extensions import db
 from app.review import bp
 from app.review.auth import current_staff, staff_required, visible_school_ids
 from app.review.queue import local_time
-from app.services import dashboard, deadletters, exports
+from app.services import dashboard, deadletters, exports, form_previews
 from models import StaffRole
 
 
@@ -32,6 +32,7 @@ def dashboard_page() -> ResponseReturnValue:
         board=board,
         chart=dashboard,
         export_counts=export_counts,
+        previews=form_previews.with_definition(db.session, [row.batch_id for row in board.batches]),
         local=local_time,
     )
 

@@ -1,5 +1,7 @@
 """GET /review/export?batch=<id> (admin): the batch's approved photos as a ZIP (app/services/exports.py),
-streamed as it is built; without a batch, the page to choose one."""
+streamed as it is built; without a batch, the page to choose one. GET /review/export/answers?batch=<id>
+and /review/export/files?batch=<id> (admin): the form's answers as CSV and the documents as a ZIP
+(app/services/answer_exports.py), for batches with a definition."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from app.inputs import row_id
 from app.integrations import photo_storage, pii_keyring
 from app.review import bp
 from app.review.auth import current_staff, staff_required
-from app.services import exports
+from app.services import answer_exports, exports
 from models import StaffRole
 
 
@@ -33,8 +35,43 @@ def export() -> ResponseReturnValue:
         made = exports.export_batch(db.session, pii_keyring(), photo_storage(), staff.id, batch_id)
     except exports.ExportBatchNotFoundError as exc:
         return error_response(404, exc.message)
-    response = Response(stream_with_context(made.chunks), mimetype="application/zip")
+    return _download(made, f"batch-{batch_id}.zip", "application/zip")
+
+
+@bp.get("/export/answers")
+@staff_required(StaffRole.ADMIN)
+def export_answers() -> ResponseReturnValue:
+    staff = current_staff()
+    assert staff is not None
+    batch_id = row_id(request.args.get("batch", "").strip())
+    if batch_id is None:
+        return error_response(404, exports.ExportBatchNotFoundError.message)
+    try:
+        made = answer_exports.export_answers(db.session, pii_keyring(), staff.id, batch_id)
+    except (exports.ExportBatchNotFoundError, answer_exports.NoDefinitionError) as exc:
+        return error_response(404, exc.message)
+    return _download(made, f"batch-{batch_id}-answers.csv", "text/csv")
+
+
+@bp.get("/export/files")
+@staff_required(StaffRole.ADMIN)
+def export_files() -> ResponseReturnValue:
+    staff = current_staff()
+    assert staff is not None
+    batch_id = row_id(request.args.get("batch", "").strip())
+    if batch_id is None:
+        return error_response(404, exports.ExportBatchNotFoundError.message)
+    try:
+        made = answer_exports.export_files(db.session, pii_keyring(), photo_storage(), staff.id, batch_id)
+    except (exports.ExportBatchNotFoundError, answer_exports.NoDefinitionError) as exc:
+        return error_response(404, exc.message)
+    return _download(made, f"batch-{batch_id}-files.zip", "application/zip")
+
+
+def _download(made: exports.BatchExport, ascii_name: str, mimetype: str) -> Response:
+    """The export streamed as it is made; the Chinese file name for browsers that read RFC 5987."""
+    response = Response(stream_with_context(made.chunks), mimetype=mimetype)
     response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"batch-{batch_id}.zip\"; filename*=UTF-8''{quote(made.filename)}"
+        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(made.filename)}"
     )
     return response

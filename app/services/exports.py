@@ -2,20 +2,17 @@
 `<证件号码>.jpg` — the form schools upload to CHSI (学信网) in bulk — with `manifest.csv` (served by
 GET /review/export?batch=<id>).
 
-Streamed with constant memory: zipfile writes into a sink that the response generator drains after
-every entry (a non-seekable sink makes zipfile use data descriptors, so nothing is rewritten), and
-rows are read from the database in chunks. The ZIP is never held whole, whatever the batch size.
+Streamed with constant memory (app/services/streamed_files.py), rows read from the database in
+chunks. The ZIP is never held whole, whatever the batch size.
 The decrypted numbers make the page admin-only, and every export is audited (batch and count).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Select, func, or_, select
@@ -25,6 +22,7 @@ from app.services import audit
 from app.services.errors import ServiceError
 from app.services.localtime import BEIJING
 from app.services.pii import Keyring
+from app.services.streamed_files import ZipEntry, csv_stream, zip_stream
 from media.storage import Storage
 from models import Batch, Identity, LockOn, Photo, School, Submission, SubmissionStatus
 
@@ -45,9 +43,9 @@ class BatchExport:
     chunks: Iterator[bytes]
 
 
-def _exportable(query: _Query) -> _Query:
+def exportable(query: _Query) -> _Query:
     """The attempts whose flow is complete, with their processed photo: the one definition the
-    export, its audited count and the counts beside the export links share.
+    exports (photos, answers, files), their audited counts and the counts beside the links share.
 
     通过 only: in review_first it is reached by paying, so 审核通过，待缴费 (fee still due) and 逾期未缴费
     stay out; where the batch freezes the data at the student's confirmation, the attempt must be
@@ -65,7 +63,7 @@ def _exportable(query: _Query) -> _Query:
 
 def counts(session: Session, batch_ids: Iterable[int] | None = None) -> dict[int, int]:
     """How many photos each batch's ZIP would hold now (batches with none are left out)."""
-    query = _exportable(select(Submission.batch_id, func.count())).group_by(Submission.batch_id)
+    query = exportable(select(Submission.batch_id, func.count())).group_by(Submission.batch_id)
     if batch_ids is not None:
         query = query.where(Submission.batch_id.in_(list(batch_ids)))
     return {batch_id: n for batch_id, n in session.execute(query)}
@@ -77,17 +75,22 @@ class ExportChoice:
     school: str
     name: str
     count: int
+    has_form: bool = False  # the answers' CSV and the form's preview
+    has_documents: bool = False  # the files' ZIP
 
 
 def choices(session: Session) -> list[ExportChoice]:
     """Every batch with its count, by school and batch: the page to pick an export from."""
     found = counts(session)
     rows = session.execute(
-        select(Batch.id, School.name, Batch.name)
+        select(Batch.id, School.name, Batch.name, Batch.has_form, Batch.has_documents)
         .join(School, School.id == Batch.school_id)
         .order_by(School.code, Batch.id)
     )
-    return [ExportChoice(batch_id, school, name, found.get(batch_id, 0)) for batch_id, school, name in rows]
+    return [
+        ExportChoice(batch_id, school, name, found.get(batch_id, 0), has_form, has_documents)
+        for batch_id, school, name, has_form, has_documents in rows
+    ]
 
 
 def export_batch(
@@ -109,33 +112,12 @@ def export_batch(
     )
 
 
-class _Sink(io.RawIOBase):
-    """A write-only, non-seekable file whose bytes the generator takes away after each entry."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._parts: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self._parts.append(chunk)
-        return len(chunk)
-
-    def drain(self) -> bytes:
-        out = b"".join(self._parts)
-        self._parts.clear()
-        return out
-
-
 def _rows(session: Session, batch_id: int) -> Iterator[Row[int, datetime | None, str, str, str | None]]:
     """The batch's exportable attempts, by id, in keyset chunks."""
     last = 0
     while True:
         chunk = session.execute(
-            _exportable(
+            exportable(
                 select(
                     Submission.id,
                     Submission.decided_at,
@@ -157,42 +139,26 @@ def _rows(session: Session, batch_id: int) -> Iterator[Row[int, datetime | None,
 def _zip_stream(
     session: Session, keyring: Keyring, storage: Storage, batch_id: int, school_name: str, batch_name: str
 ) -> Iterator[bytes]:
-    sink = _Sink()
-    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:
-        # The manifest first, row by row (sha256 = the content-addressed key's digest).
-        with archive.open("manifest.csv", mode="w", force_zip64=True) as manifest:
-            text = io.TextIOWrapper(manifest, encoding="utf-8-sig", newline="")
-            writer = csv.writer(text)
-            writer.writerow(MANIFEST_HEADER)
-            for row in _rows(session, batch_id):
-                decided = row.decided_at.astimezone(BEIJING).isoformat() if row.decided_at else ""
-                writer.writerow(
-                    (
-                        keyring.decrypt(row.number_enc),
-                        keyring.decrypt(row.name_enc),
-                        school_name,
-                        batch_name,
-                        decided,
-                        str(row.normalized_key).rsplit("/", 1)[-1],
-                    )
-                )
-                text.flush()
-                yield sink.drain()
-            text.flush()
-            text.detach()
-        yield sink.drain()
+    def manifest() -> Iterator[tuple[str, ...]]:
+        yield MANIFEST_HEADER
+        for row in _rows(session, batch_id):
+            decided = row.decided_at.astimezone(BEIJING).isoformat() if row.decided_at else ""
+            yield (
+                keyring.decrypt(row.number_enc),
+                keyring.decrypt(row.name_enc),
+                school_name,
+                batch_name,
+                decided,
+                str(row.normalized_key).rsplit("/", 1)[-1],  # sha256 = the content-addressed key's digest
+            )
+
+    def photos() -> Iterator[ZipEntry]:
         seen: set[str] = set()
         for row in _rows(session, batch_id):
             number = keyring.decrypt(row.number_enc)
             name = f"{number}.jpg" if number not in seen else f"{number}-{row.id}.jpg"
             seen.add(number)
-            info = zipfile.ZipInfo(name, date_time=_zip_time(row.decided_at))
-            info.compress_type = zipfile.ZIP_STORED  # JPEG does not compress further
-            archive.writestr(info, storage.get(row.normalized_key))
-            yield sink.drain()
-    yield sink.drain()
+            yield ZipEntry(name, storage.get(row.normalized_key), row.decided_at)
 
-
-def _zip_time(moment: datetime | None) -> tuple[int, int, int, int, int, int]:
-    local = (moment or datetime.now(UTC)).astimezone(BEIJING)
-    return (max(local.year, 1980), local.month, local.day, local.hour, local.minute, local.second)
+    # The manifest first, row by row, then the photos.
+    yield from zip_stream(itertools.chain([ZipEntry("manifest.csv", csv_stream(manifest()))], photos()))

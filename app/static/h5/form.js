@@ -1,12 +1,12 @@
 /* /h5/form: show or hide fields by their `when`, add group rows, and save the answers with
    PUT /api/v1/me/form; errors are shown under the field their dotted path names.
    /h5/documents: upload a file into a slot (POST /api/v1/me/documents/<slot>) or delete one; the page
-   reloads to show the new list. */
+   reloads to show the new list. In a staff preview (data-preview) only `when` and rows work. */
 (function () {
   "use strict";
 
   var docs = document.getElementById("documents-page");
-  if (docs) {
+  if (docs && !docs.hasAttribute("data-preview")) {
     var token = document.querySelector('meta[name="csrf-token"]');
     var headers = { Accept: "application/json", "X-CSRFToken": token ? token.getAttribute("content") : "" };
     var fail = function (box, message) {
@@ -109,6 +109,7 @@
 
   page.addEventListener("change", applyWhen);
   applyWhen();
+  if (page.hasAttribute("data-preview")) return; // staff preview: the same form, never saved
 
   save.addEventListener("click", function () {
     save.disabled = true;
