@@ -9,10 +9,14 @@ OCR takes ~0.6 s a side: each synthetic photo is read once for the whole module 
 from __future__ import annotations
 
 import io
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -330,3 +334,45 @@ def test_reviewers_see_the_reading_beside_the_identity_with_mismatches_in_red(
     assert 'data-key="name" data-differs="1" class="rv-bad"' in page
     assert ident.number not in page  # a reviewer sees the last 4 characters only
     assert "*" * 14 + ident.number[-4:] in page
+
+
+def test_pii_rotate_re_encrypts_the_stored_readings(app: Flask, client: FlaskClient) -> None:
+    who = _student(app, client)
+    with app.app_context():
+        keyring = pii_keyring()
+        token = keyring.encrypt("王小明")
+        db.session.add(
+            Document(
+                user_id=who["user_id"],
+                batch_id=who["batch_id"],
+                slot="front",
+                storage_key="k",
+                kind="jpg",
+                mime_type="image/jpeg",
+                bytes=1,
+                reading={"side": "id_card_front", "values": {"name": token}, "warnings": [], "filled": []},
+            )
+        )
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["pii", "rotate"])
+    assert result.exit_code == 0 and "re-encrypted 1 ID card readings" in result.output
+    with app.app_context():
+        reading = db.session.scalars(select(Document.reading)).one()
+        assert reading is not None and reading["values"]["name"] != token
+        assert pii_keyring().decrypt(reading["values"]["name"]) == "王小明"
+
+
+def test_the_app_starts_without_loading_the_ocr() -> None:
+    # Every process serves /wechat: the OCR (OpenCV, onnxruntime, ~170 MB once built) loads on the first
+    # reading only.
+    code = (
+        "import sys; from app import create_app; create_app(APP_ENV='testing', DATABASE_URL='sqlite://', "
+        "SECRET_KEY='x' * 40); print(sorted(m for m in ('media.idcard', 'onnxruntime', "
+        "'rapidocr_onnxruntime', 'app.services.idcard_reading') if m in sys.modules))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "[]", out.stderr

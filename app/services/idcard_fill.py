@@ -238,6 +238,29 @@ def autofilled(session: Session, user_id: int) -> set[str]:
     return {key for reading in rows if reading for key in reading.get("filled", [])}
 
 
+def rotate_keys(session: Session, keyring: Keyring, batch_size: int = 500) -> int:
+    """Re-encrypt the values of every stored reading under the keyring's first key (`flask pii rotate`);
+    commits per batch, returns the count. Safe to rerun or interrupt, as identities.rotate_keys."""
+    done = 0
+    last_id = 0
+    while True:
+        rows = session.scalars(
+            select(Document)
+            .where(Document.reading.is_not(None), Document.id > last_id)
+            .order_by(Document.id)
+            .limit(batch_size)
+        ).all()
+        if not rows:
+            return done
+        for row in rows:
+            reading = dict(row.reading or {})
+            reading["values"] = {k: keyring.rotate(v) for k, v in reading.get("values", {}).items()}
+            row.reading = reading
+        session.commit()
+        done += len(rows)
+        last_id = rows[-1].id
+
+
 # --- reviewers -----------------------------------------------------------------------------------------
 
 
