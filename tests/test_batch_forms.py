@@ -211,6 +211,12 @@ def test_fillable_fills_visible_empty_fields_with_values_they_accept() -> None:
     assert batch_forms.fillable(definition, slot, {"xm": "gAAAA-token"}, {**read, "sex": "未知"}) == {
         "birth": "1990-02-03"
     }
+    # A card prints 维吾尔; a list of options may say 维吾尔族.
+    data = _with_fills({"ethnicity": "xm"})
+    data["sections"][0]["fields"][0] |= {"kind": "select", "options": ["汉族", "维吾尔族"]}
+    definition = batch_forms.from_data(data)
+    filled = batch_forms.fillable(definition, definition.documents[0], {}, {"ethnicity": "维吾尔"})
+    assert filled == {"xm": "维吾尔族"}
 
 
 # --- answers ----------------------------------------------------------------------------------

@@ -211,7 +211,11 @@
     });
     cardFacts.hidden = !cardFacts.childNodes.length;
     cardWarnings.textContent = "";
-    (data.warnings || []).forEach(function (w) {
+    var LABEL = { name: "姓名", id_number: "证件号码", sex: "性别", ethnicity: "民族", birth_date: "出生日期", address: "住址" };
+    var doubts = (data.uncertain || []).filter(function (key) { return data[key] && LABEL[key]; }).map(function (key) {
+      return { message: "「" + LABEL[key] + "」识别得不太清楚，请逐字核对。" };
+    });
+    (data.warnings || []).concat(doubts).forEach(function (w) {
       var li = document.createElement("li");
       li.textContent = w.message;
       cardWarnings.appendChild(li);
