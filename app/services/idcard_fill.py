@@ -44,7 +44,7 @@ ID_CARD_SLOTS = ("id_card_front", "id_card_back")
 
 LABELS = {
     "name": "姓名",
-    "id_number": "公民身份号码",
+    "id_number": "身份证号",
     "sex": "性别",
     "ethnicity": "民族",
     "birth_date": "出生日期",
