@@ -292,12 +292,58 @@ def test_a_slot_upload_over_the_limit_is_kept_unread(app: Flask, client: FlaskCl
     who = _student(app, client)
     with app.app_context():
         redis_client().set(idcard_fill._limit_key(who["user_id"]), idcard_fill.READ_LIMIT, ex=300)
-    buf = io.BytesIO()
-    Image.new("RGB", (800, 500), (90, 120, 200)).save(buf, "JPEG")
-    response = _post(client, who, "/api/v1/me/documents/front", buf.getvalue())
+    response = _post(client, who, "/api/v1/me/documents/front", _plain_jpeg())
     assert response.status_code == 201
     [warning] = response.get_json()["reading"]["warnings"]
     assert warning["code"] == "rate_limited" and "文件已保存" in warning["message"]
+
+
+def _plain_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (800, 500), (90, 120, 200)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_a_misread_number_is_kept_for_the_reviewer_but_fills_nothing(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from media import idcard
+
+    misread = FrontReading(name=Field("王小明", 0.99), number=Field("110105199001011234", 0.99))
+    monkeypatch.setattr(idcard, "read_front", lambda data: misread)
+    data = {**DEFINITION}
+    data["documents"] = [{**DEFINITION["documents"][0], "fills": {"name": "xm", "id_number": "hukou"}}]
+    who = _student(app, client)
+    with app.app_context():
+        batch = db.session.get(Batch, who["batch_id"])
+        assert batch is not None
+        applications.attach(db.session, batch, batch_forms.from_data({**data, "batch": batch.name}), NOW)
+        db.session.commit()
+    response = _post(client, who, "/api/v1/me/documents/front", _plain_jpeg())
+    assert response.status_code == 201
+    reading = response.get_json()["reading"]
+    assert [f["field"] for f in reading["filled"]] == ["xm"]
+    assert {"check_digit", "number_unread"} <= {w["code"] for w in reading["warnings"]}
+    with app.app_context():
+        stored = db.session.scalars(select(Document.reading)).one()
+        assert stored is not None
+        assert pii_keyring().decrypt(stored["values"]["id_number"]) == "110105199001011234"
+
+
+def test_a_failing_ocr_never_loses_the_upload(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from media import idcard
+
+    def broken(data: bytes) -> FrontReading:
+        raise RuntimeError("onnxruntime went away")
+
+    monkeypatch.setattr(idcard, "read_front", broken)
+    who = _student(app, client)
+    response = _post(client, who, "/api/v1/me/documents/front", _plain_jpeg())
+    assert response.status_code == 201
+    [warning] = response.get_json()["reading"]["warnings"]
+    assert warning["code"] == "not_read" and "文件已保存" in warning["message"]
 
 
 # --- reviewers -----------------------------------------------------------------------------------------
