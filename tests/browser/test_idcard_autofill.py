@@ -101,7 +101,6 @@ def test_the_bind_form_is_filled_from_a_photo_of_the_card(
     expect(facts.locator('[data-read="address"]')).to_have_text(ident.address)
     expect(facts.locator('[data-read="ethnicity"]')).to_have_text(ident.ethnicity)
     expect(phone.get_by_test_id("idcard-warnings")).to_be_hidden()
-    phone.screenshot(path="/tmp/h5_bind_idcard.png", full_page=True)
 
     phone.get_by_test_id("bind-submit").click()
     expect(phone).to_have_url(re.compile(r"/h5/bind\?done=bound$"))
@@ -140,7 +139,6 @@ def test_an_id_card_front_upload_fills_the_form_for_the_student_to_check(
     expect(phone.locator("#f-birth")).to_have_value(ident.birth.isoformat())
     expect(phone.locator("#f-hukou")).to_have_value(ident.address)
     expect(phone.locator('[data-autofilled="hukou"]')).to_have_text("✎ 由身份证识别自动填写，请核对")
-    phone.screenshot(path="/tmp/h5_form_idcard.png", full_page=True)
 
     # A misread is corrected by hand and saved as any answer.
     phone.locator("#f-hukou").fill(ident.address + "（已核对）")
