@@ -3,13 +3,18 @@
 Only what media.documents' check returned is stored (images re-encoded, metadata stripped), in the
 photo storage under a content-addressed key; the uploaded file name is not kept (it often holds the
 student's name).
+
+`reading` is what the ID card reading found on a file uploaded into an id_card_front/id_card_back slot
+(app/services/idcard_fill.py): every value read is a Fernet token like the other personal data; the
+warnings, the uncertain keys and the form fields it filled are kept in clear (no personal data).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -29,6 +34,7 @@ class Document(Base):
     width: Mapped[int | None]
     height: Mapped[int | None]
     pages: Mapped[int | None]
+    reading: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -10,12 +10,16 @@ in perspective, blurred, with glare and JPEG noise.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -281,3 +285,32 @@ def card_photos(seed: int) -> tuple[FakeIdentity, bytes, bytes]:
 
 def font_available() -> bool:
     return FONT_PATH.exists()
+
+
+# Readings of the same bytes, kept for the whole test session: OCR takes ~0.6 s a side, and the tests that
+# upload a synthetic card (the API, the pages) send the same photo more than once.
+_READINGS: dict[tuple[str, str], Any] = {}
+
+
+def _remembered(side: str, read: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def reading(data: bytes) -> Any:
+        key = (side, hashlib.sha256(data).hexdigest())
+        if key not in _READINGS:
+            _READINGS[key] = read(data)
+        return _READINGS[key]
+
+    return reading
+
+
+@contextmanager
+def readings_cached() -> Iterator[None]:
+    """While it lasts, media.idcard's read_front/read_back remember their readings by the bytes read (a
+    decoder refusal is not remembered: it costs nothing)."""
+    import pytest
+
+    from media import idcard
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(idcard, "read_front", _remembered("front", idcard.read_front))
+        patch.setattr(idcard, "read_back", _remembered("back", idcard.read_back))
+        yield

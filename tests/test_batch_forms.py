@@ -153,6 +153,72 @@ def test_bad_yaml_is_one_problem_for_the_file() -> None:
     assert caught.value.problems[0].path == ""
 
 
+def _with_fills(fills: dict[str, str], kind: str = "id_card_front", **field: Any) -> dict[str, Any]:
+    """A form with an 姓名/性别/出生 section and one ID card slot filling `fills`."""
+    fields = [
+        {"key": "xm", "label": "姓名", "personal": True, **field},
+        {"key": "gender", "label": "性别", "kind": "select", "options": ["男", "女"], "personal": True},
+        {"key": "birth", "label": "出生日期", "kind": "date", "personal": True},
+        {"key": "note", "label": "备注"},
+        {
+            "key": "family",
+            "label": "家庭",
+            "kind": "group",
+            "personal": True,
+            "fields": [{"key": "n", "label": "N"}],
+        },
+    ]
+    slot = {"key": "card", "label": "身份证", "kind": kind, "formats": ["jpg"], "fills": fills}
+    return {"school": "x", "batch": "y", "sections": [{"title": "a", "fields": fields}], "documents": [slot]}
+
+
+def test_fills_name_existing_personal_fields_of_a_fitting_kind() -> None:
+    ok = batch_forms.from_data(_with_fills({"name": "xm", "sex": "gender", "birth_date": "birth"}))
+    assert ok.documents[0].fills == {"name": "xm", "sex": "gender", "birth_date": "birth"}
+    problems = _problems(
+        _with_fills({"name": "nobody", "address": "birth", "ethnicity": "note", "sex": "family"})
+    )
+    assert "no such field" in problems["documents[0].fills.name"]
+    assert "kind does not fit" in problems["documents[0].fills.address"]
+    assert "must be personal" in problems["documents[0].fills.ethnicity"]
+    assert "kind does not fit" in problems["documents[0].fills.sex"]  # a group is no place for a value
+    assert "twice" in _problems(_with_fills({"name": "xm", "address": "xm"}))["documents[0].fills.address"]
+
+
+def test_fills_keys_depend_on_the_slot_kind() -> None:
+    front_key_on_back = _problems(_with_fills({"name": "xm"}, kind="id_card_back"))
+    assert "unknown reading key" in front_key_on_back["documents[0]"]
+    assert "ID card slots" in _problems(_with_fills({"name": "xm"}, kind="other"))["documents[0]"]
+    assert batch_forms.from_data(_with_fills({"valid_until": "xm"}, kind="id_card_back"))
+
+
+def test_a_sex_choice_needs_both_options() -> None:
+    data = _with_fills({"sex": "gender"})
+    data["sections"][0]["fields"][1]["options"] = ["M", "F"]
+    assert "男/女" in _problems(data)["documents[0].fills.sex"]
+
+
+def test_fillable_fills_visible_empty_fields_with_values_they_accept() -> None:
+    definition = batch_forms.from_data(_with_fills({"name": "xm", "sex": "gender", "birth_date": "birth"}))
+    slot = definition.documents[0]
+    read = {"name": "王小明", "sex": "男", "birth_date": "1990-02-03", "address": "不填"}
+    assert batch_forms.fillable(definition, slot, {}, read) == {
+        "xm": "王小明",
+        "gender": "男",
+        "birth": "1990-02-03",
+    }
+    # Typed answers (stored encrypted) are kept; a value the field refuses is left for the student.
+    assert batch_forms.fillable(definition, slot, {"xm": "gAAAA-token"}, {**read, "sex": "未知"}) == {
+        "birth": "1990-02-03"
+    }
+    # A card prints 维吾尔; a list of options may say 维吾尔族.
+    data = _with_fills({"ethnicity": "xm"})
+    data["sections"][0]["fields"][0] |= {"kind": "select", "options": ["汉族", "维吾尔族"]}
+    definition = batch_forms.from_data(data)
+    filled = batch_forms.fillable(definition, definition.documents[0], {}, {"ethnicity": "维吾尔"})
+    assert filled == {"xm": "维吾尔族"}
+
+
 # --- answers ----------------------------------------------------------------------------------
 
 

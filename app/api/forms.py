@@ -23,8 +23,8 @@ from app.auth.session import api_login_required, current_user
 from app.errors import error_response
 from app.extensions import db
 from app.inputs import row_id
-from app.integrations import photo_storage, pii_keyring
-from app.services import applications, batch_forms
+from app.integrations import photo_storage, pii_keyring, redis_client
+from app.services import applications, batch_forms, idcard_fill
 from app.services.applications import (
     AnswersInvalidError,
     ApplicationError,
@@ -33,8 +33,8 @@ from app.services.applications import (
     FormState,
     NoFormError,
 )
-from app.services.batch_forms import Problem
-from models import Document
+from app.services.batch_forms import Definition, Problem
+from models import Batch, Document
 
 DOCUMENT_UPLOAD_ENDPOINT = "api.upload_document"
 # The largest file any slot may allow (batch_forms.SlotDef.max_bytes); the slot's own limit is
@@ -60,6 +60,29 @@ class FormIn(BaseModel):
     answers: dict[str, Any] = Field(description="字段 key → 值；重复组为若干行（对象列表）")
 
 
+class FilledOut(BaseModel):
+    field: str = Field(description="报名信息字段的 key", examples=["xm"])
+    label: str = Field(examples=["姓名"])
+
+
+class CardWarningOut(BaseModel):
+    code: str = Field(
+        description="not_read check_digit number_invalid number_unread birth_mismatch sex_mismatch "
+        "bound_mismatch expired validity_unread rate_limited"
+    )
+    field: str | None = Field(
+        description="识别项：name id_number sex ethnicity birth_date address valid_until …"
+    )
+    message: str = Field(description="给学生的中文说明")
+
+
+class CardReadingOut(BaseModel):
+    """身份证自动识别（id_card_front / id_card_back 的图片）：填了哪些报名信息、有什么要核对。"""
+
+    filled: list[FilledOut] = Field(description="本次由识别结果自动填写的报名信息（原来是空的项），请核对")
+    warnings: list[CardWarningOut]
+
+
 class DocumentOut(BaseModel):
     id: int
     slot: str
@@ -70,6 +93,9 @@ class DocumentOut(BaseModel):
     pages: int | None
     url: str = Field(description="文件（签名链接，约 10 分钟内有效，仅本人可用）")
     created_at: datetime
+    reading: CardReadingOut | None = Field(
+        default=None, description="身份证材料的自动识别结果；其他材料为 null"
+    )
 
 
 class SlotOut(BaseModel):
@@ -125,7 +151,18 @@ def _errors(field: str, message: str, status: int = 422) -> tuple[Response, int]
     return jsonify(errors=[{"field": field, "message": message}]), status
 
 
-def _document_out(document: Document) -> DocumentOut:
+def _reading_out(definition: Definition | None, reading: dict[str, Any] | None) -> CardReadingOut | None:
+    if reading is None or definition is None:
+        return None
+    return CardReadingOut(
+        filled=[
+            FilledOut(field=k, label=label) for k, label in idcard_fill.filled_fields(definition, reading)
+        ],
+        warnings=[CardWarningOut(**w) for w in reading.get("warnings", [])],
+    )
+
+
+def _document_out(document: Document, definition: Definition | None = None) -> DocumentOut:
     token = applications.file_token(current_app.config["SECRET_KEY"], document.id, document.user_id)
     return DocumentOut(
         id=document.id,
@@ -137,6 +174,7 @@ def _document_out(document: Document) -> DocumentOut:
         pages=document.pages,
         url=f"/media/documents/{token}",
         created_at=document.created_at,
+        reading=_reading_out(definition, document.reading),
     )
 
 
@@ -210,7 +248,7 @@ def list_documents() -> Any:
                 required=slot.required and shown,
                 shown=shown,
                 hint=slot.hint,
-                files=[_document_out(d) for d in documents if d.slot == slot.key],
+                files=[_document_out(d, definition) for d in documents if d.slot == slot.key],
             )
         )
     return DocumentsOut(slots=slots, missing=_missing(missing), complete=not missing)
@@ -225,20 +263,31 @@ def list_documents() -> Any:
 )
 def upload_document(slot: str) -> Any:
     """上传一个材料文件到某一项（如 id_card_front）。按真实内容检查类型、大小和安全性（含脚本的 PDF、
-    可执行文件等会被拒绝，422，不保存）；图片会重新编码并去除元数据。"""
+    可执行文件等会被拒绝，422，不保存）；图片会重新编码并去除元数据。身份证正反面的图片会自动识别：
+    该项定义了 fills 时，把识别出的信息填入还空着的报名信息（不覆盖已填写的），reading 中列出填了哪些、
+    有什么要核对。"""
     upload = request.files.get("file")
     if upload is None:
         return _errors("file", "请选择要上传的文件。")
     data = upload.stream.read(MAX_DOCUMENT_BYTES + 1)
     try:
         document = applications.upload(
-            db.session, photo_storage(), _user_id(), slot, data, upload.filename, _now()
+            db.session,
+            photo_storage(),
+            _user_id(),
+            slot,
+            data,
+            upload.filename,
+            _now(),
+            keyring=pii_keyring(),
+            cache=redis_client(),
         )
     except NoFormError as exc:
         return error_response(404, exc.message)
     except DocumentError as exc:
         return _errors(exc.field, exc.message)
-    return _document_out(document), 201
+    batch = db.session.get(Batch, document.batch_id)
+    return _document_out(document, applications.definition_of(batch) if batch else None), 201
 
 
 # A plain segment, not <int:…>: the app's row-id converter refuses "-1", and the upload route on the

@@ -8,16 +8,19 @@ from flask.cli import AppGroup
 
 from app.extensions import db
 from app.integrations import pii_keyring
-from app.services import identities
+from app.services import idcard_fill, identities
 
 pii_cli = AppGroup("pii", help="Personal data at rest.")
 
 
 @pii_cli.command("rotate")
 def rotate() -> None:
-    """Re-encrypt every identity under the newest key (run after adding a key in front)."""
+    """Re-encrypt every identity and ID card reading under the newest key (run after adding a key in
+    front)."""
     count = identities.rotate_keys(db.session, pii_keyring())
     click.echo(f"re-encrypted {count} identities under the first PII_ENCRYPTION_KEYS key")
+    readings = idcard_fill.rotate_keys(db.session, pii_keyring())
+    click.echo(f"re-encrypted {readings} ID card readings under the first PII_ENCRYPTION_KEYS key")
 
 
 @pii_cli.command("backfill-name-hashes")

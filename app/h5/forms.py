@@ -10,7 +10,7 @@ from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
 from app.integrations import pii_keyring
-from app.services import applications, batch_forms
+from app.services import applications, batch_forms, idcard_fill
 from app.services.applications import FormState, NoFormError
 
 
@@ -24,7 +24,8 @@ def form() -> str:
         state = applications.form(db.session, pii_keyring(), user.id)
     except NoFormError:
         state = None
-    return render_template("h5/form.html", state=state)
+    autofilled = idcard_fill.autofilled(db.session, user.id) if state is not None else set()
+    return render_template("h5/form.html", state=state, autofilled=autofilled)
 
 
 @bp.get("/documents")
@@ -42,7 +43,11 @@ def documents() -> str:
             "slot": slot,
             "shown": batch_forms.visible(slot.when, answers),
             "files": [
-                (f, "/media/documents/" + applications.file_token(secret, f.id, user.id))
+                (
+                    f,
+                    "/media/documents/" + applications.file_token(secret, f.id, user.id),
+                    idcard_fill.filled_fields(definition, f.reading),
+                )
                 for f in files
                 if f.slot == slot.key
             ],

@@ -19,7 +19,7 @@ from app.inputs import row_id
 from app.integrations import photo_storage, pii_keyring
 from app.review import bp
 from app.review.auth import safe_next, signed_in_staff, staff_required
-from app.services import exports, photos, review_details, reviews
+from app.services import exports, idcard_fill, photos, review_details, reviews
 from app.services.localtime import BEIJING
 from app.services.reviews import PRESET_REASONS, ResultPush, ReviewError, ReviewNotFoundError
 from media.storage import MediaNotFoundError
@@ -277,6 +277,7 @@ def _decision_page(
             form=request.form if request.method == "POST" else {},
             next_id=detail.next_id,
             flow=detail.flow,
+            idcard_reading=idcard_fill.for_review(db.session, pii_keyring(), staff, detail.submission),
             local=local_time,
         ),
         status,

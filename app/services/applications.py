@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.services import batch_forms, enrollments
+from app.services import batch_forms, enrollments, idcard_fill
 from app.services.batch_forms import Definition, Problem
 from app.services.errors import ServiceError
 from app.services.pii import Keyring
@@ -165,8 +166,15 @@ def upload(
     data: bytes,
     filename: str | None,
     now: datetime,
+    *,
+    keyring: Keyring | None = None,
+    cache: Redis | None = None,
 ) -> Document:
-    """Check the file against the slot and store it; commits. Raises DocumentError (nothing stored)."""
+    """Check the file against the slot and store it; commits. Raises DocumentError (nothing stored).
+
+    An image in an id_card_front/id_card_back slot is read too (with the keyring and the Redis of the
+    reading limit): the reading is kept on the document, and the slot's `fills` targets still empty
+    are filled (idcard_fill.read_document)."""
     enrollment, definition = _linked(session, user_id)
     slot = batch_forms.slot(definition, slot_key)
     if slot is None:
@@ -196,6 +204,20 @@ def upload(
     )
     session.add(document)
     session.flush()
+    if slot.kind in idcard_fill.ID_CARD_SLOTS and checked.kind in ("jpg", "png") and keyring and cache:
+        # The stored file is read (re-encoded, scaled to the slot's limits): the reading is of what
+        # the reviewer sees.
+        document.reading, enrollment.form_answers = idcard_fill.read_document(
+            session,
+            keyring,
+            cache,
+            definition,
+            slot,
+            enrollment.form_answers or {},
+            checked.data,
+            now,
+            user_id,
+        )
     restamp(session, enrollment, definition, now)
     session.commit()
     return document

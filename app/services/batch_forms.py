@@ -36,6 +36,25 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 MAX_TEXT = 200
 MAX_TEXTAREA = 2000
 
+# What an ID card slot's reading may fill (`fills`: reading key → form field), by slot kind, and the field
+# kinds each value fits (app/services/idcard_reading.py names the keys). A value is filled only when it
+# passes the field's own checks (an option of a select, a date …).
+FILLS: dict[str, dict[str, tuple[str, ...]]] = {
+    "id_card_front": {
+        "name": ("text",),
+        "id_number": ("text", "pattern"),
+        "sex": ("text", "select", "radio"),
+        "ethnicity": ("text", "select", "radio"),
+        "birth_date": ("date", "text"),
+        "address": ("text", "textarea"),
+    },
+    "id_card_back": {
+        "issuing_authority": ("text", "textarea"),
+        "valid_from": ("date", "text"),
+        "valid_until": ("date", "text"),  # 长期 fits a text field only
+    },
+}
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -127,11 +146,25 @@ class SlotDef(_Strict):
     required: bool = True
     when: When | None = None
     hint: str | None = Field(default=None, max_length=200)
+    # id_card_front/back: which form fields the card's reading fills while they are empty
+    fills: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _counts(self) -> SlotDef:
         if self.min_files > self.max_files:
             raise ValueError("min_files 不能大于 max_files（min_files > max_files）")
+        if self.fills is not None:
+            allowed = FILLS.get(self.kind)
+            if allowed is None:
+                raise ValueError(
+                    "只有 id_card_front/id_card_back 可以有 fills（fills only on ID card slots）"
+                )
+            unknown = [k for k in self.fills if k not in allowed]
+            if unknown:
+                raise ValueError(
+                    f"fills 中不认识的识别项：{'、'.join(unknown)}；可用：{'、'.join(allowed)}"
+                    "（unknown reading key）"
+                )
         return self
 
     def rules(self) -> SlotRules:
@@ -258,6 +291,42 @@ def _cross_checks(definition: Definition) -> list[DefinitionProblem]:
         slot_keys.add(slot.key)
         if slot.when is not None:
             problems += _check_when(slot.when, earlier, f"{path}.when")
+        problems += _check_fills(slot, earlier, f"{path}.fills")
+    return problems
+
+
+def _check_fills(slot: SlotDef, fields: dict[str, FieldDef], path: str) -> list[DefinitionProblem]:
+    """Each target an existing top-level field of a kind its value fits, personal (what an ID card says
+    is personal data: it stays encrypted at rest), and named once."""
+    problems: list[DefinitionProblem] = []
+    seen: set[str] = set()
+    for source, target in (slot.fills or {}).items():
+        where = f"{path}.{source}"
+        field = fields.get(target)
+        kinds = FILLS[slot.kind][source]
+        if field is None:
+            problems.append(DefinitionProblem(where, f"没有字段 {target}（no such field）"))
+        elif field.kind not in kinds:
+            problems.append(
+                DefinitionProblem(
+                    where,
+                    f"{target} 是 {field.kind}，{source} 只能填入 {'/'.join(kinds)} 字段"
+                    "（kind does not fit）",
+                )
+            )
+        elif not field.personal:
+            problems.append(
+                DefinitionProblem(
+                    where, f"{target} 必须是 personal 字段：证件上的信息要加密保存（target must be personal）"
+                )
+            )
+        elif source == "sex" and field.options is not None and not {"男", "女"} <= set(field.options):
+            problems.append(
+                DefinitionProblem(where, f"{target} 的选项需要包含 男 和 女（options lack 男/女）")
+            )
+        if target in seen:
+            problems.append(DefinitionProblem(where, f"{target} 被填入两次（target named twice）"))
+        seen.add(target)
     return problems
 
 
@@ -447,6 +516,32 @@ def missing_documents(
 
 def slot(definition: Definition, key: str) -> SlotDef | None:
     return next((s for s in definition.documents if s.key == key), None)
+
+
+def fillable(
+    definition: Definition, slot_def: SlotDef, answers: dict[str, Any], read: dict[str, str]
+) -> dict[str, str]:
+    """The answers a card's reading (`read`: reading key → value) gives the slot's `fills` targets that are
+    visible and still empty in `answers` (stored answers: an encrypted value counts as typed), each
+    value as the field's own check keeps it; a value the field refuses (not an option, too long) is left
+    for the student to type. Plain values: the caller encrypts them as personal."""
+    out: dict[str, str] = {}
+    for source, target in (slot_def.fills or {}).items():
+        field = definition.field(target)
+        value = read.get(source)
+        if field is None or not value or answers.get(target) not in (None, ""):
+            continue
+        if not visible(field.when, answers):
+            continue
+        candidates = [value]
+        if source == "ethnicity" and field.options is not None:
+            candidates.append(f"{value}族")  # the card prints 汉; a list may say 汉族
+        for candidate in candidates:
+            cleaned, message = _clean_value(field, candidate)
+            if message is None and cleaned is not None:
+                out[target] = cleaned
+                break
+    return out
 
 
 # --- personal answers at rest ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.services import audit
+from app.services import audit, rate_limits
 from app.services.errors import ServiceError
 from models import School, Staff, StaffRole
 
@@ -185,26 +185,6 @@ def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
-def _reserve(r: Redis, keys: tuple[str, str], window: int) -> list[tuple[int, int]]:
-    """Count this attempt on each key, atomically, before any password is checked: concurrent
-    guesses cannot slip past the threshold together. The window starts at the first attempt and
-    later ones never extend it. Returns (count, seconds left) per key."""
-    pipe = r.pipeline(transaction=True)
-    for key in keys:
-        pipe.set(key, 0, ex=window, nx=True)
-        pipe.incr(key)
-        pipe.ttl(key)
-    replies = pipe.execute()
-    counted = []
-    for i, key in enumerate(keys):
-        count, ttl = int(replies[3 * i + 1]), int(replies[3 * i + 2])
-        if ttl < 0:  # no expiry (should not happen): never lock forever
-            r.expire(key, window)
-            ttl = window
-        counted.append((count, ttl))
-    return counted
-
-
 def authenticate(
     session: Session,
     r: Redis,
@@ -223,7 +203,7 @@ def authenticate(
     """
     name = normalize_username(username)
     user_key, ip_key = lockout_keys(name, client_ip)
-    (user_n, user_ttl), (ip_n, ip_ttl) = _reserve(r, (user_key, ip_key), policy.window_seconds)
+    (user_n, user_ttl), (ip_n, ip_ttl) = rate_limits.reserve(r, (user_key, ip_key), policy.window_seconds)
     over = [
         (n, ttl, limit)
         for n, ttl, limit in ((user_n, user_ttl, policy.threshold), (ip_n, ip_ttl, policy.ip_threshold))

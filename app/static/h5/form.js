@@ -16,7 +16,9 @@
     };
     var handle = function (box) {
       return function (resp) {
-        if (resp.ok) { window.location.reload(); return; }
+        // The body is read before reloading: leaving it unread aborts the request in the browser. The
+        // reloaded page shows the new file, and for an ID card what its reading filled in.
+        if (resp.ok) { return resp.text().then(function () { window.location.reload(); }); }
         return resp.json().then(function (data) {
           fail(box, data.errors ? data.errors.map(function (e) { return e.message; }).join(" ") : data.error && data.error.message);
         });

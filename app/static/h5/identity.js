@@ -190,6 +190,70 @@
     });
   });
 
+  // ---- 拍身份证自动填写: the card's front read by POST /api/v1/me/idcard/read, the form filled ----
+  var cardFile = document.getElementById("idcard-file");
+  var cardStatus = document.getElementById("idcard-status");
+  var cardFacts = document.getElementById("idcard-facts");
+  var cardWarnings = document.getElementById("idcard-warnings");
+  var FACTS = [["sex", "性别"], ["ethnicity", "民族"], ["birth_date", "出生日期"], ["address", "住址"]];
+
+  function showCard(data) {
+    cardFacts.textContent = "";
+    FACTS.forEach(function (pair) {
+      if (!data[pair[0]]) return;
+      var dt = document.createElement("dt");
+      dt.textContent = pair[1];
+      var dd = document.createElement("dd");
+      dd.textContent = data[pair[0]];
+      dd.setAttribute("data-read", pair[0]);
+      cardFacts.appendChild(dt);
+      cardFacts.appendChild(dd);
+    });
+    cardFacts.hidden = !cardFacts.childNodes.length;
+    cardWarnings.textContent = "";
+    var LABEL = { name: "姓名", id_number: "证件号码", sex: "性别", ethnicity: "民族", birth_date: "出生日期", address: "住址" };
+    var doubts = (data.uncertain || []).filter(function (key) { return data[key] && LABEL[key]; }).map(function (key) {
+      return { message: "「" + LABEL[key] + "」识别得不太清楚，请逐字核对。" };
+    });
+    (data.warnings || []).concat(doubts).forEach(function (w) {
+      var li = document.createElement("li");
+      li.textContent = w.message;
+      cardWarnings.appendChild(li);
+    });
+    cardWarnings.hidden = !cardWarnings.childNodes.length;
+  }
+
+  if (cardFile) {
+    cardFile.addEventListener("change", function () {
+      if (!cardFile.files.length) return;
+      var body = new FormData();
+      body.append("file", cardFile.files[0]);
+      cardFile.value = "";
+      show(cardStatus, "正在识别，请稍候……");
+      showCard({});
+      fetch("/api/v1/me/idcard/read", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Accept": "application/json", "X-CSRFToken": CSRF }, body: body,
+      }).then(function (res) {
+        return res.json().then(function (data) { return { status: res.status, data: data }; },
+                              function () { return { status: res.status, data: null }; });
+      }, function () { return { status: 0, data: null }; }).then(function (result) {
+        if (result.status !== 200) {
+          show(cardStatus, "");
+          showCard({ warnings: errorsOf(result) });
+          return;
+        }
+        var data = result.data;
+        typeSel.value = "resident_id";
+        applyType();
+        if (data.name) { nameIn.value = data.name; check("name"); }
+        if (data.id_number) { numberIn.value = data.id_number; check("id_number"); }
+        show(cardStatus, "已根据身份证填写，请逐项核对，有误可直接修改后再确定绑定。");
+        showCard(data);
+      });
+    });
+  }
+
   if (modify) {
     modify.addEventListener("click", function () {
       form.hidden = false;
