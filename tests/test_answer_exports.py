@@ -196,7 +196,9 @@ def test_answers_csv_opens_in_excel_with_groups_flattened_and_formulas_defused(
             "王二",
             '\'=HYPERLINK("http://evil.example","点我")',
         ],
-        ["李四", LI, "自考", "123456789012", "13900139000", "", "", "", "", "'-5 分"],
+        # Long digit strings keep a leading tab so Excel shows them whole, not as 1.10105E+17; the
+        # 18-digit ID number ending in X is text anyway, and an 11-digit phone number shows whole.
+        ["李四", "\t" + LI, "自考", "\t123456789012", "13900139000", "", "", "", "", "'-5 分"],
     ]
     with app.app_context():
         entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "export_answers")).all()

@@ -127,7 +127,7 @@ def export_answers(session: Session, keyring: Keyring, staff_id: int, batch_id: 
     _audited(session, staff_id, "export_answers", batch_id)
     return BatchExport(
         filename=f"{found.school}-{found.name}-报名信息.csv",
-        chunks=csv_stream(_answer_rows(session, keyring, found)),
+        chunks=csv_stream(_answer_rows(session, keyring, found), digits_as_text=True),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,18 +26,27 @@ BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def safe_cell(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+# Excel and WPS read a cell of digits as a number: an 18-digit ID number or a 12-digit 考籍号 shows
+# as 1.10101E+17 and keeps 15 digits when saved. A leading tab (which we add after the guard, so a
+# student cannot) makes them keep it as text; 11-digit phone numbers still show whole as numbers.
+LONG_DIGITS = re.compile(r"\d{12,}")
 
 
-def csv_stream(rows: Iterable[Sequence[str]]) -> Iterator[bytes]:
+def safe_cell(value: str, digits_as_text: bool = False) -> str:
+    if value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return "\t" + value if digits_as_text and LONG_DIGITS.fullmatch(value) else value
+
+
+def csv_stream(rows: Iterable[Sequence[str]], *, digits_as_text: bool = False) -> Iterator[bytes]:
     """The rows as CSV bytes, one chunk per row, the BOM before the first; every cell guarded
-    against formula injection."""
+    against formula injection. `digits_as_text` for a file people open in a spreadsheet (a
+    machine-read manifest keeps its numbers bare)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write(BOM)
     for row in rows:
-        writer.writerow([safe_cell(cell) for cell in row])
+        writer.writerow([safe_cell(cell, digits_as_text) for cell in row])
         yield buffer.getvalue().encode("utf-8")
         buffer.seek(0)
         buffer.truncate()

@@ -91,7 +91,7 @@ def test_the_export_page_downloads_answers_and_files_and_opens_the_preview(
     assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     assert rows[0] == ["姓名", "证件号码", "考生类别", "考籍号", "学号", "手机号码", "专业"]
-    assert rows[1][1:] == [NUMBER, "自考", "123456789012", "", "13800138000", "'=1+1"]
+    assert rows[1][1:] == [NUMBER, "自考", "\t123456789012", "", "13800138000", "'=1+1"]
 
     archive = zipfile.ZipFile(io.BytesIO(_download(desk, row.locator('[data-export="files"]'))))
     assert archive.namelist() == [f"身份证正面/{NUMBER}.jpg"]
