@@ -131,3 +131,45 @@ def register(user_id: int, batch_id: int, site_id: int, course_ids: list[int], s
     db.session.add(registration)
     db.session.commit()
     return registration.id
+
+
+# 考生类别 and 应试语种 as 武汉轻工大学's form asks them (its manual's 报名信息), plus a personal field.
+FORM = {
+    "version": 1,
+    "school": "10496",
+    "batch": BATCH_NAME,
+    "sections": [
+        {
+            "title": "报名信息",
+            "fields": [
+                {
+                    "key": "category",
+                    "label": "考生类别",
+                    "kind": "radio",
+                    "required": True,
+                    "options": ["自考(在籍)", "成考(在籍)"],
+                },
+                {
+                    "key": "language",
+                    "label": "应试语种",
+                    "kind": "select",
+                    "required": True,
+                    "options": ["英语", "日语", "俄语"],
+                },
+                {"key": "mobile", "label": "手机号码", "kind": "phone", "personal": True},
+            ],
+        }
+    ],
+    "documents": [],
+}
+
+
+def with_form(batch_id: int) -> None:
+    """Attach FORM to the batch (its answers are set per candidate: make_candidate(answers=…))."""
+    from app.services import batch_forms
+
+    batch = db.session.get(Batch, batch_id)
+    assert batch is not None
+    batch.form = batch_forms.to_data(batch_forms.from_data(FORM))
+    batch.has_form = True
+    db.session.commit()

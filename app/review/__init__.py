@@ -29,4 +29,4 @@ def _staff_page_headers(response: Response) -> Response:
 
 # Each module registers its views on `bp`: sign-in, the admin ZIP export, the queue and decision
 # pages, the inbox of students' messages, the receipt lookup.
-from app.review import admin, auth, export, inbox, queue, receipts  # noqa: E402, F401
+from app.review import admin, auth, exams, export, inbox, queue, receipts  # noqa: E402, F401
