@@ -70,7 +70,7 @@ def ticket() -> ResponseReturnValue:
 
 def _labelled(pdf: FPDF, label: str, value: str) -> None:
     pdf.cell(26, 9, label)
-    pdf.multi_cell(0, 9, value or "—", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 9, value or "—", align="L", new_x="LMARGIN", new_y="NEXT")
 
 
 def ticket_pdf_bytes(found: tickets.Ticket, url: str, font: str, photo: bytes | None) -> bytes:
@@ -118,13 +118,13 @@ def ticket_pdf_bytes(found: tickets.Ticket, url: str, font: str, photo: bytes | 
         pdf.set_font("cjk", size=12)
         pdf.cell(0, 9, "考生须知", align="C", new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("cjk", size=10)
-        pdf.multi_cell(0, 6, found.notice, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, found.notice, align="L", new_x="LMARGIN", new_y="NEXT")
     if found.pledge:
         pdf.ln(2)
         pdf.set_font("cjk", size=12)
         pdf.cell(0, 9, "承诺书", align="C", new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("cjk", size=10)
-        pdf.multi_cell(0, 6, found.pledge, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, found.pledge, align="L", new_x="LMARGIN", new_y="NEXT")
         pdf.cell(0, 10, "考生签名：________________    日期：____________", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
