@@ -38,10 +38,12 @@ from models import (
     ExamRegistrationCourse,
     ExamSeat,
     ExamSite,
+    Identity,
     OutboxItem,
     Photo,
     School,
     Staff,
+    StaffRole,
     User,
 )
 from models.submission import Submission, SubmissionStatus
@@ -394,7 +396,7 @@ class ExamBatch:
 
 def overview(session: Session, staff: Staff) -> list[ExamBatch]:
     """The batches with seats that `staff` covers, each site's rooms with who is seated and present."""
-    rows = session.execute(
+    query = (
         select(
             Batch.id,
             Batch.name,
@@ -414,7 +416,10 @@ def overview(session: Session, staff: Staff) -> list[ExamBatch]:
         .group_by(Batch.id, Batch.name, School.name, School.id, ExamSite.id, ExamSite.code, ExamSite.name)
         .group_by(ExamSeat.room_no)
         .order_by(Batch.id.desc(), ExamSite.code, ExamSeat.room_no)
-    ).all()
+    )
+    if staff.role != StaffRole.ADMIN:
+        query = query.where(Batch.school_id.in_([school.id for school in staff.schools]))
+    rows = session.execute(query).all()
     batches: dict[int, tuple[str, str]] = {}
     sites: dict[int, dict[int, tuple[str, str, list[RoomCount]]]] = defaultdict(dict)
     for batch_id, batch_name, school_name, school_id, site_id, code, site_name, room, seated, present in rows:
@@ -479,29 +484,38 @@ def roster(session: Session, keyring: Keyring, staff: Staff, site_id: int, room:
             select(ExamSeat.room_no).where(ExamSeat.site_id == site_id).distinct().order_by(ExamSeat.room_no)
         )
     )
+    # One query for the list (a site seats hundreds): the seat, the photo and the sealed name.
     query = (
-        select(ExamSeat, Submission.photo_id)
+        select(
+            ExamSeat.id,
+            ExamSeat.room_no,
+            ExamSeat.seat_no,
+            ExamSeat.ticket_no,
+            Identity.name_enc,
+            Submission.photo_id,
+            ExamSeat.user_id,
+            ExamSeat.checked_in_at,
+        )
         .join(Submission, Submission.id == ExamSeat.submission_id)
+        .join(Identity, Identity.id == Submission.identity_id)
         .where(ExamSeat.site_id == site_id)
         .order_by(ExamSeat.room_no, ExamSeat.seat_no)
     )
     if room is not None:
         query = query.where(ExamSeat.room_no == room)
-    rows = []
-    for seat, photo_id in session.execute(query):
-        identity = seat.submission.identity
-        rows.append(
-            RosterRow(
-                seat.id,
-                seat.room_no,
-                seat.seat_no,
-                seat.ticket_no,
-                keyring.decrypt(identity.name_enc),
-                photo_id,
-                seat.user_id,
-                stored_utc(seat.checked_in_at) if seat.checked_in_at else None,
-            )
+    rows = [
+        RosterRow(
+            row.id,
+            row.room_no,
+            row.seat_no,
+            row.ticket_no,
+            keyring.decrypt(row.name_enc),
+            row.photo_id,
+            row.user_id,
+            stored_utc(row.checked_in_at) if row.checked_in_at else None,
         )
+        for row in session.execute(query)
+    ]
     return Roster(site.batch.name, site.id, site.code, site.name, rooms, room, rows)
 
 
