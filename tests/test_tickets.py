@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.jobs import periodic
-from app.services import schools, seating, steps, tickets
+from app.services import progress, schools, seating, steps, tickets
 from app.services import staff as staff_service
 from app.services.pushes import ResultPush
 from models import AuditEntry, Batch, ExamSeat, OutboxItem, StaffRole, User
@@ -366,3 +366,7 @@ def test_the_checklist_has_a_ticket_step(app: Flask) -> None:
         seat_everyone(exam.batch_id)
         ticket = steps.of(db.session, user_id, later)[-1]
         assert ticket.status == "current" and "已可打印" in ticket.hint
+        # 进度 and the status page lead to the ticket in its window, and say 审核通过 outside it.
+        found = progress.of(db.session, user_id, later)
+        assert (found.step, found.path, found.title) == ("ticket", "/h5/ticket", "打印准考证")
+        assert progress.of(db.session, user_id, NOW).step == "result"
