@@ -106,3 +106,10 @@ def test_candidate_prints_the_ticket_and_staff_check_them_in_at_the_door(
     door.wait_for_load_state("load")
     assert door.evaluate("document.documentElement.scrollWidth") <= 390
     door.screenshot(path=str(SCREENSHOTS / "ticket-room-list-phone.png"), full_page=True)
+
+    # The overview of every site and room fits the phone too.
+    door.goto(f"{base}/review/exams")
+    expect(door.get_by_test_id("exam-site")).to_contain_text("1 / 4")
+    door.wait_for_load_state("load")
+    assert door.evaluate("document.documentElement.scrollWidth") <= 390
+    door.screenshot(path=str(SCREENSHOTS / "exams-overview-phone.png"), full_page=True)
