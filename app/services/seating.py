@@ -383,10 +383,6 @@ def import_plan(
     return SeatImport(len(new_rows), unchanged)
 
 
-def seated_count(session: Session, batch_id: int) -> int:
-    return int(session.scalar(select(func.count()).where(ExamSeat.batch_id == batch_id)) or 0)
-
-
 __all__ = [
     "Assignment",
     "BatchNotFoundError",
@@ -399,6 +395,5 @@ __all__ = [
     "exam_year",
     "find_batch",
     "import_plan",
-    "seated_count",
     "ticket_number",
 ]
