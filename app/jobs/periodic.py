@@ -51,6 +51,14 @@ def remind_windows_closing() -> None:
     reminders.send_due(db.session, ResultPush.reminders_from_config(current_app.config), utcnow())
 
 
+def push_tickets() -> None:
+    from flask import current_app
+
+    from app.services import tickets
+
+    tickets.push_due(db.session, ResultPush.reminders_from_config(current_app.config), utcnow())
+
+
 def tasks() -> list[Task]:
     from app.jobs import payments
 
@@ -68,6 +76,8 @@ def tasks() -> list[Task]:
         # 24 h before a sign-up or pay window closes, the students who have not done its step
         # (app/services/reminders.py); every 10 minutes, so the night's reminders go soon after 08:00.
         Task("remind_windows_closing", 600, remind_windows_closing),
+        # Once a batch's ticket window opens, each seated candidate is told once (app/services/tickets.py).
+        Task("push_tickets", 600, push_tickets),
     ]
 
 

@@ -20,7 +20,7 @@ from models.submission import STATUS_LABELS, SubmissionStatus
 class Progress:
     # The checklist's current step (app/services/steps.py), or where the student is held (the first
     # locked step), or "result" once nothing is left: bind | school | notice | photo | submit | pay |
-    # verify | review | confirm | result
+    # verify | review | confirm | ticket | result
     step: str
     title: str
     message: str
@@ -128,6 +128,8 @@ def _words(row: Row[Any] | None, focus: Step | None, now: datetime) -> tuple[str
         return "身份核验", f"{paid}正在核验身份信息，一般几秒钟内完成，请稍后刷新查看。"
     if key == "after":
         return "审核通过", f"审核通过。{focus.hint}"
+    if key == "ticket":
+        return "打印准考证", f"审核通过，报名已完成。{focus.hint}"
     return focus.label, focus.hint
 
 

@@ -143,6 +143,12 @@ def _issue_number(session: Session, submission: Submission) -> str:
     raise RuntimeError("could not issue a unique receipt number")
 
 
+def number_of(session: Session, submission: Submission) -> str:
+    """The 回执编号 of a complete attempt (issued now if it has none; commits): the 报名号 printed
+    on its exam ticket too."""
+    return _issue_number(session, submission)
+
+
 # --- receipts ----------------------------------------------------------------------------------
 
 
@@ -332,6 +338,7 @@ __all__ = [
     "history",
     "make_token",
     "normalize_number",
+    "number_of",
     "page_for_student",
     "photo",
     "signature",

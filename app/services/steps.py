@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.services import enrollments, wording
 from app.services.localtime import stored_utc
-from models import Batch, Enrollment, Identity, Photo, User
+from models import Batch, Enrollment, ExamSeat, Identity, Photo, User
 from models.school import Flow, LockOn
 from models.submission import Submission, SubmissionStatus
 
@@ -27,7 +27,8 @@ StepStatus = Literal["done", "current", "todo", "locked"]
 
 @dataclass(frozen=True)
 class Step:
-    # bind | school | notice | form | documents | photo | submit | pay | verify | review | confirm | after
+    # bind | school | notice | form | documents | photo | submit | pay | verify | review | confirm | ticket
+    # | after
     key: str
     label: str
     status: StepStatus
@@ -85,6 +86,10 @@ def state() -> Select[*tuple[Any, ...]]:
         )
         .label("photo_since")
     )
+    # A seat in the linked batch: its 准考证 can be printed in the ticket window.
+    seated = (
+        exists().where(ExamSeat.user_id == User.id, ExamSeat.batch_id == Enrollment.batch_id).label("seated")
+    )
     return (
         select(
             User.id,
@@ -103,6 +108,9 @@ def state() -> Select[*tuple[Any, ...]]:
             Batch.signature,
             (Batch.notice.is_not(None) & (Batch.notice != "")).label("has_notice"),
             Batch.after_approval,
+            Batch.ticket_opens_at,
+            Batch.ticket_closes_at,
+            seated,
             Enrollment.locked_at.label("enrollment_locked_at"),
             Enrollment.notice_acked_at,
             Batch.has_form,
@@ -159,6 +167,8 @@ def _keys(row: Row[Any]) -> list[str]:
         keys += ["submit", *verify, "review", "pay"]
     else:
         keys += ["submit", *verify, "review"]
+    # Batches that print an admission ticket (准考证) end with it, before what comes after approval.
+    keys += ["ticket"] if row.ticket_opens_at is not None and row.ticket_closes_at is not None else []
     return keys + (["after"] if row.after_approval else [])
 
 
@@ -195,6 +205,7 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
         "review": status in (S.APPROVED, S.APPROVED_UNPAID),
         "confirm": row.confirmed_at is not None,
         "after": False,
+        "ticket": False,
     }
     done["pay"] = status in PAID_FIRST if flow == Flow.PAY_FIRST else status == S.APPROVED
 
@@ -243,6 +254,15 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
         locked["review"] = wording.step_refused(reason)
     if status == S.VOID:
         locked["pay"] = wording.STEP_VOID
+    if "ticket" in keys:
+        ticket_opens, ticket_closes = _aware(row.ticket_opens_at), _aware(row.ticket_closes_at)
+        assert ticket_opens is not None and ticket_closes is not None  # _keys checked
+        if now < ticket_opens:
+            locked["ticket"] = wording.ticket_window(ticket_opens, ticket_closes) + "。"
+        elif now >= ticket_closes:
+            locked["ticket"] = wording.ticket_closed(ticket_opens, ticket_closes)
+        else:
+            hints["ticket"] = wording.TICKET_STEP_NOW if row.seated else wording.TICKET_NO_SEAT
     if row.after_approval:
         hints["after"] = row.after_approval
     hints.setdefault("verify", wording.STEP_HINTS["verify"])
@@ -265,6 +285,10 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
             checklist.append(Step(key, label, "locked" if final else "todo", url))
             continue
         why = locked.get(key)
+        if key == "ticket" and why is not None and not final:
+            # Held by its window only: what comes after it (通过后) is not held with it.
+            checklist.append(Step(key, label, "locked", url, why))
+            continue
         if final or why is not None:
             checklist.append(Step(key, label, "locked", url, why or ""))
             found_current = True  # a step behind a locked one waits for it

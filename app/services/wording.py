@@ -8,7 +8,7 @@ custom messages. Keep texts short — a text message is limited to 2048 bytes, t
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,7 @@ PAGE_NAMES = (
     ("/h5/pay/", "缴费核验"),
     ("/h5/status", "审核结果"),
     ("/h5/receipt", "审核回执单"),
+    ("/h5/ticket", "准考证"),
     ("/h5/me", "我的"),
 )
 
@@ -194,6 +195,7 @@ STEP_LABELS = {
     "confirm": "确认并签名",
     "confirm_plain": "确认信息",
     "after": "通过后",
+    "ticket": "打印准考证",
 }
 # The H5 page of each step; pay and confirm name the attempt once there is one.
 STEP_URLS = {
@@ -209,6 +211,7 @@ STEP_URLS = {
     "review": "/h5/status",
     "confirm": "/h5/status",
     "after": "/h5/status",
+    "ticket": "/h5/ticket",
 }
 STEP_HINTS = {
     "bind": "请填写姓名和证件号码，完成实名绑定。",
@@ -665,3 +668,35 @@ def reminder_template_data(what: str, deadline: datetime, note: str) -> dict[str
 
 SIGN_UP_REMINDER_NOTE = "尚未提交审核，请在截止前提交"
 PAY_REMINDER_NOTE = "审核已通过，逾期未缴费报名无效"
+
+
+# -- exam tickets (准考证, app/services/tickets.py) ------------------------------------------------
+
+
+def _day(moment: datetime) -> str:
+    local = moment.astimezone(BEIJING)
+    return f"{local.month}月{local.day}日"
+
+
+def ticket_window(opens_at: datetime, closes_at: datetime) -> str:
+    """ "准考证打印时间为11月1日至11月4日", as 武汉轻工大学's manual writes it (the close is exclusive:
+    a window closing at 11月5日 00:00 ends on the 4th)."""
+    last = stored_utc(closes_at) - timedelta(seconds=1)
+    return f"准考证打印时间为{_day(stored_utc(opens_at))}至{_day(last)}"
+
+
+def ticket_closed(opens_at: datetime, closes_at: datetime) -> str:
+    return f"{ticket_window(opens_at, closes_at)}，打印时间已过；如需帮助请联系学校。"
+
+
+TICKET_NO_SEAT = "考场和座位尚未安排，安排后即可打印准考证，届时公众号会通知你。"
+TICKET_NONE = "审核通过并完成缴费的考生，在准考证打印时间内可以打印准考证。"
+TICKET_STEP_NOW = "准考证已可打印，请打印后带上身份证原件参加考试。"
+TICKET_REMINDER_NOTE = "准考证已可打印，请在截止前打印"
+
+
+def ticket_ready(base_url: str, batch: str, opens_at: datetime, closes_at: datetime) -> str:
+    return (
+        f"【准考证】「{batch}」的准考证已可打印（{ticket_window(opens_at, closes_at)}）。"
+        f"请点击{page_link(base_url, '/h5/ticket', '打印准考证')}，考试时请携带准考证和身份证原件。"
+    )
