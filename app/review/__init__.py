@@ -28,5 +28,5 @@ def _staff_page_headers(response: Response) -> Response:
 
 
 # Each module registers its views on `bp`: sign-in, the admin ZIP export, the queue and decision
-# pages, the inbox of students' messages, the receipt lookup.
-from app.review import admin, auth, export, inbox, queue, receipts  # noqa: E402, F401
+# pages and the attempt's files, the inbox of students' messages, the receipt lookup.
+from app.review import admin, auth, documents, export, inbox, queue, receipts  # noqa: E402, F401
