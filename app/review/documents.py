@@ -43,6 +43,6 @@ def document_preview(submission_id: int, document_id: int) -> ResponseReturnValu
         )
     except (ReviewNotFoundError, MediaNotFoundError):
         abort(404)
-    return  # Drawn again at each view (in a limited child process, about a second): the decision page shows
+    # Drawn again at each view (in a limited child process, about a second): the decision page shows
     # a handful, and a stored thumbnail would be one more copy of personal data.
     return personal_file(thumb, "image/jpeg", NO_STORE, "inline")

@@ -113,6 +113,20 @@ def photo_goes_back(status: SubmissionStatus | str, rejected_items: list[dict[st
     return any(d.get("kind") == "photo" for d in rejected_items)
 
 
+def kept_photo(session: Session, user_id: int) -> Submission | None:
+    """The student's latest attempt when it is a 驳回 that named items but not the photo: the photo
+    page then says the same photo goes in again once those are fixed."""
+    latest = session.scalar(
+        select(Submission)
+        .where(Submission.user_id == user_id)
+        .order_by(Submission.created_at.desc(), Submission.id.desc())
+        .limit(1)
+    )
+    if latest is None or latest.status != SubmissionStatus.RETURNED or not latest.rejected_items:
+        return None
+    return None if photo_goes_back(latest.status, latest.rejected_items) else latest
+
+
 # --- what the student may change ---------------------------------------------------------------
 
 
