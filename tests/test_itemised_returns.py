@@ -7,127 +7,26 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from PIL import Image
-from pypdf import PdfWriter
 from sqlalchemy import select
 
 from app.extensions import db
-from app.integrations import photo_storage, pii_keyring
-from app.services import applications, batch_forms, reviews, steps, submissions
+from app.integrations import pii_keyring
+from app.services import applications, reviews, steps, submissions
 from app.services.pushes import ResultPush
 from app.services.submissions import PhotoRejectedError
-from models import Batch, Document, Identity, OutboxItem, Staff, Submission, SubmissionStatus
-from tests.factories import ID_NUMBER, add_submission, make_desk, make_linked_student, sign_in_student
+from models import Document, OutboxItem, Staff, Submission, SubmissionStatus
+from tests.factories import make_desk, sign_in_student
+from tests.form_students import ANSWERS, Scene, attach, jpeg, now, pdf, waiting_student
 from tests.staff_pages import csrf_of, sign_in
 
 FORM = "/api/v1/me/form"
 DOCS = "/api/v1/me/documents"
 PUSH = ResultPush(base_url="http://h5.test", template_id="")
-
-DEFINITION: dict[str, Any] = {
-    "school": "10542",
-    "batch": "placeholder",
-    "sections": [
-        {
-            "title": "报名信息",
-            "fields": [
-                {
-                    "key": "category",
-                    "label": "考生类别",
-                    "kind": "radio",
-                    "options": ["自考", "成考"],
-                    "required": True,
-                },
-                {
-                    "key": "exam_no",
-                    "label": "考籍号",
-                    "kind": "pattern",
-                    "pattern": "[0-9]{12}",
-                    "hint": "考籍号为 12 位数字",
-                    "when": {"field": "category", "equals": "自考"},
-                },
-                {"key": "mobile", "label": "手机号码", "kind": "phone", "required": True, "personal": True},
-                {
-                    "key": "family",
-                    "label": "家庭关系",
-                    "kind": "group",
-                    "personal": True,
-                    "min_rows": 1,
-                    "fields": [
-                        {
-                            "key": "relation",
-                            "label": "与本人关系",
-                            "kind": "select",
-                            "options": ["父亲", "母亲"],
-                        },
-                        {"key": "name", "label": "姓名", "required": True},
-                    ],
-                },
-            ],
-        }
-    ],
-    "documents": [
-        {"key": "id_card_front", "label": "身份证正面", "kind": "id_card_front", "formats": ["jpg", "png"]},
-        {"key": "thesis", "label": "毕业论文", "formats": ["pdf", "docx"]},
-    ],
-}
-ANSWERS = {"category": "成考", "mobile": "13800138000", "family": [{"relation": "父亲", "name": "张大山"}]}
-
-
-def jpeg() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (800, 500), (90, 120, 200)).save(out, "JPEG", quality=90)
-    return out.getvalue()
-
-
-def pdf(pages: int = 2) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(595, 842)
-    buf = io.BytesIO()
-    writer.write(buf)
-    return buf.getvalue()
-
-
-@dataclass
-class Scene:
-    batch_id: int
-    user_id: int
-    photo_id: int
-    submission_id: int
-    image_id: int
-    pdf_id: int
-
-
-def attach(batch_id: int, definition: dict[str, Any] = DEFINITION) -> None:
-    batch = db.session.get(Batch, batch_id)
-    assert batch is not None
-    applications.attach(db.session, batch, batch_forms.from_data({**definition, "batch": batch.name}), NOW())
-    db.session.commit()
-
-
-def NOW() -> datetime:
-    return datetime.now(UTC)
-
-
-def waiting_student(batch_id: int, openid: str = "o-items", id_number: str = ID_NUMBER) -> Scene:
-    """A student who filled the form, uploaded an image and a PDF, and whose attempt waits for review."""
-    user_id, photo_id = make_linked_student(batch_id, openid, id_number=id_number)
-    applications.save_answers(db.session, pii_keyring(), user_id, ANSWERS, NOW())
-    image = applications.upload(db.session, photo_storage(), user_id, "id_card_front", jpeg(), "a.jpg", NOW())
-    thesis = applications.upload(db.session, photo_storage(), user_id, "thesis", pdf(), "t.pdf", NOW())
-    identity = db.session.scalar(select(Identity).where(Identity.user_id == user_id))
-    assert identity is not None
-    sub = add_submission(user_id, batch_id, photo_id, identity.id)
-    db.session.commit()
-    return Scene(batch_id, user_id, photo_id, sub.id, image.id, thesis.id)
 
 
 @pytest.fixture
@@ -275,7 +174,7 @@ def test_items_go_with_a_return_only(app: Flask, scene: Scene) -> None:
                 scene.submission_id,
                 "refuse",
                 "不符合",
-                NOW(),
+                now(),
                 push=PUSH,
                 items=[{"kind": "photo", "key": "photo", "reason": "模糊"}],
             )
@@ -349,12 +248,12 @@ def test_after_an_itemised_return_only_the_items_change_and_the_photo_goes_in_ag
     assert 'id="kept-photo"' in client.get("/h5/photo").get_data(as_text=True)
 
     with app.app_context():
-        checklist = steps.of(db.session, scene.user_id, NOW())
+        checklist = steps.of(db.session, scene.user_id, now())
         current = steps.current(checklist)
         assert current is not None and "需修改：手机号码（号码不对）" in current.hint
         assert next(s for s in checklist if s.key == "photo").status == "done"
         # The same photo goes in again: the 驳回 did not name it.
-        again_sub = submissions.create(db.session, scene.user_id, scene.photo_id, NOW())
+        again_sub = submissions.create(db.session, scene.user_id, scene.photo_id, now())
         assert again_sub.photo_id == scene.photo_id
 
 
@@ -372,7 +271,7 @@ def test_a_return_naming_the_photo_or_nothing_keeps_the_photo_out(
     assert client.post(f"/review/submissions/{scene.submission_id}/decide", data=data).status_code == 303
     with app.app_context():
         with pytest.raises(PhotoRejectedError):
-            submissions.create(db.session, scene.user_id, scene.photo_id, NOW())
+            submissions.create(db.session, scene.user_id, scene.photo_id, now())
         allowed = applications.form(db.session, pii_keyring(), scene.user_id).reopened
         # Naming only the photo reopens nothing else; a plain 驳回 reopens everything.
         assert allowed.field_editable("mobile") is (not named_photo)
