@@ -246,6 +246,8 @@ def test_after_an_itemised_return_only_the_items_change_and_the_photo_goes_in_ag
     assert 'data-rejected-reason="id_card_front"' in documents
     assert 'data-slot="thesis" data-editable="false"' in documents
     assert 'id="kept-photo"' in client.get("/h5/photo").get_data(as_text=True)
+    status = client.get("/h5/status").get_data(as_text=True)
+    assert 'data-testid="returned-items"' in status and "手机号码：号码不对" in status
 
     with app.app_context():
         checklist = steps.of(db.session, scene.user_id, now())

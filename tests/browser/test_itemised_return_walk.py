@@ -68,8 +68,13 @@ def reviewer_sees_everything_and_returns_two_items(desk: Page, base: str, scene:
 
     desk.check('[data-return-tick="field:mobile"]')
     desk.fill('[data-return-reason="field:mobile"]', "号码不对")
-    desk.check('[data-return-tick="document:id_card_front"]')
+    # Typing a reason ticks its item; Enter there does not send the form (its first button is 通过).
     desk.fill('[data-return-reason="document:id_card_front"]', "照片模糊")
+    expect(desk.locator('[data-return-tick="document:id_card_front"]')).to_be_checked()
+    desk.press('[data-return-reason="document:id_card_front"]', "Enter")
+    desk.wait_for_timeout(300)  # a submission would have left the page by now
+    assert desk.url == f"{base}/review/submissions/{scene.submission_id}"
+    expect(desk.locator("#sub-state")).to_have_text("审核中")
     desk.click("#return-btn")
     expect(desk.locator(".rv-flash").first).to_contain_text(f"提交 #{scene.submission_id} 已驳回")
     images_loaded(desk)

@@ -16,7 +16,8 @@
     };
     var handle = function (box) {
       return function (resp) {
-        if (resp.ok) { window.location.reload(); return; }
+        // Read the answer to its end first: reloading while its body is still coming aborts it.
+        if (resp.ok) { return resp.text().then(function () { window.location.reload(); }); }
         return resp.json().then(function (data) {
           fail(box, data.errors ? data.errors.map(function (e) { return e.message; }).join(" ") : data.error && data.error.message);
         });
