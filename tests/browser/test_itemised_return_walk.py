@@ -23,6 +23,7 @@ from app.extensions import db
 from app.integrations import pii_keyring
 from app.services import applications
 from models import Batch, Flow, Submission, SubmissionStatus
+from tests.browser.conftest import DESK, PHONE
 from tests.browser.walks import follower, images_loaded, staff_decides, staff_sign_in
 from tests.factories import make_desk
 from tests.form_students import Scene, attach, waiting_student
@@ -65,6 +66,11 @@ def reviewer_sees_everything_and_returns_two_items(desk: Page, base: str, scene:
     expect(desk.locator(f'[data-doc="{scene.pdf_id}"]')).to_contain_text("共 2 页")
     # The image opens full size in a new tab.
     expect(desk.locator(f'[data-doc="{scene.image_id}"] a')).to_have_attribute("target", "_blank")
+
+    # On a phone the page, its answers, files and ticks fit the screen.
+    desk.set_viewport_size(PHONE)
+    assert desk.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    desk.set_viewport_size(DESK)
 
     desk.check('[data-return-tick="field:mobile"]')
     desk.fill('[data-return-reason="field:mobile"]', "号码不对")
