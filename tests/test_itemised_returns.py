@@ -90,6 +90,13 @@ def test_the_decision_page_shows_answers_and_files_masked_for_reviewers(
     assert preview.data[:2] == b"\xff\xd8"
     # An image has no PDF preview.
     assert client.get(f"{image_url}/preview").status_code == 404
+    # A Word file: a download link with its type and size.
+    docx_url = f"/review/submissions/{scene.submission_id}/documents/{scene.docx_id}"
+    assert re.search(
+        rf'href="{docx_url}" class="rv-doc-download">下载 Word 文档（.docx）</a> <span[^>]*>\d+ KB', html
+    )
+    word = client.get(docx_url)
+    assert word.headers["Content-Disposition"] == "attachment" and word.data[:2] == b"PK"
 
     admin = app.test_client()
     sign_in(admin, "admin")
@@ -278,4 +285,4 @@ def test_a_return_naming_the_photo_or_nothing_keeps_the_photo_out(
         # Naming only the photo reopens nothing else; a plain 驳回 reopens everything.
         assert allowed.field_editable("mobile") is (not named_photo)
         docs = db.session.scalars(select(Document).where(Document.user_id == scene.user_id)).all()
-        assert len(docs) == 2
+        assert len(docs) == 3
