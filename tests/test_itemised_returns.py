@@ -286,3 +286,37 @@ def test_a_return_naming_the_photo_or_nothing_keeps_the_photo_out(
         assert allowed.field_editable("mobile") is (not named_photo)
         docs = db.session.scalars(select(Document).where(Document.user_id == scene.user_id)).all()
         assert len(docs) == 3
+
+
+def test_a_returned_choice_reopens_the_fields_it_shows(app: Flask, client: FlaskClient, scene: Scene) -> None:
+    staff = app.test_client()
+    sign_in(staff, "rev-a")
+    token = claim(staff, scene.submission_id)
+    data = {
+        "csrf_token": token,
+        "decision": "return",
+        "item": ["field:category"],
+        "item_reason:field:category": "应为自考",
+    }
+    assert staff.post(f"/review/submissions/{scene.submission_id}/decide", data=data).status_code == 303
+    headers = {"X-CSRFToken": sign_in_student(app, client, scene.user_id)}
+    # 考籍号 appears with 自考: it changes with the choice that shows it.
+    fixed = {**ANSWERS, "category": "自考", "exam_no": "123456789012"}
+    saved = client.put(FORM, json={"answers": fixed}, headers=headers)
+    assert saved.status_code == 200, saved.get_json()
+    assert saved.get_json()["fields"]["exam_no"]["editable"] is True
+    assert saved.get_json()["fields"]["mobile"]["editable"] is False
+
+
+def test_withdrawing_an_itemised_return_clears_its_items(
+    app: Flask, client: FlaskClient, scene: Scene
+) -> None:
+    sign_in(client, "rev-a")
+    assert return_with_items(client, scene.submission_id).status_code == 303
+    with app.app_context():
+        admin = db.session.scalar(select(Staff).where(Staff.username == "admin"))
+        assert admin is not None
+        reviews.reopen(db.session, admin, scene.submission_id, "看错了", now(), hours=72, push=PUSH)
+        sub = db.session.get(Submission, scene.submission_id)
+        assert sub is not None and sub.status == SubmissionStatus.PENDING_REVIEW
+        assert sub.rejected_items is None and sub.status_reason is None
