@@ -1,5 +1,6 @@
 """An itemised 驳回 in headless Chromium, from the reviewer's desk to the student's phone and back.
 
+0. While the attempt waits for review, the student's form and documents are read-only.
 1. The reviewer (desktop) opens the decision page: 报名信息 shows the answers (the phone number masked
    for a reviewer), 材料 shows the ID card image inline and the thesis PDF as its first page with the
    page count.
@@ -42,6 +43,19 @@ def a_free_batch_with_a_waiting_student(app: Flask) -> Scene:
         scene = waiting_student(desk.batch_a, openid)
         db.session.remove()
     return scene
+
+
+def student_sees_the_answers_frozen_under_review(phone: Page, base: str, openid: str) -> None:
+    phone.goto(f"{base}/_sandbox/login-as/{openid}?next=/h5/form")
+    expect(phone).to_have_url(re.compile(re.escape(f"{base}/h5/form")))
+    expect(phone.locator("#form-notice")).to_have_text("报名信息正在审核中，暂时不能修改。")
+    expect(phone.locator("#form-save")).to_have_count(0)
+    expect(phone.locator('[data-key="mobile"]')).to_be_disabled()
+    # The form still follows its `when`: 考籍号 stays hidden for a 成考 student.
+    expect(phone.locator('[data-field="exam_no"]')).to_be_hidden()
+    phone.goto(f"{base}/h5/documents")
+    expect(phone.locator("#documents-notice")).to_be_visible()
+    expect(phone.locator("[data-upload], [data-delete]")).to_have_count(0)
 
 
 def reviewer_sees_everything_and_returns_two_items(desk: Page, base: str, scene: Scene) -> None:
@@ -138,6 +152,7 @@ def test_an_itemised_return_reopens_two_items_and_the_same_photo_goes_in_again(
     with app.app_context():
         openid = db.session.get(Submission, scene.submission_id).user.openid  # type: ignore[union-attr]
 
+    student_sees_the_answers_frozen_under_review(phone, base, openid)
     reviewer_sees_everything_and_returns_two_items(desk, base, scene)
     student_fixes_only_the_two_items(phone, base, openid)
     with app.app_context():

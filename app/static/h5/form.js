@@ -45,8 +45,8 @@
   }
 
   var page = document.getElementById("form-page");
-  var save = document.getElementById("form-save");
-  if (!page || !save) return;
+  var save = document.getElementById("form-save");  // absent while the answers are under review
+  if (!page) return;
   var tokenMeta = document.querySelector('meta[name="csrf-token"]');
   var CSRF = tokenMeta ? tokenMeta.getAttribute("content") : "";
   var NETWORK = "网络不稳定，请稍后再试。";
@@ -110,6 +110,7 @@
 
   page.addEventListener("change", applyWhen);
   applyWhen();
+  if (!save) return;
 
   save.addEventListener("click", function () {
     save.disabled = true;
