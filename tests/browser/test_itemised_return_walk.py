@@ -25,7 +25,7 @@ from app.integrations import pii_keyring
 from app.services import applications
 from models import Batch, Flow, Submission, SubmissionStatus
 from tests.browser.conftest import DESK, PHONE
-from tests.browser.walks import follower, images_loaded, staff_decides, staff_sign_in
+from tests.browser.walks import SHOTS, follower, images_loaded, staff_decides, staff_sign_in
 from tests.factories import make_desk
 from tests.form_students import Scene, attach, waiting_student
 
@@ -81,6 +81,7 @@ def reviewer_sees_everything_and_returns_two_items(desk: Page, base: str, scene:
     # The image opens full size in a new tab.
     expect(desk.locator(f'[data-doc="{scene.image_id}"] a')).to_have_attribute("target", "_blank")
 
+    desk.screenshot(path=f"{SHOTS}/itemised_decision.png", full_page=True)
     # On a phone the page, its answers, files and ticks fit the screen.
     desk.set_viewport_size(PHONE)
     assert desk.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
@@ -115,6 +116,7 @@ def student_fixes_only_the_two_items(phone: Page, base: str, openid: str) -> Non
     mobile.fill("13900139000")
     phone.click("#form-save")
     expect(phone.locator("#form-saved")).to_be_visible()
+    phone.screenshot(path=f"{SHOTS}/itemised_form.png", full_page=True)
 
     phone.goto(f"{base}/h5/documents")
     front = phone.locator('[data-slot="id_card_front"]')
