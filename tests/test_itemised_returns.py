@@ -7,23 +7,26 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
 from app.integrations import pii_keyring
-from app.services import applications, reviews, steps, submissions
+from app.services import applications, batch_forms, reviews, steps, submissions
 from app.services.pushes import ResultPush
 from app.services.submissions import PhotoRejectedError
 from models import Document, OutboxItem, Staff, Submission, SubmissionStatus
-from tests.factories import make_desk, sign_in_student
+from tests.factories import T0, make_desk, make_waiting, sign_in_student
 from tests.form_students import ANSWERS, Scene, attach, jpeg, now, pdf, waiting_student
 from tests.staff_pages import csrf_of, sign_in
 
+FORMS = Path(__file__).resolve().parents[1] / "app" / "data" / "batch_forms"
 FORM = "/api/v1/me/form"
 DOCS = "/api/v1/me/documents"
 PUSH = ResultPush(base_url="http://h5.test", template_id="")
@@ -320,3 +323,22 @@ def test_withdrawing_an_itemised_return_clears_its_items(
         sub = db.session.get(Submission, scene.submission_id)
         assert sub is not None and sub.status == SubmissionStatus.PENDING_REVIEW
         assert sub.rejected_items is None and sub.status_reason is None
+
+
+@pytest.mark.parametrize("code", ["10496", "10542", "10699", "11551", "xj-zikao"])
+def test_every_demo_definition_renders_on_the_decision_page(
+    app: Flask, client: FlaskClient, code: str
+) -> None:
+    desk = make_desk(app)
+    submission_id = make_waiting(app, desk.batch_a, "o-demo", T0)
+    with app.app_context():
+        raw = yaml.safe_load((FORMS / f"{code}.yaml").read_text(encoding="utf-8"))
+        attach(desk.batch_a, raw)
+        definition = batch_forms.from_data(raw)
+    sign_in(client, "admin")
+    page = client.get(f"/review/submissions/{submission_id}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    # Nothing answered yet: every visible field says so, every visible slot lacks its file.
+    assert all(section.title in html for section in definition.sections)
+    assert "未填写" in html and "未上传" in html
