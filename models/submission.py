@@ -85,6 +85,9 @@ class Submission(Base):
     status: Mapped[SubmissionStatus] = mapped_column(String(24), default=SubmissionStatus.AWAITING_PAYMENT)
     # Why it is where it is, for the student (verification failure, 驳回 reason).
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # An itemised 驳回: what the student must fix, [{"kind": "field"|"document"|"photo", "key", "label",
+    # "reason"}] (app/services/returns.py); only those reopen. None or empty: everything reopens.
+    rejected_items: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     # The provider's answer: {"result", "reason", "provider", "reference", "at"}
     verification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     verify_attempts: Mapped[int] = mapped_column(default=0)

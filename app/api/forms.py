@@ -28,6 +28,7 @@ from app.services import applications, batch_forms, idcard_fill
 from app.services.applications import (
     AnswersInvalidError,
     ApplicationError,
+    ApplicationLockedError,
     DocumentError,
     DocumentNotFoundError,
     FormState,
@@ -49,11 +50,24 @@ class MissingOut(BaseModel):
     message: str
 
 
+class RejectedOut(BaseModel):
+    reason: str = Field(description="审核老师退回这一项的原因")
+
+
+class ItemOut(BaseModel):
+    editable: bool = Field(description="现在能否修改这一项")
+    rejected: RejectedOut | None = Field(description="被驳回退回修改时的原因；未被退回为 null")
+
+
 class FormOut(BaseModel):
     definition: dict[str, Any] = Field(description="批次的表单定义（docs/batch-forms.md）")
     answers: dict[str, Any] = Field(description="已保存的填写内容（本人可见，含个人信息）")
     missing: list[MissingOut] = Field(description="还缺的必填项；为空表示已填写完整")
     complete: bool
+    fields: dict[str, ItemOut] = Field(description="每个字段（重复组算一项）能否修改、是否被退回")
+    notice: str | None = Field(
+        description="不是所有项目都能修改时的说明（审核中，或驳回只退回了部分项目）；都能修改时为 null"
+    )
 
 
 class FormIn(BaseModel):
@@ -110,12 +124,15 @@ class SlotOut(BaseModel):
     shown: bool = Field(description="按当前填写内容是否需要（when 条件）")
     hint: str | None
     files: list[DocumentOut]
+    editable: bool = Field(description="现在能否上传或删除这一项的文件")
+    rejected: RejectedOut | None = Field(description="被驳回退回修改时的原因；未被退回为 null")
 
 
 class DocumentsOut(BaseModel):
     slots: list[SlotOut]
     missing: list[MissingOut]
     complete: bool
+    notice: str | None = Field(description="不是所有项目都能修改时的说明；都能修改时为 null")
 
 
 class DocumentUploadIn(BaseModel):
@@ -138,12 +155,24 @@ def _missing(problems: list[Problem]) -> list[MissingOut]:
     return [MissingOut(field=p.field, message=p.message) for p in problems]
 
 
+def _rejected(reason: str | None) -> RejectedOut | None:
+    return RejectedOut(reason=reason) if reason is not None else None
+
+
 def _form_out(state: FormState) -> FormOut:
+    allowed = state.reopened
     return FormOut(
         definition=batch_forms.to_data(state.definition),
         answers=state.answers,
         missing=_missing(state.missing),
         complete=not state.missing,
+        fields={
+            f.key: ItemOut(
+                editable=allowed.field_editable(f.key), rejected=_rejected(allowed.fields.get(f.key))
+            )
+            for f in state.definition.fields()
+        },
+        notice=allowed.message,
     )
 
 
@@ -200,16 +229,20 @@ def get_form() -> Any:
 @api_login_required
 @spec.validate(
     json=FormIn,
-    resp=SpecResponse(HTTP_200=FormOut, HTTP_404=ApiError, HTTP_422=ValidationErrors, **REFUSALS),
+    resp=SpecResponse(
+        HTTP_200=FormOut, HTTP_404=ApiError, HTTP_409=ApiError, HTTP_422=ValidationErrors, **REFUSALS
+    ),
     tags=["报名信息"],
 )
 def save_form(json: FormIn) -> Any:
     """保存报名信息（随时可存草稿；必填项在 missing 中列出）。格式错误时 422，不保存任何内容；
-    按 when 条件隐藏的字段不保存。"""
+    按 when 条件隐藏的字段不保存。审核期间，或驳回只退回了部分项目时改动了未退回的项目：409，不保存。"""
     try:
         state = applications.save_answers(db.session, pii_keyring(), _user_id(), json.answers, _now())
     except NoFormError as exc:
         return error_response(404, exc.message)
+    except ApplicationLockedError as exc:
+        return error_response(409, exc.message)
     except AnswersInvalidError as exc:
         return jsonify(errors=[{"field": p.field, "message": p.message} for p in exc.problems]), 422
     except ApplicationError as exc:
@@ -226,9 +259,10 @@ def list_documents() -> Any:
     """所关联批次要求的材料（每一项的要求和已上传的文件）。批次不需要上传材料时 404。"""
     user_id = _user_id()
     try:
-        definition, documents, answers = applications.documents(db.session, user_id)
+        state = applications.documents(db.session, user_id)
     except NoFormError as exc:
         return error_response(404, exc.message)
+    definition, documents, answers, allowed = state.definition, state.files, state.answers, state.reopened
     counts: dict[str, int] = {}
     for document in documents:
         counts[document.slot] = counts.get(document.slot, 0) + 1
@@ -249,23 +283,27 @@ def list_documents() -> Any:
                 shown=shown,
                 hint=slot.hint,
                 files=[_document_out(d, definition) for d in documents if d.slot == slot.key],
+                editable=allowed.slot_editable(slot.key),
+                rejected=_rejected(allowed.slots.get(slot.key)),
             )
         )
-    return DocumentsOut(slots=slots, missing=_missing(missing), complete=not missing)
+    return DocumentsOut(slots=slots, missing=_missing(missing), complete=not missing, notice=allowed.message)
 
 
 @bp.post("/me/documents/<slot>")
 @api_login_required
 @spec.validate(
     form=DocumentUploadIn,
-    resp=SpecResponse(HTTP_201=DocumentOut, HTTP_404=ApiError, HTTP_422=ValidationErrors, **REFUSALS),
+    resp=SpecResponse(
+        HTTP_201=DocumentOut, HTTP_404=ApiError, HTTP_409=ApiError, HTTP_422=ValidationErrors, **REFUSALS
+    ),
     tags=["上传材料"],
 )
 def upload_document(slot: str) -> Any:
     """上传一个材料文件到某一项（如 id_card_front）。按真实内容检查类型、大小和安全性（含脚本的 PDF、
     可执行文件等会被拒绝，422，不保存）；图片会重新编码并去除元数据。身份证正反面的图片会自动识别：
     该项定义了 fills 时，把识别出的信息填入还空着的报名信息（不覆盖已填写的），reading 中列出填了哪些、
-    有什么要核对。"""
+    有什么要核对。审核期间或这一项未被退回：409。"""
     upload = request.files.get("file")
     if upload is None:
         return _errors("file", "请选择要上传的文件。")
@@ -284,6 +322,8 @@ def upload_document(slot: str) -> Any:
         )
     except NoFormError as exc:
         return error_response(404, exc.message)
+    except ApplicationLockedError as exc:
+        return error_response(409, exc.message)
     except DocumentError as exc:
         return _errors(exc.field, exc.message)
     batch = db.session.get(Batch, document.batch_id)
@@ -295,7 +335,9 @@ def upload_document(slot: str) -> Any:
 @bp.delete("/me/documents/<document_id>")
 @api_login_required
 @spec.validate(
-    resp=SpecResponse(HTTP_204=None, HTTP_404=ApiError, HTTP_422=ValidationErrors, **REFUSALS),
+    resp=SpecResponse(
+        HTTP_204=None, HTTP_404=ApiError, HTTP_409=ApiError, HTTP_422=ValidationErrors, **REFUSALS
+    ),
     tags=["上传材料"],
 )
 def delete_document(document_id: str) -> Any:
@@ -307,6 +349,8 @@ def delete_document(document_id: str) -> Any:
         applications.delete(db.session, _user_id(), row, _now())
     except (NoFormError, DocumentNotFoundError) as exc:
         return error_response(404, exc.message)
+    except ApplicationLockedError as exc:
+        return error_response(409, exc.message)
     except ApplicationError as exc:
         return _errors("_", exc.message)
     return Response(status=204)

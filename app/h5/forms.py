@@ -34,24 +34,27 @@ def documents() -> str:
     user = current_user()
     assert user is not None  # login_required ran first
     try:
-        definition, files, answers = applications.documents(db.session, user.id)
+        state = applications.documents(db.session, user.id)
     except NoFormError:
-        return render_template("h5/documents.html", slots=None)
+        return render_template("h5/documents.html", slots=None, reopened=None)
     secret = current_app.config["SECRET_KEY"]
+    allowed = state.reopened
     slots = [
         {
             "slot": slot,
-            "shown": batch_forms.visible(slot.when, answers),
+            "shown": batch_forms.visible(slot.when, state.answers),
+            "editable": allowed.slot_editable(slot.key),
+            "rejected": allowed.slots.get(slot.key),
             "files": [
                 (
                     f,
                     "/media/documents/" + applications.file_token(secret, f.id, user.id),
-                    idcard_fill.filled_fields(definition, f.reading),
+                    idcard_fill.filled_fields(state.definition, f.reading),
                 )
-                for f in files
+                for f in state.files
                 if f.slot == slot.key
             ],
         }
-        for slot in definition.documents
+        for slot in state.definition.documents
     ]
-    return render_template("h5/documents.html", slots=slots)
+    return render_template("h5/documents.html", slots=slots, reopened=allowed)

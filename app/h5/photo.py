@@ -13,7 +13,7 @@ from flask import current_app, render_template
 from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
-from app.services import enrollments, flow_pages, photos
+from app.services import enrollments, flow_pages, photos, returns
 from app.services.photos import PhotoError, PhotoIdentityRequiredError, Rejection
 from media.spec import BACKGROUND_LABELS, PhotoSpec
 from models import Batch
@@ -129,6 +129,7 @@ def photo() -> str:
         spec_text=spec.describe() if spec else None,
         sample=sample_of(spec) if spec else None,
         rejection=rejection,
+        kept_photo=returns.kept_photo(db.session, user.id),
         requirements=REQUIREMENTS,
         max_mb=current_app.config["MEDIA_MAX_UPLOAD_BYTES"] // (1024 * 1024),
         # Known here, so the page does not ask the API for a verdict that cannot exist (a 404).

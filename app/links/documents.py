@@ -1,5 +1,5 @@
-"""GET /media/documents/<token>: a document a student uploaded, to that student only (the staff view
-comes with the review display)."""
+"""GET /media/documents/<token>: a document a student uploaded, to that student only (staff open it
+from the decision page, app/review/documents.py)."""
 
 from __future__ import annotations
 

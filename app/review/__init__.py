@@ -28,6 +28,6 @@ def _staff_page_headers(response: Response) -> Response:
 
 
 # Each module registers its views on `bp`: sign-in, the admin ZIP export, the queue and decision
-# pages, the inbox of students' messages, the receipt lookup, the preview of a batch's form, the exam
-# check-in.
-from app.review import admin, auth, exams, export, inbox, previews, queue, receipts  # noqa: E402, F401
+# pages and the attempt's files, the inbox of students' messages, the receipt lookup, the preview of a
+# batch's form, the exam check-in.
+from app.review import admin, auth, documents, exams, export, inbox, previews, queue, receipts  # noqa: E402, F401

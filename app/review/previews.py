@@ -12,7 +12,7 @@ from app.errors import error_response
 from app.extensions import db
 from app.review import bp
 from app.review.auth import current_staff, staff_required
-from app.services import form_previews
+from app.services import form_previews, returns
 from app.services.batch_forms import Definition
 from models import Batch
 
@@ -52,6 +52,7 @@ def form_preview(batch_id: int) -> ResponseReturnValue:
     return render_template(
         "h5/form.html",
         state=form_previews.empty_form(definition),
+        autofilled=set(),
         preview=_preview(batch, definition, "form"),
     )
 
@@ -65,7 +66,19 @@ def documents_preview(batch_id: int) -> ResponseReturnValue:
         return _refused(exc)
     # Every slot is drawn, a conditional one with its rule: the preview has no answers to hide it by.
     slots = [
-        {"slot": slot, "shown": True, "files": [], "condition": form_previews.condition(definition, slot)}
+        {
+            "slot": slot,
+            "shown": True,
+            "editable": True,
+            "rejected": None,
+            "files": [],
+            "condition": form_previews.condition(definition, slot),
+        }
         for slot in definition.documents
     ]
-    return render_template("h5/documents.html", slots=slots, preview=_preview(batch, definition, "documents"))
+    return render_template(
+        "h5/documents.html",
+        slots=slots,
+        reopened=returns.OPEN,
+        preview=_preview(batch, definition, "documents"),
+    )

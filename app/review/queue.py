@@ -19,7 +19,7 @@ from app.inputs import row_id
 from app.integrations import photo_storage, pii_keyring
 from app.review import bp
 from app.review.auth import safe_next, signed_in_staff, staff_required
-from app.services import exports, idcard_fill, photos, review_details, reviews
+from app.services import exports, idcard_fill, photos, returns, review_details, reviews
 from app.services.localtime import BEIJING
 from app.services.reviews import PRESET_REASONS, ResultPush, ReviewError, ReviewNotFoundError
 from media.storage import MediaNotFoundError
@@ -273,8 +273,13 @@ def _decision_page(
             previous=detail.previous,
             similar_rejected=detail.similar_rejected,
             presets=PRESET_REASONS,
+            application=detail.application,
+            returned=detail.returned,
+            item_suggestions=returns.SUGGESTIONS,
+            item_reason_max=returns.MAX_ITEM_REASON,
             error=error,
             form=request.form if request.method == "POST" else {},
+            ticked=request.form.getlist("item") if request.method == "POST" else [],
             next_id=detail.next_id,
             flow=detail.flow,
             idcard_reading=idcard_fill.for_review(db.session, pii_keyring(), staff, detail.submission),
@@ -339,6 +344,16 @@ def _reason(form: Any) -> str:
     return preset or text
 
 
+def _items(form: Any) -> list[dict[str, str]]:
+    """The ticked items of an itemised 驳回: `item` = "field:mobile", "document:thesis" or
+    "photo:photo", each with its reason in `item_reason:<the same value>`."""
+    picked = []
+    for value in form.getlist("item"):
+        kind, _, key = str(value).partition(":")
+        picked.append({"kind": kind, "key": key, "reason": form.get(f"item_reason:{value}", "")})
+    return picked
+
+
 @bp.post("/submissions/<int:submission_id>/decide")
 @staff_required()
 def decide(submission_id: int) -> ResponseReturnValue:
@@ -353,6 +368,8 @@ def decide(submission_id: int) -> ResponseReturnValue:
             _reason(request.form),
             _now(),
             push=ResultPush.from_config(current_app.config),
+            # Ticks count only with 驳回: 通过 after ticking and unticking must not be refused.
+            items=_items(request.form) if decision == "return" else (),
         )
     except ReviewNotFoundError:
         abort(404)

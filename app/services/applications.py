@@ -17,7 +17,7 @@ from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.services import batch_forms, enrollments, idcard_fill
+from app.services import batch_forms, enrollments, idcard_fill, returns
 from app.services.batch_forms import Definition, Problem
 from app.services.errors import ServiceError
 from app.services.pii import Keyring
@@ -52,6 +52,13 @@ class DocumentError(ApplicationError):
         self.field = field
 
 
+class ApplicationLockedError(ApplicationError):
+    """The change touches what may not change now: the data under review, or an item an itemised
+    驳回 did not send back (409 at the edge)."""
+
+    message = returns.FROZEN_MESSAGE
+
+
 class DocumentNotFoundError(ApplicationError):
     message = "找不到这个文件。"
 
@@ -65,6 +72,7 @@ class FormState:
     definition: Definition
     answers: dict[str, Any]  # decrypted
     missing: list[Problem]
+    reopened: returns.Reopened = returns.OPEN  # what may change now
 
 
 def definition_of(batch: Batch) -> Definition | None:
@@ -82,11 +90,20 @@ def _linked(session: Session, user_id: int) -> tuple[Enrollment, Definition]:
 # --- answers ------------------------------------------------------------------------------------
 
 
+def reopened(session: Session, enrollment: Enrollment, definition: Definition) -> returns.Reopened:
+    return returns.reopened(session, enrollment.user_id, enrollment.batch_id, definition)
+
+
 def form(session: Session, keyring: Keyring, user_id: int) -> FormState:
     enrollment, definition = _linked(session, user_id)
     stored = enrollment.form_answers or {}
     answers = batch_forms.transform(definition, stored, keyring.decrypt)
-    return FormState(definition, answers, batch_forms.missing(definition, stored))
+    return FormState(
+        definition,
+        answers,
+        batch_forms.missing(definition, stored),
+        reopened(session, enrollment, definition),
+    )
 
 
 def save_answers(
@@ -100,10 +117,35 @@ def save_answers(
     kept, problems = batch_forms.clean(definition, raw)
     if problems:
         raise AnswersInvalidError(problems)
+    allowed = reopened(session, enrollment, definition)
+    if allowed.state != "open":
+        current = batch_forms.transform(definition, enrollment.form_answers or {}, keyring.decrypt)
+        _refuse_changes(definition, allowed, current, kept)
     enrollment.form_answers = batch_forms.transform(definition, kept, keyring.encrypt)
     restamp(session, enrollment, definition, now)
     session.commit()
-    return FormState(definition, kept, batch_forms.missing(definition, kept))
+    return FormState(definition, kept, batch_forms.missing(definition, kept), allowed)
+
+
+def _refuse_changes(
+    definition: Definition, allowed: returns.Reopened, current: dict[str, Any], kept: dict[str, Any]
+) -> None:
+    """A whole-form save passes when every field it may not change holds its stored value: the page
+    sends everything, unchanged items included."""
+    for field in definition.fields():
+        if allowed.field_editable(field.key) or kept.get(field.key) == current.get(field.key):
+            continue
+        if allowed.state == "frozen":
+            raise ApplicationLockedError(allowed.message)
+        raise ApplicationLockedError(f"「{field.label}」{returns.NOT_RETURNED_MESSAGE}")
+
+
+def _refuse_slot_change(allowed: returns.Reopened, slot: batch_forms.SlotDef) -> None:
+    if allowed.slot_editable(slot.key):
+        return
+    if allowed.state == "frozen":
+        raise ApplicationLockedError(allowed.message)
+    raise ApplicationLockedError(f"「{slot.label}」{returns.NOT_RETURNED_MESSAGE}")
 
 
 def restamp(session: Session, enrollment: Enrollment, definition: Definition | None, now: datetime) -> None:
@@ -146,16 +188,25 @@ def counts(session: Session, user_id: int, batch_id: int) -> dict[str, int]:
     return {slot: int(n) for slot, n in rows}
 
 
-def documents(session: Session, user_id: int) -> tuple[Definition, list[Document], dict[str, Any]]:
-    """The batch definition, the student's documents in it (oldest first) and the stored answers
-    (for the slots' `when`)."""
+@dataclass(frozen=True)
+class DocumentsState:
+    definition: Definition
+    files: list[Document]  # oldest first
+    answers: dict[str, Any]  # stored (for the slots' `when`)
+    reopened: returns.Reopened  # which slots may change now
+
+
+def documents(session: Session, user_id: int) -> DocumentsState:
+    """The batch definition, the student's documents in it and what may change."""
     enrollment, definition = _linked(session, user_id)
     rows = session.scalars(
         select(Document)
         .where(Document.user_id == user_id, Document.batch_id == enrollment.batch_id)
         .order_by(Document.id)
     )
-    return definition, list(rows), enrollment.form_answers or {}
+    return DocumentsState(
+        definition, list(rows), enrollment.form_answers or {}, reopened(session, enrollment, definition)
+    )
 
 
 def upload(
@@ -183,6 +234,8 @@ def upload(
         raise DocumentError(f"根据你填写的报名信息，不需要上传「{slot.label}」。", "slot")
     if enrollment.locked_at is not None:
         raise DocumentError("报名信息已锁定，不能再修改材料；如有疑问请联系学校。")
+    allowed = reopened(session, enrollment, definition)
+    _refuse_slot_change(allowed, slot)
     rules = slot.rules()
     try:
         refuse_if_full(counts(session, user_id, enrollment.batch_id).get(slot.key, 0), rules)
@@ -217,6 +270,7 @@ def upload(
             checked.data,
             now,
             user_id,
+            may_fill=allowed.field_editable,
         )
     restamp(session, enrollment, definition, now)
     session.commit()
@@ -232,6 +286,9 @@ def delete(session: Session, user_id: int, document_id: int, now: datetime) -> N
         raise DocumentNotFoundError()
     if enrollment.locked_at is not None:
         raise ApplicationError("报名信息已锁定，不能再修改材料；如有疑问请联系学校。")
+    slot = batch_forms.slot(definition, document.slot)
+    if slot is not None:
+        _refuse_slot_change(reopened(session, enrollment, definition), slot)
     session.delete(document)
     session.flush()
     restamp(session, enrollment, definition, now)

@@ -14,6 +14,7 @@ that read, so a process that never reads (the /wechat path) never loads them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -175,6 +176,7 @@ def read_document(
     data: bytes,
     now: datetime,
     user_id: int,
+    may_fill: Callable[[str], bool] = lambda key: True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a stored ID card file (no commit): (the Document's `reading`, the stored answers with the
     slot's `fills` targets that were empty filled, encrypted).
@@ -182,7 +184,8 @@ def read_document(
     Synchronous, in the upload's request: its answer tells the student at once what was filled, while the
     card is still in their hand, and ~0.6 s of one core fits well within an upload's request. Through the
     outbox the page would have to poll for a result the student is waiting for anyway.
-    Over the student's reading limit the file is kept unread, with a warning saying so."""
+    Over the student's reading limit the file is kept unread, with a warning saying so. `may_fill`
+    says which fields may change now (after an itemised 驳回, only those sent back)."""
     try:
         _take_reading(cache, user_id)
     except IdcardReadLimitError as exc:
@@ -197,7 +200,7 @@ def read_document(
         log.exception("ID card reading failed", extra={"user_id": user_id, "slot": slot.key})
         warning = CardWarning("not_read", None, "暂时无法自动识别，文件已保存；请手动填写")
         return _stored(keyring, slot.kind, {}, (), [warning], [], now), answers
-    filled = batch_forms.fillable(definition, slot, answers, fit)
+    filled = {k: v for k, v in batch_forms.fillable(definition, slot, answers, fit).items() if may_fill(k)}
     new_answers = {**answers, **batch_forms.transform(definition, filled, keyring.encrypt)}
     return _stored(keyring, slot.kind, values, uncertain, warnings, list(filled), now), new_answers
 

@@ -9,7 +9,8 @@
   check, `duplicate_of_rejected`, whose message names that photo, who refused it and why.
 - A photo a reviewer returned or refused (驳回/不通过), or the same picture again, is never submitted
   again (`review_rejection`, enforced by submissions.create); staff see a resubmission that looks
-  like a rejected photo (`similar_rejections`).
+  like a rejected photo (`similar_rejections`). A 驳回 that named other items only (returns.py) did
+  not reject the photo: it is submitted again as it is.
 - Files are shown only through short-lived signed links bound to the photo, the file and the viewer
   (`file_token` / `read_file_token`); a link never carries a storage key or anything personal.
 """
@@ -28,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.services import enrollments, identities, outbox, wording
+from app.services import enrollments, identities, outbox, returns, wording
 from app.services.job_kinds import JobKind
 from app.services.localtime import stored_utc
 from media import decode
@@ -321,12 +322,15 @@ def _rejections(session: Session, *conditions: Any, limit: int = DUPLICATE_LOOKB
             Submission.decided_at,
             Photo.created_at,
             Photo.phash,
+            Submission.rejected_items,
         )
         .join(Photo, Photo.id == Submission.photo_id)
         .where(Submission.status.in_(REJECTED_BY_REVIEW), *conditions)
         .order_by(Submission.created_at.desc(), Submission.id.desc())
         .limit(limit)
     ).all()
+    # A 驳回 naming other items only did not reject the photo: it may be submitted again as it is.
+    rows = [row for row in rows if returns.photo_goes_back(row[2], row[7])]
     return [
         Rejection(
             submission_id=row[0],

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -86,6 +86,8 @@ class Attempt:
     reason: str | None
     created_at: datetime
     decided_at: datetime | None
+    # An itemised 驳回's items ({kind, key, label, reason}: app/services/returns.py); empty otherwise.
+    rejected_items: list[dict[str, str]] = field(default_factory=list)
 
 
 def _serializer(secret_key: str) -> URLSafeSerializer:
@@ -317,6 +319,7 @@ def history(session: Session, user_id: int, limit: int = 20) -> list[Attempt]:
             reason=sub.status_reason,
             created_at=sub.created_at,
             decided_at=sub.decided_at,
+            rejected_items=list(sub.rejected_items or []),
         )
         for sub, batch_name in rows
     ]

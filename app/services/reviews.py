@@ -11,7 +11,7 @@ the edge), never "forbidden", so ids of other schools' attempts leak nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn
@@ -19,13 +19,13 @@ from typing import Any, Literal, NoReturn
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
-from app.services import audit, flows, pushes, submissions, wording
+from app.services import applications, audit, flows, pushes, returns, submissions, wording
 from app.services.errors import ServiceError
 from app.services.id_documents import DocumentType, normalise_number
 from app.services.identities import name_lookup_hash
 from app.services.pii import Keyring
 from app.services.pushes import ResultPush
-from models import AuditEntry, Batch, Identity, LockOn, Photo, School, Staff, StaffRole, User
+from models import AuditEntry, Batch, Enrollment, Identity, LockOn, Photo, School, Staff, StaffRole, User
 from models.submission import (
     IN_FLIGHT,
     STATUS_LABELS,
@@ -95,6 +95,10 @@ class ReviewReasonError(ReviewError):
 
 class ReviewStaffError(ReviewError):
     message = "账号已停用"
+
+
+class ReviewItemsError(ReviewError):
+    message = "退回的项目有误"
 
 
 # --- scoping ---------------------------------------------------------------------------------
@@ -482,21 +486,63 @@ def decide(
     now: datetime,
     *,
     push: ResultPush,
+    items: Sequence[Mapping[str, Any]] = (),
 ) -> Submission:
     """Record 通过 / 驳回 / 不通过, its audit entry and the student's push in one commit.
 
     Only the claimer with a live claim decides (an admin may decide any waiting attempt in scope).
+    A 驳回 may name `items` ({kind: field|document|photo, key, reason}): only those reopen for the
+    student (returns.py); the reason is then derived from them, the reviewer's words added after.
     """
-    text = clean_reason(decision, reason)
+    returned = _returned_items(session, submission_id, decision, items)
+    if returned:
+        overall = " ".join((reason or "").split())[:MAX_REASON_CHARS] or None
+        text: str | None = returns.status_reason(returned, overall)
+    else:
+        text = clean_reason(decision, reason)
     _decide_one(
-        session, staff, submission_id, _outcome(session, submission_id, DECISIONS[decision]), text, now
+        session,
+        staff,
+        submission_id,
+        _outcome(session, submission_id, DECISIONS[decision]),
+        text,
+        now,
+        [item.to_data() for item in returned] or None,
     )
     found = session.get(Submission, submission_id, populate_existing=True)
     assert found is not None  # the UPDATE above just matched it
-    _audit(session, staff, decision, submission_id, reason=text)
+    detail: dict[str, Any] = {"reason": text}
+    if returned:
+        detail["items"] = [item.to_data() for item in returned]
+    _audit(session, staff, decision, submission_id, **detail)
     _after_decision(session, found, push)
     session.commit()
     return found
+
+
+def _returned_items(
+    session: Session, submission_id: int, decision: str, raw: Sequence[Mapping[str, Any]]
+) -> list[returns.Item]:
+    """The items of an itemised 驳回, checked against the attempt's batch definition and the
+    student's stored answers (a field hidden by its `when` cannot be sent back)."""
+    if not raw:
+        return []
+    if decision != "return":
+        raise ReviewItemsError("只有驳回可以指定需修改的项目")
+    found = session.get(Submission, submission_id)
+    if found is None:
+        return []  # the conditional update explains
+    enrollment = session.scalar(
+        select(Enrollment)
+        .where(Enrollment.user_id == found.user_id, Enrollment.batch_id == found.batch_id)
+        .order_by(Enrollment.active.desc(), Enrollment.id.desc())
+        .limit(1)
+    )
+    answers = (enrollment.form_answers if enrollment is not None else None) or {}
+    try:
+        return returns.clean_items(applications.definition_of(found.batch), answers, raw)
+    except returns.ReturnedItemsError as exc:
+        raise ReviewItemsError(exc.message) from None
 
 
 def batch_approve(
@@ -529,6 +575,7 @@ def batch_approve(
             "decided_by_id": staff.id,
             "decided_at": now,
             "status_reason": None,
+            "rejected_items": None,
             "claim_expires_at": None,
             "updated_at": now,
         }
@@ -573,6 +620,7 @@ def _decide_one(
     status: SubmissionStatus,
     reason: str | None,
     now: datetime,
+    rejected_items: list[dict[str, str]] | None = None,
 ) -> None:
     mine = _held_by(staff, now)
     allowed: ColumnElement[bool] = (
@@ -588,6 +636,7 @@ def _decide_one(
             "decided_by_id": staff.id,
             "decided_at": now,
             "status_reason": reason if status not in APPROVALS else None,
+            "rejected_items": rejected_items if status == SubmissionStatus.RETURNED else None,
             "claim_expires_at": None,
             "updated_at": now,
         },
@@ -761,6 +810,7 @@ def reopen(
             "decided_by_id": None,
             "decided_at": None,
             "status_reason": None,
+            "rejected_items": None,
             "claimed_by_id": None,
             "claim_expires_at": None,
             "updated_at": now,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import Row, Select, bindparam, exists, select
 from sqlalchemy.orm import Session
 
-from app.services import enrollments, wording
+from app.services import enrollments, returns, wording
 from app.services.localtime import stored_utc
 from models import Batch, Enrollment, ExamSeat, Identity, Photo, User
 from models.school import Flow, LockOn
@@ -123,6 +123,7 @@ def state() -> Select[*tuple[Any, ...]]:
             Submission.identity_id.label("submission_identity_id"),
             Submission.status.label("submission_status"),
             Submission.status_reason,
+            Submission.rejected_items,
             Submission.paid_at,
             Submission.fee_paid_by_id,
             Submission.confirmed_at,
@@ -191,7 +192,9 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
     submitted = status in SUBMITTED
     # 身份核验失败 sends the student back to their identity until they bind another one.
     identity_failed = status == S.VERIFY_FAILED and row.identity_id in (None, row.submission_identity_id)
-    returned_fresh = status == S.RETURNED and not row.photo_since
+    # A 驳回 that named other items only leaves the photo as it was: it goes in again unchanged.
+    photo_back = status == S.RETURNED and returns.photo_goes_back(status, row.rejected_items)
+    returned_fresh = photo_back and not row.photo_since
 
     done: dict[str, bool] = {
         "bind": row.identity_id is not None and not identity_failed,
@@ -233,6 +236,10 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
     ):
         # fee_per_attempt=no: the resubmission after 驳回 is covered by the earlier payment.
         hints["pay"] = wording.STEP_PAY_COVERED
+    if status == S.RETURNED and row.rejected_items and not photo_back:
+        # An itemised 驳回 that kept the photo: the next step (submit, or pay again) names what to fix.
+        for key in ("submit", "pay"):
+            hints[key] = " ".join(filter(None, [wording.step_fix_items(reason), hints.get(key)]))
     if row.name is not None and not sign_up_open and opens is not None and closes is not None:
         # Nothing can be submitted (or, pay-first, paid) outside the sign-up window.
         window = wording.step_sign_up_closed(row.name, opens, closes, now)

@@ -274,6 +274,14 @@ def step_returned(reason: str) -> str:
     return f"照片被驳回{because}，请重新上传后在截止前重新提交。"
 
 
+def step_fix_items(reason: str) -> str:
+    """After a 驳回 that named items and kept the photo: `reason` starts 需修改：…"""
+    return (
+        f"审核老师退回了部分项目（{reason}）。请在「填写报名信息」「上传材料」中修改标红的项目，"
+        "照片不用重新上传，改好后在照片页面重新提交。"
+    )
+
+
 def step_again(status: SubmissionStatus) -> str:
     was = "已退款" if status == SubmissionStatus.REFUNDED else "因未缴费已取消"
     return f"上次提交{was}，请在照片页面重新提交。"

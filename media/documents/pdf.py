@@ -49,6 +49,17 @@ def check_pdf(data: bytes, slot: SlotRules) -> CheckedDocument:
     return CheckedDocument(kind="pdf", mime_type=MIME_TYPES["pdf"], data=data, pages=pages, thumbnail=thumb)
 
 
+# A stored PDF passed its check at upload; showing it again needs no page limit of a slot.
+PREVIEW_MAX_PAGES = 100_000
+
+
+def first_page(data: bytes) -> bytes | None:
+    """The first page of a stored PDF as a JPEG no larger than THUMB_SIDE (the reviewers' preview),
+    drawn under the same child-process limits as the check; None when it cannot be drawn."""
+    verdict, thumb = run_child(data, PREVIEW_MAX_PAGES)
+    return thumb if verdict.get("code") is None and thumb else None
+
+
 def run_child(
     data: bytes, max_pages: int, *, wall_seconds: float = WALL_SECONDS
 ) -> tuple[dict[str, object], bytes]:

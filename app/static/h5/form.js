@@ -16,8 +16,7 @@
     };
     var handle = function (box) {
       return function (resp) {
-        // The body is read before reloading: leaving it unread aborts the request in the browser. The
-        // reloaded page shows the new file, and for an ID card what its reading filled in.
+        // Read the answer to its end first: reloading while its body is still coming aborts it.
         if (resp.ok) { return resp.text().then(function () { window.location.reload(); }); }
         return resp.json().then(function (data) {
           fail(box, data.errors ? data.errors.map(function (e) { return e.message; }).join(" ") : data.error && data.error.message);
@@ -46,8 +45,8 @@
   }
 
   var page = document.getElementById("form-page");
-  var save = document.getElementById("form-save");
-  if (!page || !save) return;
+  var save = document.getElementById("form-save");  // absent while the answers are under review
+  if (!page) return;
   var tokenMeta = document.querySelector('meta[name="csrf-token"]');
   var CSRF = tokenMeta ? tokenMeta.getAttribute("content") : "";
   var NETWORK = "网络不稳定，请稍后再试。";
@@ -112,6 +111,7 @@
   page.addEventListener("change", applyWhen);
   applyWhen();
   if (page.hasAttribute("data-preview")) return; // staff preview: the same form, never saved
+  if (!save) return; // read-only: under review, or nothing of it sent back
 
   save.addEventListener("click", function () {
     save.disabled = true;
