@@ -67,6 +67,9 @@ class ExamCourse(Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     fee_fen: Mapped[int]
+    # Cancelled by the exam office (`flask exams cancel-course`): no longer chosen, its fee refunded.
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(String(80))
 
     batch: Mapped[Batch] = relationship()
     major: Mapped[ExamMajor | None] = relationship()

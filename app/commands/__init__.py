@@ -11,6 +11,7 @@ from flask import Flask
 def register_cli(app: Flask) -> None:
     from app.commands.batches import batches_cli
     from app.commands.demo import demo_cli
+    from app.commands.exams import exams_cli
     from app.commands.pay import pay_cli
     from app.commands.pii import pii_cli
     from app.commands.schools import schools_cli
@@ -26,3 +27,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(pay_cli)
     app.cli.add_command(staff_cli)
     app.cli.add_command(batches_cli)
+    app.cli.add_command(exams_cli)

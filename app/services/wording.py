@@ -191,6 +191,7 @@ STEP_LABELS = {
     "pay_review_first": "缴费",
     "verify": "身份核验",
     "review": "审核",
+    "exam": "报考",
     "confirm": "确认并签名",
     "confirm_plain": "确认信息",
     "after": "通过后",
@@ -207,6 +208,7 @@ STEP_URLS = {
     "pay": "/h5/photo",
     "verify": "/h5/status",
     "review": "/h5/status",
+    "exam": "/h5/registration",
     "confirm": "/h5/status",
     "after": "/h5/status",
 }
@@ -221,6 +223,7 @@ STEP_HINTS = {
     "pay": "照片已通过检查，请在照片页面点击「开始核验」并缴费。",
     "verify": "正在核验身份信息，一般几秒钟内完成，请稍后刷新查看。",
     "confirm": "审核已通过，请核对信息并确认；确认后无法再修改信息。",
+    "exam": "审核已通过，请选择考点、报考专业和课程，提交后缴费。",
 }
 STEP_PAY_NOW = "请完成缴费；二维码过期可在页面重新获取。"
 STEP_PAY_COVERED = "本批次已缴费，重新提交无需再缴费，请在照片页面点击「开始核验」。"
@@ -665,3 +668,14 @@ def reminder_template_data(what: str, deadline: datetime, note: str) -> dict[str
 
 SIGN_UP_REMINDER_NOTE = "尚未提交审核，请在截止前提交"
 PAY_REMINDER_NOTE = "审核已通过，逾期未缴费报名无效"
+
+
+# --- 报考 (app/services/exam_registrations.py) ---
+
+
+def course_cancelled(name: str, code: str, fee_fen: int, reason: str) -> str:
+    """The exam office cancelled a course the student paid for: its fee goes back."""
+    return (
+        f"你报考的课程「{name}」（{code}）已取消考试，该课程考试费 {yuan(fee_fen)} 将原路退回，"
+        f"一般 1–3 个工作日到账。原因：{reason}"
+    )
