@@ -131,8 +131,10 @@ def parse(files: dict[str, bytes]) -> Catalog:
     tables = {kind: _rows(kind, content, errors) for kind, content in files.items() if kind in KINDS}
     catalog = Catalog()
     catalog.sites = _sites(tables.get(SITES, []), errors)
-    catalog.majors = _majors(tables.get(MAJORS, []), errors)
-    catalog.courses = _courses(tables.get(COURSES, []), {m.code for m in catalog.majors}, errors)
+    # A major row wrong elsewhere still names its code: its courses are not reported a second time.
+    major_codes: dict[str, int] = {}
+    catalog.majors = _majors(tables.get(MAJORS, []), major_codes, errors)
+    catalog.courses = _courses(tables.get(COURSES, []), set(major_codes), errors)
     if not errors and not catalog.sites:
         errors.append(RowError(SITES, 1, None, "文件里没有考点"))
     if not errors and not catalog.courses:
@@ -302,8 +304,8 @@ def _sites(rows: list[Row], errors: list[RowError]) -> list[SiteRow]:
     return found
 
 
-def _majors(rows: list[Row], errors: list[RowError]) -> list[MajorRow]:
-    found, seen = [], {}  # type: ignore[var-annotated]
+def _majors(rows: list[Row], seen: dict[str, int], errors: list[RowError]) -> list[MajorRow]:
+    found = []
     for row in _each(MAJORS, rows, errors):
         code, name = row.code("code", seen), row.text("name")
         standard = row.text("standard", required=False) or None
