@@ -106,6 +106,11 @@ class ExamRegistration(Base):
     )
 
 
+# Seats left per site (the catalogue's every request counts a batch's registrations by site): read
+# from the index alone.
+Index("ix_exam_registrations_batch_id_site_id", ExamRegistration.batch_id, ExamRegistration.site_id)
+
+
 class ExamRegistrationCourse(Base):
     """A chosen course, at the fee it had when chosen; refunded alone if the exam office cancels it."""
 

@@ -439,21 +439,35 @@ def _version(session: Session, batch_id: int) -> tuple[Any, ...]:
 
 
 # Built catalogues by (batch id, version): the 2,000-course body is built once per import, not per request.
-_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
+_CACHE: dict[tuple[Any, ...], Built] = {}
 _CACHE_SIZE = 32
 
 
-def _build(session: Session, batch: Batch) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Built:
+    """A catalogue as served, but for the seats left: the JSON around the districts already
+    serialised, and the sites (id, then the site's fields) in district and county order."""
+
+    head: bytes  # '{"batch_id":…,"districts":'
+    tail: bytes  # ',"majors":[…],"courses":[…]}'
+    districts: list[tuple[str, list[tuple[str, list[tuple[int, dict[str, Any]]]]]]]
+    version: str
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _build(session: Session, batch: Batch, key: tuple[Any, ...]) -> Built:
     sites = session.scalars(
         select(ExamSite)
         .where(ExamSite.batch_id == batch.id)
         .order_by(ExamSite.district, ExamSite.county, ExamSite.code)
     )
-    districts: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    districts: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = {}
     for site in sites:
-        districts.setdefault(site.district, {}).setdefault(site.county, []).append(
-            {"code": site.code, "name": site.name, "address": site.address, "capacity": site.capacity}
-        )
+        fields = {"code": site.code, "name": site.name, "address": site.address, "capacity": site.capacity}
+        districts.setdefault(site.district, {}).setdefault(site.county, []).append((site.id, fields))
     majors = list(
         session.scalars(select(ExamMajor).where(ExamMajor.batch_id == batch.id).order_by(ExamMajor.code))
     )
@@ -463,14 +477,8 @@ def _build(session: Session, batch: Batch) -> dict[str, Any]:
         .where(ExamCourse.batch_id == batch.id)
         .order_by(ExamCourse.starts_at, ExamCourse.code)
     )
-    return {
-        "batch_id": batch.id,
-        "batch_name": batch.name,
-        "selection": batch.exam_selection,
-        "districts": [
-            {"name": d, "counties": [{"name": c, "sites": s} for c, s in counties.items()]}
-            for d, counties in districts.items()
-        ],
+    head = {"batch_id": batch.id, "batch_name": batch.name, "selection": batch.exam_selection}
+    tail = {
         "majors": [
             {"code": m.code, "name": m.name, "standard": m.standard, "special": m.special} for m in majors
         ],
@@ -489,43 +497,56 @@ def _build(session: Session, batch: Batch) -> dict[str, Any]:
             for c in courses
         ],
     }
+    return Built(
+        head=_dumps(head)[:-1] + b',"districts":',
+        tail=b"," + _dumps(tail)[1:],
+        districts=[(d, list(counties.items())) for d, counties in districts.items()],
+        version=repr(key),
+    )
 
 
-def catalog_json(session: Session, batch: Batch) -> tuple[bytes, str]:
-    """The catalogue as JSON bytes with seats left per site, and its ETag (a hash of the bytes)."""
+@dataclass(frozen=True)
+class Served:
+    """The catalogue for one request: its ETag, known before the body is made (a 304 makes none)."""
+
+    built: Built
+    taken: dict[int, int]  # site id → registrations
+    etag: str
+
+    def body(self) -> bytes:
+        districts = [
+            {
+                "name": district,
+                "counties": [
+                    {
+                        "name": county,
+                        "sites": [
+                            fields | {"seats_left": max(0, fields["capacity"] - self.taken.get(site_id, 0))}
+                            for site_id, fields in sites
+                        ],
+                    }
+                    for county, sites in counties
+                ],
+            }
+            for district, counties in self.built.districts
+        ]
+        return self.built.head + _dumps(districts) + self.built.tail
+
+
+def catalog(session: Session, batch: Batch) -> Served:
+    """The batch's catalogue with seats left per site. Two small queries per request (the catalogue's
+    version and the registrations per site); the rest is built once per version and kept."""
     key = (batch.id, *_version(session, batch.id))
     built = _CACHE.get(key)
     if built is None:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.clear()
-        built = _CACHE[key] = _build(session, batch)
-    taken_codes = _taken_by_code(session, batch.id)
-    body = dict(built)
-    body["districts"] = [
-        {
-            "name": d["name"],
-            "counties": [
-                {
-                    "name": c["name"],
-                    "sites": [
-                        s | {"seats_left": max(0, s["capacity"] - taken_codes.get(s["code"], 0))}
-                        for s in c["sites"]
-                    ],
-                }
-                for c in d["counties"]
-            ],
-        }
-        for d in built["districts"]
-    ]
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return data, hashlib.sha256(data).hexdigest()[:32]
-
-
-def _taken_by_code(session: Session, batch_id: int) -> dict[str, int]:
+        built = _CACHE[key] = _build(session, batch, key)
     rows = session.execute(
-        select(ExamSite.code, func.count(ExamRegistration.id))
-        .join(ExamRegistration, ExamRegistration.site_id == ExamSite.id)
-        .where(ExamSite.batch_id == batch_id)
-        .group_by(ExamSite.code)
+        select(ExamRegistration.site_id, func.count())
+        .where(ExamRegistration.batch_id == batch.id)
+        .group_by(ExamRegistration.site_id)
     )
-    return {code: int(n) for code, n in rows}
+    taken = {site_id: int(n) for site_id, n in rows}
+    digest = hashlib.sha256(f"{built.version}|{sorted(taken.items())}".encode()).hexdigest()[:32]
+    return Served(built, taken, digest)
