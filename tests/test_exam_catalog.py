@@ -5,6 +5,7 @@ named by file, line and column, refused while candidates hold the catalogue; GET
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +264,28 @@ def test_the_demo_catalogues_parse() -> None:
     for code in ("xj-zikao", "10496"):
         catalog = exam_catalog.parse(exam_catalog.read_dir(DEMO.parent / code))
         assert catalog.sites and catalog.courses
+
+
+def test_the_demo_load_gives_both_exam_batches_their_catalogue_and_settings(app: Flask) -> None:
+    from app.services import demo_data
+
+    with app.app_context():
+        demo_data.load_schools(db.session)
+        demo_data.load_schools(db.session)  # twice: nobody registered, so the catalogue is simply renewed
+        batches = {
+            b.school.code: b
+            for b in db.session.scalars(select(Batch).order_by(Batch.closes_at))  # the open batch last
+        }
+        xinjiang, whpu = batches["xj-zikao"], batches["10496"]
+        assert xinjiang.exam_selection and not whpu.exam_selection
+        assert _counts(app, xinjiang.id) == (4, 2, 8)
+        assert _counts(app, whpu.id) == (2, 0, 1)
+        assert whpu.exam_room_size == 30 and whpu.ticket_pledge and "33号令" in (whpu.ticket_notice or "")
+        assert whpu.ticket_opens_at is not None and whpu.ticket_closes_at is not None
+        exam = db.session.scalar(select(ExamCourse).where(ExamCourse.batch_id == whpu.id))
+        assert exam is not None
+        # 准考证打印 11月1日至4日, the exam on the 5th at 9: four days before until the day before.
+        assert exam.starts_at - whpu.ticket_opens_at == timedelta(days=4, hours=9)
+        assert exam.starts_at - whpu.ticket_closes_at == timedelta(hours=9, seconds=1)
+        assert exam.starts_at > whpu.closes_at
+        db.session.remove()

@@ -346,6 +346,13 @@ def test_cancelling_a_course_refunds_its_fee_once_through_a_partial_refund(app_f
     batch_id = _batch(app)
     holder, out_trade_no = _paid(app, "o-cancel-1", batch_id)
     other, _ = _paid(app, "o-cancel-2", batch_id, ["00024"])  # does not hold the course
+    chosen_only = _candidate(app, batch_id, "o-cancel-4")  # holds it, no order yet
+    chooser, chooser_headers = _client(app, chosen_only.user_id)
+    assert chooser.put(API, json=_choice(), headers=chooser_headers).status_code == 200
+    ordered = _candidate(app, batch_id, "o-cancel-5")  # holds it, ordered, not paid
+    orderer, orderer_headers = _client(app, ordered.user_id)
+    assert orderer.put(API, json=_choice(), headers=orderer_headers).status_code == 200
+    _order(app, orderer, ordered.submission_id)
     with app.app_context():
         assert db.session.get(Submission, holder.submission_id).status == SubmissionStatus.APPROVED  # type: ignore[union-attr]
         db.session.remove()
@@ -355,8 +362,14 @@ def test_cancelling_a_course_refunds_its_fee_once_through_a_partial_refund(app_f
     )
     assert result.exit_code == 0, result.output
     assert "课程 00144「企业管理概论」已取消" in result.output and "退款 1 笔，共 35 元" in result.output
+    assert "未下单的报考 1 份已去掉该课程" in result.output
+    assert "已下单未缴费 1 份：缴费后请再运行本命令退费" in result.output
+    assert chooser.get(API).get_json()["total_fen"] == 10500
+    # The open order still charges the course, so the course stays in it until it is paid.
+    assert orderer.get(API).get_json()["total_fen"] == 14000
     again = runner.invoke(args=["exams", "cancel-course", f"xj-zikao:{_name(app, batch_id)}", "00144"])
     assert again.exit_code == 0 and "此前已取消" in again.output and "退款 0 笔" in again.output
+    assert "已下单未缴费 1 份" in again.output
 
     while run_due(app):
         pass

@@ -99,5 +99,7 @@ def cancel_course(batch: str, course_code: str, reason: str) -> None:
     click.echo(f"课程 {result.course_code}「{result.course_name}」{state}")
     click.echo(
         f"退款 {result.refunds} 笔，共 {wording.yuan(result.refunded_fen)}；"
-        f"未缴费的报考 {result.unpaid} 份已去掉该课程"
+        f"未下单的报考 {result.unpaid} 份已去掉该课程"
     )
+    if result.awaiting:
+        click.echo(f"已下单未缴费 {result.awaiting} 份：缴费后请再运行本命令退费")

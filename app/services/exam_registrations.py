@@ -343,7 +343,8 @@ class CancelResult:
     course_name: str
     refunds: int  # refunds requested now
     refunded_fen: int
-    unpaid: int  # registrations not paid yet: the course is dropped from them, nothing to refund
+    unpaid: int  # registrations without an order: the course is dropped from them, nothing to refund
+    awaiting: int  # ordered but not paid yet: run again once they are paid
     already: bool  # the course was cancelled before this run
 
 
@@ -352,7 +353,8 @@ def cancel_course(
 ) -> CancelResult:
     """Cancel a course: no new choices of it, and for every registration holding it, its fee back
     through a partial refund of the paid order (the student told); commits once. Running it again
-    refunds nothing more: each chosen course is marked by a conditional update before its refund."""
+    refunds nothing more: each chosen course is marked by a conditional update before its refund. A
+    registration with an order not paid yet keeps the course until it is paid (the next run refunds)."""
     course = session.scalar(
         select(ExamCourse).where(ExamCourse.batch_id == batch.id, ExamCourse.code == course_code)
     )
@@ -368,16 +370,8 @@ def cancel_course(
         .where(ExamRegistrationCourse.course_id == course.id, ExamRegistrationCourse.cancelled_at.is_(None))
         .order_by(ExamRegistrationCourse.id)
     ).all()
-    refunds = refunded = unpaid = 0
+    refunds = refunded = unpaid = awaiting = 0
     for chosen, registration in held:
-        marked = session.execute(
-            update(ExamRegistrationCourse)
-            .where(ExamRegistrationCourse.id == chosen.id, ExamRegistrationCourse.cancelled_at.is_(None))
-            .values(cancelled_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if marked != 1:
-            continue  # another run took it
         order = None
         if registration.submission_id is not None:
             order = session.scalar(
@@ -386,8 +380,21 @@ def cancel_course(
                     PaymentOrder.status == OrderStatus.PAID,
                 )
             )
+        if order is None and registration.locked_at is not None:
+            # Ordered but not paid: the open order still charges the course. It stays chosen, so a
+            # run after the payment refunds it; a renewed order would charge it too.
+            awaiting += 1
+            continue
+        marked = session.execute(
+            update(ExamRegistrationCourse)
+            .where(ExamRegistrationCourse.id == chosen.id, ExamRegistrationCourse.cancelled_at.is_(None))
+            .values(cancelled_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if marked != 1:
+            continue  # another run took it
         if order is None:
-            unpaid += 1
+            unpaid += 1  # no order yet: the course is dropped, the next order charges the rest
             continue
         refund = payments.new_refund(session, order, reason, requested_by, amount_fen=chosen.fee_fen)
         session.execute(
@@ -410,4 +417,4 @@ def cancel_course(
                 key=f"notice:refund:{refund.id}",
             )
     session.commit()
-    return CancelResult(course.code, course.name, refunds, refunded, unpaid, already)
+    return CancelResult(course.code, course.name, refunds, refunded, unpaid, awaiting, already)

@@ -672,6 +672,9 @@ PAY_REMINDER_NOTE = "审核已通过，逾期未缴费报名无效"
 
 # --- 报考 (app/services/exam_registrations.py) ---
 
+# The fee of a batch with course selection before the courses are chosen.
+EXAM_FEE_LABEL = "考试费（按报考课程计算）"
+
 
 def course_cancelled(name: str, code: str, fee_fen: int, reason: str) -> str:
     """The exam office cancelled a course the student paid for: its fee goes back."""
