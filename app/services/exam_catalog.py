@@ -536,7 +536,8 @@ class Served:
 def catalog(session: Session, batch: Batch) -> Served:
     """The batch's catalogue with seats left per site. Two small queries per request (the catalogue's
     version and the registrations per site); the rest is built once per version and kept."""
-    key = (batch.id, *_version(session, batch.id))
+    # The batch's own columns the body shows are part of the key: a schools import may change them.
+    key = (batch.id, batch.name, batch.exam_selection, *_version(session, batch.id))
     built = _CACHE.get(key)
     if built is None:
         if len(_CACHE) >= _CACHE_SIZE:
