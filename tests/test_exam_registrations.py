@@ -7,7 +7,7 @@ refund, once."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from app.integrations import pay_client, redis_client
 from app.jobs.worker import run_due
 from app.sandbox.pay import notifications as sandbox_notify
 from app.services import batch_forms, exam_catalog, exam_registrations, payment_sync, steps
+from app.services.localtime import BEIJING
 from models import (
     Batch,
     Document,
@@ -390,6 +391,12 @@ def test_cancelling_a_course_refunds_its_fee_once_through_a_partial_refund(app_f
         assert any("企业管理概论" in t and "35 元" in t and "考试安排调整" in t for t in texts)
         assert db.session.get(Submission, holder.submission_id).status == SubmissionStatus.APPROVED  # type: ignore[union-attr]
         db.session.remove()
+    # The day's trade bill agrees: two payments of 140 and 35 元, one refund of 35 元.
+    today = datetime.now(BEIJING).date().isoformat()
+    bill = runner.invoke(args=["pay", "reconcile", today])
+    assert bill.exit_code == 0 and "支付 2 笔，退款 1 笔" in bill.output and "无差异" in bill.output, (
+        bill.output
+    )
     client, _ = _client(app, holder.user_id)
     view = client.get(API).get_json()
     assert [c["cancelled"] for c in view["courses"]] == [False, False, False, True]
