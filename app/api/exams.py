@@ -24,6 +24,7 @@ from app.errors import error_response
 from app.extensions import db
 from app.services import exam_catalog, exam_registrations, wording
 from app.services.exam_registrations import (
+    RegistrationError,
     RegistrationInvalidError,
     RegistrationLockedError,
     RegistrationNotOpenError,
@@ -195,6 +196,7 @@ def put_registration(json: RegistrationIn) -> Any:
         )
     except RegistrationInvalidError as exc:
         return _errors(422, *exc.problems)
-    except (RegistrationLockedError, RegistrationNotOpenError) as exc:
+    except RegistrationError as exc:
+        # Locked by the order, nothing to choose yet, or a concurrent submission.
         return _errors(409, ("_", exc.message))
     return _out(view)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import exists, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.services import applications, batch_forms, enrollments, outbox, payments, wording
@@ -228,7 +229,12 @@ def choose(
         if course_id not in held:
             # The fee as it is now: a later change of the catalogue does not change what was chosen.
             registration.courses.append(ExamRegistrationCourse(course=course, fee_fen=course.fee_fen))
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # A double tap on 提交 choosing two different sites: the other request made the registration.
+        session.rollback()
+        raise RegistrationError("报考信息刚刚已提交，请刷新页面后再试。") from None
     return view(session, user_id)
 
 
