@@ -428,3 +428,19 @@ def test_an_unknown_course_or_batch_is_refused(app: Flask) -> None:
     with app.app_context():
         assert db.session.scalar(select(ExamSite).where(ExamSite.batch_id == batch_id)) is not None
         db.session.remove()
+
+
+def test_the_approval_points_to_the_courses_first(app: Flask) -> None:
+    from app.services import enrollments, wording
+
+    batch_id = _batch(app)
+    attempt = _candidate(app, batch_id, "o-approved-words")
+    with app.app_context():
+        batch = db.session.get(Batch, batch_id)
+        assert batch is not None
+        approved = SubmissionStatus.APPROVED_UNPAID
+        assert wording.result_path(approved, batch, attempt.submission_id) == "/h5/registration"
+        assert "选择考点、专业和报考课程" in wording.result_next_step(approved, batch)
+        fee = enrollments.fee_of_sender(db.session, "o-approved-words")
+        assert fee is not None and "按报考课程计算" in wording.fee_line(fee)
+        db.session.remove()

@@ -118,9 +118,9 @@ def fee_line(fee: BatchFee | None) -> str:
             if fee.pay_opens_at is not None and fee.pay_closes_at is not None
             else ""
         )
+        amount = "按报考课程计算（审核通过后选择课程）" if fee.exam_selection else yuan(fee.fee_fen)
         return (
-            f"你所在批次「{fee.batch_name}」的费用为 {yuan(fee.fee_fen)}，审核通过后再缴费{when}；"
-            "审核未通过无需缴费。"
+            f"你所在批次「{fee.batch_name}」的费用为 {amount}，审核通过后再缴费{when}；审核未通过无需缴费。"
         )
     return f"你所在批次「{fee.batch_name}」的核验费为 {yuan(fee.fee_fen)}，照片通过检查后点「开始核验」支付。"
 
@@ -532,6 +532,8 @@ def result_next_step(status: SubmissionStatus, batch: Batch) -> str:
     """What the student does after a decision, as the batch's flow has it."""
     if status == SubmissionStatus.APPROVED_UNPAID:
         when = _pay_window(batch)
+        if batch.exam_selection:
+            return f"请选择考点、专业和报考课程，并在{when}内缴纳考试费，逾期未缴费报名无效。"
         return f"请在{when}内缴费 {yuan(batch.fee_fen)}，逾期未缴费报名无效。"
     if status == SubmissionStatus.APPROVED:
         if batch.lock_on == LockOn.CONFIRM:
@@ -557,7 +559,8 @@ def result_note(status: SubmissionStatus, batch: Batch) -> str:
 def result_path(status: SubmissionStatus, batch: Batch, submission_id: int) -> str:
     """The H5 page a result push opens: where the next step is done."""
     if status == SubmissionStatus.APPROVED_UNPAID:
-        return f"/h5/pay/{submission_id}"
+        # With course selection the courses come first (报考); the pay page sends there too.
+        return "/h5/registration" if batch.exam_selection else f"/h5/pay/{submission_id}"
     if status == SubmissionStatus.APPROVED and batch.lock_on == LockOn.CONFIRM:
         return f"/h5/confirm/{submission_id}"
     return "/h5/status"
