@@ -130,7 +130,8 @@
     var headers = { Accept: "application/json" };
     if (method !== "GET") { headers["X-CSRFToken"] = CSRF; headers["Content-Type"] = "application/json"; }
     return fetch(url, {
-      method: method, headers: headers, credentials: "same-origin",
+      // The catalogue revalidates with its ETag (a 304 when unchanged): the seats left are current.
+      method: method, headers: headers, credentials: "same-origin", cache: "no-cache",
       body: body === undefined ? undefined : JSON.stringify(body),
     }).then(function (resp) {
       return resp.json().catch(function () { return {}; }).then(function (data) { return { status: resp.status, data: data }; });
@@ -141,7 +142,10 @@
     editable = false;
     page.setAttribute("data-state", "locked");
     [district, county, site, major, pledge].forEach(function (el) { el.disabled = true; });
-    Array.prototype.forEach.call(courses.querySelectorAll("input"), function (el) { el.disabled = true; });
+    Array.prototype.forEach.call(courses.querySelectorAll("input"), function (el) {
+      el.disabled = true;
+      if (!el.checked) el.parentNode.hidden = true;  // what was chosen, not what could have been
+    });
     submit.hidden = true;
     $("locked-box").hidden = false;
     $("locked-message").textContent = message;
