@@ -343,8 +343,15 @@ def load_schools(session: Session, now: datetime | None = None) -> list[str]:
             if catalog is not None and data is open_batch and not exam_catalog.in_use(session, batch.id):
                 exam_catalog.replace_catalog(session, batch, catalog)
         fee = f"{demo.fee_fen / 100:g} 元" if demo.fee_fen else "免费"
+        if demo.exam is not None and demo.exam.selection:
+            fee = f"考试费每门 {fee}（报考课程）"
         workflow = f"{FLOW_LABELS[demo.flow]} {fee}"
-        lines.append(f"  {demo.name}（{demo.code}）：{open_batch.name}，{workflow}，{demo.spec.describe()}")
+        exams = ""
+        if catalog is not None:
+            exams = f"，考试目录：考点 {len(catalog.sites)} 个、课程 {len(catalog.courses)} 门"
+        lines.append(
+            f"  {demo.name}（{demo.code}）：{open_batch.name}，{workflow}，{demo.spec.describe()}{exams}"
+        )
     session.commit()
     return lines
 
