@@ -444,3 +444,32 @@ def test_the_approval_points_to_the_courses_first(app: Flask) -> None:
         fee = enrollments.fee_of_sender(db.session, "o-approved-words")
         assert fee is not None and "按报考课程计算" in wording.fee_line(fee)
         db.session.remove()
+
+
+def test_a_full_refund_after_a_cancelled_course_returns_what_is_left(app_factory: Any) -> None:
+    app = sync_app(app_factory)
+    batch_id = _batch(app)
+    _, out_trade_no = _paid(app, "o-rest", batch_id)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["exams", "cancel-course", str(batch_id), "00144"]).exit_code == 0
+    _refunds_done(app)
+    rest = runner.invoke(args=["pay", "refund", out_trade_no, "--reason", "考生放弃考试"])
+    assert rest.exit_code == 0, rest.output
+    assert "金额 105.00 元" in rest.output
+    _refunds_done(app)
+    with app.app_context():
+        refunds = sorted(r.amount_fen for r in db.session.scalars(select(Refund)))
+        assert refunds == [3500, 10500]
+        order = db.session.scalar(select(PaymentOrder).where(PaymentOrder.out_trade_no == out_trade_no))
+        assert order is not None and order.status == OrderStatus.REFUNDED
+        db.session.remove()
+    again = runner.invoke(args=["pay", "refund", out_trade_no, "--reason", "再退一次"])
+    assert again.exit_code == 1 and "该订单已退款" in again.output
+
+
+def _refunds_done(app: Flask) -> None:
+    """The worker sends the refunds (WeChat Pay answers PROCESSING), then REFUND.SUCCESS arrives."""
+    while run_due(app):
+        pass
+    with app.app_context():
+        sandbox_notify.deliver_due_notifications(redis_client())

@@ -295,8 +295,9 @@ class RefundRequested:
 
 
 def request_refund(session: Session, out_trade_no: str, reason: str, requested_by: str) -> RefundRequested:
-    """An admin's full refund of a paid order: the Refund row and its outbox job in one commit;
-    the attempt becomes 已退款 (out of the review queue) and the student is told."""
+    """An admin's full refund of a paid order (what is left of it after a cancelled exam course's
+    partial refund): the Refund row and its outbox job in one commit; the attempt becomes 已退款 (out
+    of the review queue) and the student is told."""
     reason = reason.strip()
     if not reason:
         raise RefundRefusedError("请填写退款原因。")
@@ -308,11 +309,21 @@ def request_refund(session: Session, out_trade_no: str, reason: str, requested_b
     if order.status != OrderStatus.PAID:
         raise RefundRefusedError("该订单未支付，不能退款。")
     pending = session.scalar(
-        select(Refund.id).where(Refund.order_id == order.id, Refund.status != RefundStatus.FAILED)
+        select(Refund.id).where(
+            Refund.order_id == order.id, Refund.status.in_((RefundStatus.REQUESTED, RefundStatus.PROCESSING))
+        )
     )
     if pending is not None:
         raise RefundRefusedError("该订单已有退款在处理中。")
-    refund = new_refund(session, order, reason, requested_by)
+    returned = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
+            Refund.order_id == order.id, Refund.status == RefundStatus.SUCCEEDED
+        )
+    )
+    left = order.amount_fen - int(returned or 0)
+    if left <= 0:
+        raise RefundRefusedError("该订单已全部退款。")
+    refund = new_refund(session, order, reason, requested_by, amount_fen=left)
     submission = order.submission
     if submission.status not in (SubmissionStatus.REFUNDED, SubmissionStatus.CANCELLED):
         submission.status = SubmissionStatus.REFUNDED
@@ -325,9 +336,7 @@ def request_refund(session: Session, out_trade_no: str, reason: str, requested_b
             JobKind.SEND_TEXT,
             {
                 "openid": openid,
-                "text": wording.MANUAL_REFUND.format(
-                    amount=wording.yuan(order.amount_fen), reason=reason[:80]
-                ),
+                "text": wording.MANUAL_REFUND.format(amount=wording.yuan(left), reason=reason[:80]),
             },
             key=f"notice:refund:{refund.id}",
         )
