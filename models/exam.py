@@ -67,6 +67,9 @@ class ExamCourse(Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     fee_fen: Mapped[int]
+    # Cancelled by the exam office (`flask exams cancel-course`): no longer chosen, its fee refunded.
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(String(80))
 
     batch: Mapped[Batch] = relationship()
     major: Mapped[ExamMajor | None] = relationship()
@@ -101,6 +104,11 @@ class ExamRegistration(Base):
     courses: Mapped[list[ExamRegistrationCourse]] = relationship(
         back_populates="registration", cascade="all, delete-orphan", order_by="ExamRegistrationCourse.id"
     )
+
+
+# Seats left per site (the catalogue's every request counts a batch's registrations by site): read
+# from the index alone.
+Index("ix_exam_registrations_batch_id_site_id", ExamRegistration.batch_id, ExamRegistration.site_id)
 
 
 class ExamRegistrationCourse(Base):

@@ -19,4 +19,4 @@ def register_openapi(app: Flask) -> None:
     spec.app = app
 
 
-from app.api import forms, idcard, me, notice, photos, schools, submissions  # noqa: E402,F401  (routes register on bp)
+from app.api import exams, forms, idcard, me, notice, photos, schools, submissions  # noqa: E402,F401  (routes register on bp)

@@ -30,6 +30,7 @@ from app.integrations import pay_client, photo_storage
 from app.integrations.wechat_pay import PayNotConfiguredError
 from app.services import checkout, flows, pledges, submissions, wording
 from app.services.checkout import Checkout, CheckoutUnavailableError
+from app.services.exam_registrations import RegistrationError
 from app.services.pledges import Pledge
 from app.services.submissions import PayWindowError, SubmissionError, SubmissionInFlightError
 from models import LockOn, User
@@ -273,14 +274,16 @@ def submission_out(submission: Submission, paying: Checkout | None = None) -> Su
             result=str(submission.verification.get("result")), reason=submission.verification.get("reason")
         )
     batch = submission.batch
+    # With course selection the fee is the chosen courses' sum, which the latest order carries.
+    fee = submission.orders[-1].amount_fen if batch.exam_selection and submission.orders else batch.fee_fen
     return SubmissionOut(
         id=submission.id,
         status=submission.status.value if hasattr(submission.status, "value") else str(submission.status),
         status_label=STATUS_LABELS[SubmissionStatus(submission.status)],
         reason=submission.status_reason,
         verification=verification,
-        fee_fen=batch.fee_fen,
-        fee_label=wording.yuan(batch.fee_fen),
+        fee_fen=fee,
+        fee_label=wording.yuan(fee),
         review_days=f"{batch.review_days_min}–{batch.review_days_max} 天",
         created_at=submission.created_at,
         paid_at=submission.paid_at,
@@ -421,6 +424,9 @@ def get_submission(submission_id: int, query: SubmissionQuery) -> Any:
             )
         except PayWindowError as exc:
             # Outside the pay window (not yet open, or closed): the message names the window.
+            return jsonify(errors=[{"field": "_", "message": exc.message}]), 422
+        except RegistrationError as exc:
+            # A batch with course selection: no order before the courses are chosen (报考).
             return jsonify(errors=[{"field": "_", "message": exc.message}]), 422
         except (CheckoutUnavailableError, PayNotConfiguredError) as exc:
             return _unavailable(exc, submission.id)

@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("h5", __name__, url_prefix="/h5")
 
-from app.h5 import flow, forms, identity, pay, photo, school, status, ticket, views  # noqa: E402,F401
+from app.h5 import flow, forms, identity, pay, photo, registration, school, status, ticket, views  # noqa: E402,F401

@@ -12,33 +12,45 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, current_app, render_template, request
+from flask import abort, current_app, redirect, render_template, request
+from werkzeug.wrappers import Response
 
 from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
 from app.h5.status import photo_src
-from app.services import flow_pages, wording
+from app.services import exam_registrations, flow_pages, wording
 from app.services.submissions import ORDER_TTL
 from models.submission import Submission
 
 
 @bp.get("/pay/<int:submission_id>")
 @login_required
-def pay(submission_id: int) -> str:
+def pay(submission_id: int) -> str | Response:
     user = current_user()
     assert user is not None  # login_required
     submission = db.session.get(Submission, submission_id)
     if submission is None or submission.user_id != user.id:
         abort(404)
     batch = submission.batch
+    fee_fen, exam = batch.fee_fen, None
+    if batch.exam_selection:
+        # 新疆自考: the fee is the chosen courses' sum (收费内容); nothing to pay before choosing them.
+        try:
+            exam = exam_registrations.view(db.session, user.id)
+        except exam_registrations.RegistrationNotOpenError:
+            exam = None
+        if exam is None or exam.submission.id != submission.id or not exam.courses:
+            return redirect("/h5/registration")
+        fee_fen = exam.total_fen
     return render_template(
         "h5/pay.html",
         submission=submission,
         batch=batch,
         school=batch.school,
         terms=flow_pages.pay_terms(submission, datetime.now(UTC)),
-        fee=wording.yuan(batch.fee_fen),
+        fee=wording.yuan(fee_fen),
+        exam=exam,
         photo=photo_src(submission.photo_id, user.id),
         review_days=f"{batch.review_days_min}–{batch.review_days_max} 天",
         ttl_minutes=int(ORDER_TTL.total_seconds() // 60),

@@ -17,10 +17,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.services import applications, batch_forms, outbox, schools, staff
+from app.services import applications, batch_forms, exam_catalog, outbox, schools, staff
 from app.services.job_kinds import JobKind
 from app.services.localtime import BEIJING
-from app.services.schools import BatchData, Contact
+from app.services.schools import BatchData, Contact, ExamSettings
 from media.spec import PhotoSpec
 from models import Batch, Flow, LockOn, School, StaffRole
 
@@ -38,6 +38,33 @@ class PayWindow:
     opens_after: timedelta
     # None: closes with sign-up.
     closes_after: timedelta | None
+
+
+@dataclass(frozen=True)
+class DemoExam:
+    """A batch's exam sign-up (docs/exams.md): its catalogue is app/data/exam_catalogs/<code>/, whose exam
+    dates the demo moves to EXAM_AFTER_CLOSE after the open batch closes (the clock times stay)."""
+
+    selection: bool = False
+    room_size: int | None = None
+    # The 准考证 window in days before the first exam (opens at 00:00, closes at 23:59:59).
+    ticket_days_before: tuple[int, int] | None = None
+    ticket_notice: str | None = None
+    ticket_pledge: str | None = None
+
+
+# The first exam of a demo catalogue falls this long after the open batch closes.
+EXAM_AFTER_CLOSE = timedelta(days=14)
+CATALOGS_DIR = Path(__file__).resolve().parents[1] / "data" / "exam_catalogs"
+
+# 武汉轻工大学's 准考证: 考生须知 as its manual prints them (eight rules, one a line).
+WHPU_TICKET_NOTICE = (CATALOGS_DIR / "10496" / "ticket_notice.txt").read_text(encoding="utf-8").strip()
+# The manual shows a 打印继续考试承诺书 button but not the text: these words are the demo's own, from
+# the 须知 above.
+WHPU_TICKET_PLEDGE = (
+    "本人已认真阅读《考生须知》，承诺诚信应考，自觉服从考试工作人员管理，遵守考场纪律；"
+    "如有违纪、作弊等行为，愿按照《国家教育考试违规处理办法》接受处理，并记入诚信考试档案。"
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,7 @@ class DemoSchool:
     contact: Contact | None = None
     # The receipt's title and note when it is not for a 学位证 (None: models/school.py's defaults).
     receipt: tuple[str, str] | None = None
+    exam: DemoExam | None = None
 
 
 SCHOOLS = [
@@ -145,6 +173,13 @@ SCHOOLS = [
             "学士学位外语考试报名照片审核回执单",
             "报名及考试期间如需核验报名照片，出示本回执；工作人员扫码即可核验真伪。",
         ),
+        # 四、考试时间 (11月5日上午9时至11时), one exam for everyone paid; 三、准考证打印 (11月1日至4日).
+        exam=DemoExam(
+            room_size=30,
+            ticket_days_before=(4, 1),
+            ticket_notice=WHPU_TICKET_NOTICE,
+            ticket_pledge=WHPU_TICKET_PLEDGE,
+        ),
     ),
     # 重庆科技学院: 学士学位证书申办不收取任何费用; 驳回 can be fixed and resubmitted until the
     # collection closes (超过信息采集时间学员无法进行再次提交); after 通过 a paper photo goes by post.
@@ -202,6 +237,8 @@ SCHOOLS = [
         ),
         pledge="我担保以上信息真实准确",
         receipt=("自学考试考生注册照片审核回执单", "办理考生注册时出示本回执；工作人员扫码即可核验真伪。"),
+        # 报考: 选择考区、考点、报考专业及报考课程, 35 元 per course, at the manual's exam times.
+        exam=DemoExam(selection=True),
     ),
 ]
 
@@ -212,7 +249,44 @@ def _term(moment: datetime) -> str:
     return f"{moment.year} 年{'上' if moment.month <= 6 else '下'}"
 
 
-def _batch(demo: DemoSchool, name: str, opens_at: datetime, closes_at: datetime) -> BatchData:
+def _catalog(demo: DemoSchool, closes_at: datetime) -> exam_catalog.Catalog | None:
+    """The school's demo catalogue, its first exam EXAM_AFTER_CLOSE after `closes_at` (clock times kept)."""
+    directory = CATALOGS_DIR / demo.code
+    if demo.exam is None or not directory.is_dir():
+        return None
+    catalog = exam_catalog.parse(exam_catalog.read_dir(directory))
+    first = min(c.starts_at for c in catalog.courses).astimezone(BEIJING)
+    target = (closes_at + EXAM_AFTER_CLOSE).astimezone(BEIJING).date()
+    return catalog.shifted(timedelta(days=(target - first.date()).days))
+
+
+def _exam(demo: DemoSchool, catalog: exam_catalog.Catalog | None) -> ExamSettings | None:
+    if demo.exam is None:
+        return None
+    opens = closes = None
+    if demo.exam.ticket_days_before is not None and catalog is not None:
+        first = min(c.starts_at for c in catalog.courses).astimezone(BEIJING)
+        day = first.replace(hour=0, minute=0, second=0, microsecond=0)
+        before_open, before_close = demo.exam.ticket_days_before
+        opens = day - timedelta(days=before_open)
+        closes = day - timedelta(days=before_close - 1, seconds=1)
+    return ExamSettings(
+        selection=demo.exam.selection,
+        room_size=demo.exam.room_size,
+        ticket_opens_at=opens,
+        ticket_closes_at=closes,
+        ticket_notice=demo.exam.ticket_notice,
+        ticket_pledge=demo.exam.ticket_pledge,
+    )
+
+
+def _batch(
+    demo: DemoSchool,
+    name: str,
+    opens_at: datetime,
+    closes_at: datetime,
+    catalog: exam_catalog.Catalog | None = None,
+) -> BatchData:
     pay_opens_at = pay_closes_at = None
     if demo.pay_window is not None:
         pay_opens_at = opens_at + demo.pay_window.opens_after
@@ -238,6 +312,7 @@ def _batch(demo: DemoSchool, name: str, opens_at: datetime, closes_at: datetime)
         pledge=demo.pledge,
         signature=demo.signature,
         after_approval=demo.after_approval,
+        exam=_exam(demo, catalog),
     )
 
 
@@ -250,11 +325,10 @@ def load_schools(session: Session, now: datetime | None = None) -> list[str]:
         school = schools.upsert_school(
             session, demo.code, demo.name, demo.province, demo.city, contact=demo.contact
         )
+        closes_at = now + CLOSES_IN - timedelta(seconds=1)
+        catalog = _catalog(demo, closes_at)
         open_batch = _batch(
-            demo,
-            demo.batch_title.format(term=_term(now)),
-            now - OPENED_AGO,
-            now + CLOSES_IN - timedelta(seconds=1),
+            demo, demo.batch_title.format(term=_term(now)), now - OPENED_AGO, closes_at, catalog
         )
         half_year_ago = now - timedelta(days=183)
         closed_batch = _batch(
@@ -264,10 +338,20 @@ def load_schools(session: Session, now: datetime | None = None) -> list[str]:
             now - timedelta(days=59, seconds=1),
         )
         for data in (open_batch, closed_batch):
-            schools.upsert_batch(session, school, data)
+            batch = schools.upsert_batch(session, school, data)
+            # Only the open batch has a catalogue; one candidates registered against stays as it is.
+            if catalog is not None and data is open_batch and not exam_catalog.in_use(session, batch.id):
+                exam_catalog.replace_catalog(session, batch, catalog)
         fee = f"{demo.fee_fen / 100:g} 元" if demo.fee_fen else "免费"
+        if demo.exam is not None and demo.exam.selection:
+            fee = f"考试费每门 {fee}（报考课程）"
         workflow = f"{FLOW_LABELS[demo.flow]} {fee}"
-        lines.append(f"  {demo.name}（{demo.code}）：{open_batch.name}，{workflow}，{demo.spec.describe()}")
+        exams = ""
+        if catalog is not None:
+            exams = f"，考试目录：考点 {len(catalog.sites)} 个、课程 {len(catalog.courses)} 门"
+        lines.append(
+            f"  {demo.name}（{demo.code}）：{open_batch.name}，{workflow}，{demo.spec.describe()}{exams}"
+        )
     session.commit()
     return lines
 

@@ -60,7 +60,9 @@ def closed_message(batch: BatchWindow, now: datetime) -> str:
 
 # Built once: building it per 帮助 cost more CPU than running it.
 _SENDER_FEE = (
-    select(Batch.fee_fen, Batch.name, Batch.flow, Batch.pay_opens_at, Batch.pay_closes_at)
+    select(
+        Batch.fee_fen, Batch.name, Batch.flow, Batch.pay_opens_at, Batch.pay_closes_at, Batch.exam_selection
+    )
     .join(Enrollment, (Enrollment.batch_id == Batch.id) & Enrollment.active)
     .join(User, User.id == Enrollment.user_id)
     .where(User.openid == bindparam("openid"))
@@ -77,6 +79,8 @@ class BatchFee:
     flow: Flow
     pay_opens_at: datetime | None
     pay_closes_at: datetime | None
+    # 报考: the fee is the sum of the courses the candidate chooses (docs/exams.md).
+    exam_selection: bool = False
 
 
 def fee_of_sender(session: Session, openid: str) -> BatchFee | None:
@@ -85,7 +89,14 @@ def fee_of_sender(session: Session, openid: str) -> BatchFee | None:
     row = single_statement.first_row(session, _SENDER_FEE, {"openid": openid})
     if row is None:
         return None
-    return BatchFee(int(row.fee_fen), str(row.name), Flow(row.flow), row.pay_opens_at, row.pay_closes_at)
+    return BatchFee(
+        int(row.fee_fen),
+        str(row.name),
+        Flow(row.flow),
+        row.pay_opens_at,
+        row.pay_closes_at,
+        bool(row.exam_selection),
+    )
 
 
 def active(session: Session, user_id: int) -> Enrollment | None:

@@ -55,12 +55,17 @@ def submit_terms(batch: Batch) -> SubmitTerms:
     return SubmitTerms(
         flow=Flow(batch.flow).value,
         button="开始核验" if batch.flow == Flow.PAY_FIRST else "提交审核",
-        fee_label=wording.yuan(batch.fee_fen),
+        fee_label=fee_label(batch),
         pay_window=_pay_window(batch),
         pledge=pledge,
         signature=bool(pledge) and batch.signature,
         pays_again=wording.pays_again(batch.flow, batch.fee_per_attempt),
     )
+
+
+def fee_label(batch: Batch) -> str:
+    """The fee as the pages name it: with course selection it is the chosen courses' sum (报考)."""
+    return wording.EXAM_FEE_LABEL if batch.exam_selection else wording.yuan(batch.fee_fen)
 
 
 def _pay_window(batch: Batch) -> str | None:
@@ -119,7 +124,7 @@ def after_decision(session: Session, submission_id: int) -> AfterDecision | None
         needs_confirmation=flows.needs_confirmation(submission),
         confirmed_at=submission.confirmed_at,
         pay_window=_pay_window(batch),
-        fee_label=wording.yuan(batch.fee_fen),
+        fee_label=fee_label(batch),
         next_step=wording.result_next_step(status, batch),
     )
 

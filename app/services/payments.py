@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.services import flows, outbox, submissions, wording
@@ -196,12 +196,19 @@ def _paid(session: Session, submission: Submission, target: SubmissionStatus) ->
     )
 
 
-def new_refund(session: Session, order: PaymentOrder, reason: str, requested_by: str) -> Refund:
-    """A full refund of a paid order: the row and its outbox job (no commit: the caller's unit)."""
+def new_refund(
+    session: Session, order: PaymentOrder, reason: str, requested_by: str, *, amount_fen: int | None = None
+) -> Refund:
+    """A refund of a paid order, in full or of `amount_fen` (one cancelled exam course: WeChat Pay's
+    partial refund, the order's total stays its `amount.total`): the row and its outbox job (no
+    commit: the caller's unit)."""
+    amount = order.amount_fen if amount_fen is None else amount_fen
+    if not 0 < amount <= order.amount_fen:
+        raise ValueError(f"refund of {amount} fen from an order of {order.amount_fen}")
     refund = Refund(
         order=order,
         out_refund_no=f"R{order.out_trade_no[1:]}{secrets.token_hex(2).upper()}"[:64],
-        amount_fen=order.amount_fen,
+        amount_fen=amount,
         reason=reason[:80],
         requested_by=requested_by[:32],
     )
@@ -255,12 +262,20 @@ def apply_refund(
     if done != 1:
         session.rollback()
         return "duplicate"
-    session.execute(
-        update(PaymentOrder)
-        .where(PaymentOrder.id == refund.order_id)
-        .values(status=OrderStatus.REFUNDED)
-        .execution_options(synchronize_session=False)
+    # A partial refund (one cancelled exam course) leaves the order paid until its whole amount is back.
+    returned = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
+            Refund.order_id == refund.order_id, Refund.status == RefundStatus.SUCCEEDED
+        )
     )
+    order_total = session.scalar(select(PaymentOrder.amount_fen).where(PaymentOrder.id == refund.order_id))
+    if int(returned or 0) >= int(order_total or 0):
+        session.execute(
+            update(PaymentOrder)
+            .where(PaymentOrder.id == refund.order_id)
+            .values(status=OrderStatus.REFUNDED)
+            .execution_options(synchronize_session=False)
+        )
     session.commit()
     return "applied"
 
@@ -280,8 +295,9 @@ class RefundRequested:
 
 
 def request_refund(session: Session, out_trade_no: str, reason: str, requested_by: str) -> RefundRequested:
-    """An admin's full refund of a paid order: the Refund row and its outbox job in one commit;
-    the attempt becomes 已退款 (out of the review queue) and the student is told."""
+    """An admin's full refund of a paid order (what is left of it after a cancelled exam course's
+    partial refund): the Refund row and its outbox job in one commit; the attempt becomes 已退款 (out
+    of the review queue) and the student is told."""
     reason = reason.strip()
     if not reason:
         raise RefundRefusedError("请填写退款原因。")
@@ -293,11 +309,21 @@ def request_refund(session: Session, out_trade_no: str, reason: str, requested_b
     if order.status != OrderStatus.PAID:
         raise RefundRefusedError("该订单未支付，不能退款。")
     pending = session.scalar(
-        select(Refund.id).where(Refund.order_id == order.id, Refund.status != RefundStatus.FAILED)
+        select(Refund.id).where(
+            Refund.order_id == order.id, Refund.status.in_((RefundStatus.REQUESTED, RefundStatus.PROCESSING))
+        )
     )
     if pending is not None:
         raise RefundRefusedError("该订单已有退款在处理中。")
-    refund = new_refund(session, order, reason, requested_by)
+    returned = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
+            Refund.order_id == order.id, Refund.status == RefundStatus.SUCCEEDED
+        )
+    )
+    left = order.amount_fen - int(returned or 0)
+    if left <= 0:
+        raise RefundRefusedError("该订单已全部退款。")
+    refund = new_refund(session, order, reason, requested_by, amount_fen=left)
     submission = order.submission
     if submission.status not in (SubmissionStatus.REFUNDED, SubmissionStatus.CANCELLED):
         submission.status = SubmissionStatus.REFUNDED
@@ -310,9 +336,7 @@ def request_refund(session: Session, out_trade_no: str, reason: str, requested_b
             JobKind.SEND_TEXT,
             {
                 "openid": openid,
-                "text": wording.MANUAL_REFUND.format(
-                    amount=wording.yuan(order.amount_fen), reason=reason[:80]
-                ),
+                "text": wording.MANUAL_REFUND.format(amount=wording.yuan(left), reason=reason[:80]),
             },
             key=f"notice:refund:{refund.id}",
         )

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.services import schools
 from app.services.localtime import BEIJING
-from app.services.schools import BatchData, Contact
+from app.services.schools import BatchData, Contact, ExamSettings
 from media.spec import BACKGROUND_LABELS, PhotoSpec
 from models import Batch, Flow, LockOn, School
 
@@ -64,7 +64,15 @@ OPTIONAL = (
     "pledge",
     "signature",
     "after_approval",
+    # Exam sign-up (docs/exams.md); a file without any of these leaves a batch's exam settings as they are.
+    "exam_selection",
+    "exam_room_size",
+    "ticket_opens_at",
+    "ticket_closes_at",
+    "ticket_notice",
+    "ticket_pledge",
 )
+EXAM_COLUMNS = OPTIONAL[-6:]
 COLUMNS = REQUIRED + OPTIONAL
 
 # Same limits as the columns of models/school.py.
@@ -83,6 +91,8 @@ MAX_LENGTHS = {
     "notice": 2000,
     "pledge": 500,
     "after_approval": 1000,
+    "ticket_notice": 4000,
+    "ticket_pledge": 2000,
 }
 # The code becomes part of a QR scene ("school:<code>", ≤ 64 characters) and of URLs.
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -284,6 +294,12 @@ def _batch_state(batch: Batch) -> tuple[Any, ...]:
         batch.pledge,
         batch.signature,
         batch.after_approval,
+        batch.exam_selection,
+        batch.exam_room_size,
+        batch.ticket_opens_at,
+        batch.ticket_closes_at,
+        batch.ticket_notice,
+        batch.ticket_pledge,
     )
 
 
@@ -343,6 +359,7 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
     spec = _photo_spec(values, messages)
     contact = _contact(values, messages)
     texts = {column: values.get(column) or None for column in ("notice", "pledge", "after_approval")}
+    exam = _exam(values, messages)
 
     # A pay date that did not parse is reported already; checked as "missing" it would be reported twice.
     dates_ok = all(
@@ -375,6 +392,7 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
                     lock_on=lock_on,
                     pledge=texts["pledge"],
                     signature=signature,
+                    exam=exam,
                 )
             )
         )
@@ -407,8 +425,34 @@ def _parse_row(line: int, values: dict[str, str]) -> tuple[ImportRow | None, lis
         pledge=texts["pledge"],
         signature=signature,
         after_approval=texts["after_approval"],
+        exam=exam,
     )
     return ImportRow(line, school, batch), messages
+
+
+def _exam(values: dict[str, str], messages: list[str]) -> ExamSettings | None:
+    """The exam settings, checked; None when the file has none of their columns."""
+    if not any(column in values for column in EXAM_COLUMNS):
+        return None
+    before = len(messages)
+    selection = _yes_no(values, "exam_selection", False, messages)
+    room_size = _integer(values, "exam_room_size", None, messages, low=1, high=500)
+    opens = _moment(
+        values.get("ticket_opens_at", ""), end_of_day=False, column="ticket_opens_at", messages=messages
+    )
+    closes = _moment(
+        values.get("ticket_closes_at", ""), end_of_day=True, column="ticket_closes_at", messages=messages
+    )
+    if len(messages) != before:
+        return None
+    return ExamSettings(
+        selection=bool(selection),
+        room_size=room_size,
+        ticket_opens_at=opens,
+        ticket_closes_at=closes,
+        ticket_notice=values.get("ticket_notice") or None,
+        ticket_pledge=values.get("ticket_pledge") or None,
+    )
 
 
 def _contact(values: dict[str, str], messages: list[str]) -> Contact | None:

@@ -14,6 +14,18 @@ from models.school import RECEIPT_NOTE, RECEIPT_TITLE
 
 
 @dataclass(frozen=True)
+class ExamSettings:
+    """A batch's exam sign-up settings (models/school.py; docs/exams.md)."""
+
+    selection: bool = False
+    room_size: int | None = None
+    ticket_opens_at: datetime | None = None
+    ticket_closes_at: datetime | None = None
+    ticket_notice: str | None = None
+    ticket_pledge: str | None = None
+
+
+@dataclass(frozen=True)
 class BatchData:
     name: str
     education: str
@@ -38,6 +50,8 @@ class BatchData:
     pledge: str | None = None
     signature: bool = False
     after_approval: str | None = None
+    # None: leave the batch's exam settings as they are (a CSV without those columns).
+    exam: ExamSettings | None = None
 
 
 class BatchDataError(ValueError):
@@ -71,6 +85,25 @@ def workflow_problems(data: BatchData) -> list[str]:
         problems.append("flow=free 的批次没有缴费，lock_on 不能为 pay（应为 approve 或 confirm）")
     if data.signature and not data.pledge:
         problems.append("signature=yes 需要填写承诺 pledge（学生在承诺下签名）")
+    return problems + exam_problems(data)
+
+
+def exam_problems(data: BatchData) -> list[str]:
+    """What contradicts itself in a batch's exam settings, naming the CSV columns."""
+    exam = data.exam
+    if exam is None:
+        return []
+    problems = []
+    if exam.selection and data.flow != Flow.REVIEW_FIRST:
+        # 报考 follows approval, and the courses' sum is paid after it.
+        problems.append("exam_selection=yes 只适用于 flow=review_first（审核通过后报考课程再缴费）的批次")
+    window = (exam.ticket_opens_at, exam.ticket_closes_at)
+    if None in window and window != (None, None):
+        problems.append("准考证打印时间 ticket_opens_at 和 ticket_closes_at 须同时填写或同时留空")
+    if exam.ticket_opens_at and exam.ticket_closes_at and exam.ticket_closes_at <= exam.ticket_opens_at:
+        problems.append("ticket_closes_at 必须晚于 ticket_opens_at")
+    if exam.room_size is not None and not 1 <= exam.room_size <= 500:
+        problems.append("exam_room_size 应在 1–500 之间")
     return problems
 
 
@@ -125,6 +158,11 @@ def upsert_batch(session: Session, school: School, data: BatchData) -> Batch:
     batch.fee_per_attempt = data.fee_per_attempt
     batch.notice, batch.pledge, batch.after_approval = data.notice, data.pledge, data.after_approval
     batch.signature = data.signature
+    if data.exam is not None:
+        exam = data.exam
+        batch.exam_selection, batch.exam_room_size = exam.selection, exam.room_size
+        batch.ticket_opens_at, batch.ticket_closes_at = exam.ticket_opens_at, exam.ticket_closes_at
+        batch.ticket_notice, batch.ticket_pledge = exam.ticket_notice, exam.ticket_pledge
     session.flush()
     return batch
 

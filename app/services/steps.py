@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.services import enrollments, returns, wording
 from app.services.localtime import stored_utc
 from models import Batch, Enrollment, ExamSeat, Identity, Photo, User
+from models.exam import ExamRegistration, ExamRegistrationCourse
 from models.school import Flow, LockOn
 from models.submission import Submission, SubmissionStatus
 
@@ -27,7 +28,8 @@ StepStatus = Literal["done", "current", "todo", "locked"]
 
 @dataclass(frozen=True)
 class Step:
-    # bind | school | notice | form | documents | photo | submit | pay | verify | review | confirm | ticket
+    # bind | school | notice | form | documents | photo | submit | pay | verify | review | exam | confirm
+    # | ticket
     # | after
     key: str
     label: str
@@ -90,6 +92,16 @@ def state() -> Select[*tuple[Any, ...]]:
     seated = (
         exists().where(ExamSeat.user_id == User.id, ExamSeat.batch_id == Enrollment.batch_id).label("seated")
     )
+    # 报考 done: a registration in the linked batch holding at least one course.
+    registered = (
+        exists()
+        .where(
+            ExamRegistration.user_id == User.id,
+            ExamRegistration.batch_id == Enrollment.batch_id,
+            ExamRegistrationCourse.registration_id == ExamRegistration.id,
+        )
+        .label("exam_registered")
+    )
     return (
         select(
             User.id,
@@ -115,6 +127,8 @@ def state() -> Select[*tuple[Any, ...]]:
             Enrollment.notice_acked_at,
             Batch.has_form,
             Batch.has_documents,
+            Batch.exam_selection,
+            registered,
             Enrollment.form_completed_at,
             Enrollment.documents_completed_at,
             photo_passed,
@@ -165,7 +179,8 @@ def _keys(row: Row[Any]) -> list[str]:
         confirm = ["confirm"] if row.lock_on == LockOn.CONFIRM else []
         keys += ["pay", *verify, "review", *confirm]
     elif row.flow == Flow.REVIEW_FIRST:
-        keys += ["submit", *verify, "review", "pay"]
+        # 新疆自考: after approval the candidate chooses the courses (报考), whose sum is what they pay.
+        keys += ["submit", *verify, "review", *(["exam"] if row.exam_selection else []), "pay"]
     else:
         keys += ["submit", *verify, "review"]
     # Batches that print an admission ticket (准考证) end with it, before what comes after approval.
@@ -207,6 +222,7 @@ def from_row(row: Row[Any] | None, now: datetime) -> list[Step]:
         "verify": status in VERIFIED,
         "review": status in (S.APPROVED, S.APPROVED_UNPAID),
         "confirm": row.confirmed_at is not None,
+        "exam": bool(row.exam_registered) or status == S.APPROVED,
         "after": False,
         "ticket": False,
     }

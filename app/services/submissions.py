@@ -20,7 +20,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.services import applications, enrollments, flows, identities, outbox, photos, pledges, wording
+from app.services import (
+    applications,
+    enrollments,
+    exam_registrations,
+    flows,
+    identities,
+    outbox,
+    photos,
+    pledges,
+    wording,
+)
 from app.services.errors import ServiceError
 from app.services.job_kinds import JobKind
 from app.services.localtime import stored_utc
@@ -177,7 +187,7 @@ def create(
         pledges.record(batch, pledge, submission, storage, now)
     session.add(submission)
     if due:
-        session.add(_order(submission, batch.fee_fen, channel, now))
+        session.add(_order(submission, amount_due(session, submission, batch, now), channel, now))
     try:
         session.flush()
     except IntegrityError:
@@ -248,10 +258,19 @@ def renew_order(session: Session, submission: Submission, now: datetime, channel
     if closed is not None:
         raise PayWindowError(closed)
     last_moment = batch.pay_closes_at if submission.status == SubmissionStatus.APPROVED_UNPAID else None
-    order = _order(submission, batch.fee_fen, channel, now, last_moment)
+    order = _order(submission, amount_due(session, submission, batch, now), channel, now, last_moment)
     session.add(order)
     session.commit()
     return order
+
+
+def amount_due(session: Session, submission: Submission, batch: Batch, now: datetime) -> int:
+    """What an order of this attempt charges, the one place every order's amount comes from: the sum
+    of the chosen courses in a batch with course selection (报考; the registration locks in the order's
+    commit, exam_registrations.order_amount), the batch's fee otherwise."""
+    if batch.exam_selection:
+        return exam_registrations.order_amount(session, submission, now)
+    return batch.fee_fen
 
 
 def current_order(submission: Submission, now: datetime) -> PaymentOrder | None:

@@ -119,9 +119,9 @@ def fee_line(fee: BatchFee | None) -> str:
             if fee.pay_opens_at is not None and fee.pay_closes_at is not None
             else ""
         )
+        amount = "按报考课程计算（审核通过后选择课程）" if fee.exam_selection else yuan(fee.fee_fen)
         return (
-            f"你所在批次「{fee.batch_name}」的费用为 {yuan(fee.fee_fen)}，审核通过后再缴费{when}；"
-            "审核未通过无需缴费。"
+            f"你所在批次「{fee.batch_name}」的费用为 {amount}，审核通过后再缴费{when}；审核未通过无需缴费。"
         )
     return f"你所在批次「{fee.batch_name}」的核验费为 {yuan(fee.fee_fen)}，照片通过检查后点「开始核验」支付。"
 
@@ -192,6 +192,7 @@ STEP_LABELS = {
     "pay_review_first": "缴费",
     "verify": "身份核验",
     "review": "审核",
+    "exam": "报考",
     "confirm": "确认并签名",
     "confirm_plain": "确认信息",
     "after": "通过后",
@@ -209,6 +210,7 @@ STEP_URLS = {
     "pay": "/h5/photo",
     "verify": "/h5/status",
     "review": "/h5/status",
+    "exam": "/h5/registration",
     "confirm": "/h5/status",
     "after": "/h5/status",
     "ticket": "/h5/ticket",
@@ -224,6 +226,7 @@ STEP_HINTS = {
     "pay": "照片已通过检查，请在照片页面点击「开始核验」并缴费。",
     "verify": "正在核验身份信息，一般几秒钟内完成，请稍后刷新查看。",
     "confirm": "审核已通过，请核对信息并确认；确认后无法再修改信息。",
+    "exam": "审核已通过，请选择考点、报考专业和课程，提交后缴费。",
 }
 STEP_PAY_NOW = "请完成缴费；二维码过期可在页面重新获取。"
 STEP_PAY_COVERED = "本批次已缴费，重新提交无需再缴费，请在照片页面点击「开始核验」。"
@@ -540,6 +543,8 @@ def result_next_step(status: SubmissionStatus, batch: Batch) -> str:
     """What the student does after a decision, as the batch's flow has it."""
     if status == SubmissionStatus.APPROVED_UNPAID:
         when = _pay_window(batch)
+        if batch.exam_selection:
+            return f"请选择考点、专业和报考课程，并在{when}内缴纳考试费，逾期未缴费报名无效。"
         return f"请在{when}内缴费 {yuan(batch.fee_fen)}，逾期未缴费报名无效。"
     if status == SubmissionStatus.APPROVED:
         if batch.lock_on == LockOn.CONFIRM:
@@ -565,7 +570,8 @@ def result_note(status: SubmissionStatus, batch: Batch) -> str:
 def result_path(status: SubmissionStatus, batch: Batch, submission_id: int) -> str:
     """The H5 page a result push opens: where the next step is done."""
     if status == SubmissionStatus.APPROVED_UNPAID:
-        return f"/h5/pay/{submission_id}"
+        # With course selection the courses come first (报考); the pay page sends there too.
+        return "/h5/registration" if batch.exam_selection else f"/h5/pay/{submission_id}"
     if status == SubmissionStatus.APPROVED and batch.lock_on == LockOn.CONFIRM:
         return f"/h5/confirm/{submission_id}"
     return "/h5/status"
@@ -707,4 +713,18 @@ def ticket_ready(base_url: str, batch: str, opens_at: datetime, closes_at: datet
     return (
         f"【准考证】「{batch}」的准考证已可打印（{ticket_window(opens_at, closes_at)}）。"
         f"请点击{page_link(base_url, '/h5/ticket', '打印准考证')}，考试时请携带准考证和身份证原件。"
+    )
+
+
+# --- 报考 (app/services/exam_registrations.py) ---
+
+# The fee of a batch with course selection before the courses are chosen.
+EXAM_FEE_LABEL = "考试费（按报考课程计算）"
+
+
+def course_cancelled(name: str, code: str, fee_fen: int, reason: str) -> str:
+    """The exam office cancelled a course the student paid for: its fee goes back."""
+    return (
+        f"你报考的课程「{name}」（{code}）已取消考试，该课程考试费 {yuan(fee_fen)} 将原路退回，"
+        f"一般 1–3 个工作日到账。原因：{reason}"
     )

@@ -283,7 +283,7 @@ def test_wuhan_unpaid_past_the_window_is_void(
 # --- 新疆自考: review first, pledge at submission, locked at approval --------------------------------
 
 
-def test_xinjiang_pledges_is_approved_locked_then_pays(
+def test_xinjiang_pledges_is_approved_locked_chooses_a_course_then_pays(
     app: Flask, live_server: Any, new_page: Callable[..., Page], browser_errors: Any
 ) -> None:
     browser_errors.expect_status(422, "/api/v1/me/identity")
@@ -315,6 +315,17 @@ def test_xinjiang_pledges_is_approved_locked_then_pays(
     card = chat_card(phone, 1)
     expect(card_value(card, "审核结果")).to_have_text("审核通过")
     card.get_by_role("link", name="详情").click()
+    # 报考 comes before paying: the pay page sends a candidate without courses to choose them first.
+    frame = in_browser(phone, "/h5/registration")
+    expect(frame.locator("#registration-page")).to_have_attribute("data-state", "editing")
+    frame.locator("#district").select_option("乌鲁木齐市")
+    frame.locator("#county").select_option("天山区")
+    frame.locator("#major").select_option("530601")
+    frame.locator('input[data-course="00024"]').check()
+    expect(frame.locator("#total")).to_have_text("35 元")
+    frame.get_by_label("本人担保以上信息真实准确").check()
+    frame.get_by_role("button", name="提交").click()
+    frame.get_by_role("link", name="去缴费").click()
     frame = in_browser(phone, f"/h5/pay/{sid}")
     pay_approved_on_the_sheet(app, phone, frame, 35)
     drive(app, lambda: status_of_attempt(app, sid) == S.APPROVED)

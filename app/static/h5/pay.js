@@ -204,7 +204,7 @@
   function tick() {
     // The Date header has whole seconds: never show more than an order's lifetime.
     var left = Math.max(0, Math.min(TTL_S, Math.ceil((expiresAt - (Date.now() + clockOffset)) / 1000)));
-    qrSeconds.textContent = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
+    qrSeconds.textContent = String(left);  // 支付倒计时173秒, as the 新疆自考 pay page counts
     $("qr-countdown").setAttribute("data-seconds", String(left));
     if (left <= 0 && !paid) renew(true);
   }
