@@ -16,4 +16,4 @@ bp = Blueprint(
     "sandbox", __name__, url_prefix="/_sandbox", template_folder="templates", static_folder="static"
 )
 
-from app.sandbox import api, oauth, pay, phone, roster  # noqa: E402,F401  (routes register on bp)
+from app.sandbox import api, oauth, pay, phone, roster, roster_verifier  # noqa: E402,F401  (routes register on bp)
