@@ -32,6 +32,7 @@ def pay(submission_id: int) -> str:
     if submission is None or submission.user_id != user.id:
         abort(404)
     batch = submission.batch
+    settings = current_app.config["SETTINGS"]
     return render_template(
         "h5/pay.html",
         submission=submission,
@@ -44,4 +45,7 @@ def pay(submission_id: int) -> str:
         ttl_minutes=int(ORDER_TTL.total_seconds() // 60),
         in_wechat="MicroMessenger" in request.headers.get("User-Agent", ""),
         sandbox=bool(current_app.config.get("SANDBOX")),
+        # The emulator's own process (SANDBOX_URL): the page reaches it there, not on this origin.
+        sandbox_base=settings.sandbox_base if settings.sandbox_separate else "/_sandbox",
+        sandbox_separate=settings.sandbox_separate,
     )

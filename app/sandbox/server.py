@@ -16,8 +16,9 @@ files both processes read (the pay keys and the merchant's registration under ME
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, request, send_from_directory
 from redis import Redis
 
 from config import Settings, SettingsError, load_settings
@@ -45,9 +46,19 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(bp)
     register_error_handlers(app)
 
+    _allow_the_pay_page_to_scan(app, settings.PUBLIC_BASE_URL)
+
     @app.get("/healthz")
     def healthz() -> Any:
         return jsonify(status="ok", service="sandbox")
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask every origin for it: the phone's tab shows the service's icon, as in the mount.
+        assert app.static_folder is not None
+        response = send_from_directory(app.static_folder, "favicon.ico", max_age=86_400)
+        response.cache_control.public = True
+        return response
 
     resume_delivery(app)
     return app
@@ -61,3 +72,20 @@ def _redis(url: str) -> Redis:
         client: Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
         return client
     return Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def _allow_the_pay_page_to_scan(app: Flask, service_url: str) -> None:
+    """The service's H5 pay page offers 用沙箱手机扫码支付 (the phone scanning its Native code): a call
+    from the service's origin to this one, carrying the phone's cookie. Only that call is allowed."""
+    parts = urlsplit(service_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+
+    @app.after_request
+    def _cors(response: Response) -> Response:
+        if request.path == "/_sandbox/pay/scan" and request.headers.get("Origin") == origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Access-Control-Allow-Methods"] = "POST"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type, Accept"
+            response.vary.add("Origin")
+        return response
