@@ -188,7 +188,7 @@ class Settings(BaseSettings):
     WECHAT_PAY_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
     # Shown on the sandbox pay sheet (the real sheet shows the merchant's registered name).
     WECHAT_PAY_MERCHANT_NAME: str = "证件照核验服务"
-    # SANDBOX=1 only: a thread in the web process delivers the emulator's pay notifications on
+    # SANDBOX=1 only: a thread in the process serving the emulator delivers its pay notifications on
     # WeChat Pay's schedule. Tests turn it off and drive `deliver_due_notifications(now)` instead.
     WECHAT_PAY_SANDBOX_NOTIFY_THREAD: bool = True
 

@@ -33,7 +33,7 @@ def _unreachable(reason: object) -> click.ClickException:
     where = config["WECHAT_API_BASE"]
     if config.get("SANDBOX"):
         hint = (
-            "the sandbox is served by `make run`: start it (or set SANDBOX_URL to the emulator's process, "
+            "start `make run`, which serves the sandbox (or set SANDBOX_URL to the emulator's process, "
             "or PUBLIC_BASE_URL to a service it is mounted in)"
         )
     elif config["WECHAT_APPID"] == SANDBOX_APPID:
