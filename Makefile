@@ -42,6 +42,11 @@ run: $(STAMP)
 	@trap 'kill -INT $$sandbox 2>/dev/null; wait $$sandbox 2>/dev/null' EXIT; \
 	$(BIN)/gunicorn -c gunicorn_sandbox.conf.py --bind $(HOST):$(SANDBOX_PORT) 'app.sandbox.server:create_app()' & \
 	sandbox=$$!; \
+	until $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+			"$$SANDBOX_URL/healthz" 2>/dev/null; do \
+		kill -0 $$sandbox 2>/dev/null || { echo "the WeChat sandbox did not start: is port $(SANDBOX_PORT) free?"; exit 1; }; \
+		sleep 0.2; \
+	done; \
 	echo "WeChat sandbox (phone, emulated WeChat and WeChat Pay): $$SANDBOX_URL/_sandbox/"; \
 	echo "Service (student H5 pages, staff review, /wechat):       $$PUBLIC_BASE_URL/review/"; \
 	$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
