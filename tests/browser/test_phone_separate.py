@@ -84,3 +84,23 @@ def test_scan_with_the_sandbox_phone_from_an_ordinary_browser(
     expect(page.locator("#result")).to_have_attribute("data-status", "pending_review", timeout=20_000)
     deliveries = requests.get(f"{processes.sandbox}/_sandbox/pay/_ctl/deliveries", timeout=5).json()
     assert all(d["status"] == 204 for d in deliveries["deliveries"])
+
+
+def test_the_staff_pages_open_in_the_phones_frame_from_another_origin(
+    processes: Processes, new_page: Callable[..., Any], browser_errors: BrowserErrors
+) -> None:
+    # Operators open 运营 › 待审核 inside WeChat: the staff pages allow the emulator's origin as framer.
+    # Chromium does not autofocus the username in a frame of another origin (inside WeChat the page is
+    # the whole window): it says so on the console.
+    browser_errors.expect(r"Blocked autofocusing on a <input> element in a cross-origin subframe")
+    phone = new_page()
+    phone.goto(f"{processes.sandbox}/_sandbox/")
+    phone.evaluate(
+        "url => { document.getElementById('browser').hidden = false;"
+        " document.getElementById('browser-frame').src = url; }",
+        f"{processes.service}/review/login",
+    )
+    frame = phone.frame(name="wechat-browser")
+    assert frame is not None
+    frame.wait_for_url(re.compile(re.escape(f"{processes.service}/review/login")))
+    expect(frame.get_by_role("button", name="登录")).to_be_visible()
