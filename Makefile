@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
+SANDBOX_PORT ?= 5001
 
 .PHONY: run test lint format bench install clean
 
@@ -25,17 +26,30 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt requirements-nodep
 
 install: $(STAMP)
 
-# The embedded mode: SQLite under var/, in-process Redis, the WeChat sandbox, worker in-process.
+# The embedded mode: SQLite under var/, in-process Redis, worker in-process; the WeChat sandbox in a
+# process of its own on SANDBOX_PORT (WeChat is another system: its calls must never wait for the
+# service's threads). Ctrl-C stops both.
 run: export SANDBOX ?= 1
 run: export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+run: export SANDBOX_URL ?= http://$(HOST):$(SANDBOX_PORT)
 run: export LOG_FORMAT ?= text
 run: $(STAMP)
 	@mkdir -p var
-	@printf '# written by make run: `flask --app wsgi ...` beside it reads these\nSANDBOX=%s\nPUBLIC_BASE_URL=%s\n' \
-		"$$SANDBOX" "$$PUBLIC_BASE_URL" > var/run.env
+	@printf '# written by make run: `flask --app wsgi ...` beside it reads these\nSANDBOX=%s\nPUBLIC_BASE_URL=%s\nSANDBOX_URL=%s\n' \
+		"$$SANDBOX" "$$PUBLIC_BASE_URL" "$$SANDBOX_URL" > var/run.env
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo load
-	exec $(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
+	@trap 'kill -INT $$sandbox 2>/dev/null; wait $$sandbox 2>/dev/null' EXIT; \
+	$(BIN)/gunicorn -c gunicorn_sandbox.conf.py --bind $(HOST):$(SANDBOX_PORT) 'app.sandbox.server:create_app()' & \
+	sandbox=$$!; \
+	until $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+			"$$SANDBOX_URL/healthz" 2>/dev/null; do \
+		kill -0 $$sandbox 2>/dev/null || { echo "the WeChat sandbox did not start: is port $(SANDBOX_PORT) free?"; exit 1; }; \
+		sleep 0.2; \
+	done; \
+	echo "WeChat sandbox (phone, emulated WeChat and WeChat Pay): $$SANDBOX_URL/_sandbox/"; \
+	echo "Service (student H5 pages, staff review, /wechat):       $$PUBLIC_BASE_URL/review/"; \
+	$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
 # Uses DATABASE_URL / REDIS_URL when set (PostgreSQL and Redis), the embedded defaults otherwise.
 test: $(STAMP)

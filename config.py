@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     LOG_FORMAT: str = Field(default="json", pattern="^(json|text)$")
 
     SANDBOX: bool = False
+    # SANDBOX=1: where the emulator runs as its own process (`make run` starts it beside the service),
+    # e.g. http://127.0.0.1:5001; empty = mounted inside this process at PUBLIC_BASE_URL/_sandbox (the
+    # tests). The service's WeChat, OAuth2 and Pay bases point at it; the emulator's own process reads
+    # it too, as its address, and PUBLIC_BASE_URL as the service's.
+    SANDBOX_URL: str = ""
 
     # Personal data (ID numbers, names): Fernet keys, comma-separated, the first one encrypts and
     # all of them decrypt (rotation: put the new key first, run `flask pii rotate`, drop the old).
@@ -183,7 +188,7 @@ class Settings(BaseSettings):
     WECHAT_PAY_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
     # Shown on the sandbox pay sheet (the real sheet shows the merchant's registered name).
     WECHAT_PAY_MERCHANT_NAME: str = "证件照核验服务"
-    # SANDBOX=1 only: a thread in the web process delivers the emulator's pay notifications on
+    # SANDBOX=1 only: a thread in the process serving the emulator delivers its pay notifications on
     # WeChat Pay's schedule. Tests turn it off and drive `deliver_due_notifications(now)` instead.
     WECHAT_PAY_SANDBOX_NOTIFY_THREAD: bool = True
 
@@ -214,7 +219,9 @@ class Settings(BaseSettings):
             raise ValueError("WECHAT_PAY_APIV3_KEY (APIv3 密钥) must be exactly 32 bytes")
         return value
 
-    @field_validator("PUBLIC_BASE_URL", "WECHAT_API_BASE", "WECHAT_OAUTH_BASE", "WECHAT_PAY_API_BASE")
+    @field_validator(
+        "PUBLIC_BASE_URL", "SANDBOX_URL", "WECHAT_API_BASE", "WECHAT_OAUTH_BASE", "WECHAT_PAY_API_BASE"
+    )
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         if value and not re.match(r"^https?://", value):
@@ -268,12 +275,10 @@ class Settings(BaseSettings):
         if self.WECHAT_ENCRYPT_MODE != EncryptMode.PLAIN and not self.WECHAT_AES_KEY:
             raise ValueError("WECHAT_ENCRYPT_MODE=compatible/safe needs WECHAT_AES_KEY")
         if not self.WECHAT_API_BASE:
-            self.WECHAT_API_BASE = (
-                f"{self.PUBLIC_BASE_URL}/_sandbox/api" if self.SANDBOX else "https://api.weixin.qq.com"
-            )
+            self.WECHAT_API_BASE = f"{self.sandbox_base}/api" if self.SANDBOX else "https://api.weixin.qq.com"
         if not self.WECHAT_OAUTH_BASE:
             self.WECHAT_OAUTH_BASE = (
-                f"{self.PUBLIC_BASE_URL}/_sandbox/oauth" if self.SANDBOX else "https://open.weixin.qq.com"
+                f"{self.sandbox_base}/oauth" if self.SANDBOX else "https://open.weixin.qq.com"
             )
         self._derive_pay()
         if not self.VERIFY_PROVIDER:
@@ -291,12 +296,22 @@ class Settings(BaseSettings):
             self.WECHAT_PAY_APPID = self.WECHAT_APPID
         if not self.WECHAT_PAY_API_BASE:
             self.WECHAT_PAY_API_BASE = (
-                f"{self.PUBLIC_BASE_URL}/_sandbox/pay" if self.SANDBOX else "https://api.mch.weixin.qq.com"
+                f"{self.sandbox_base}/pay" if self.SANDBOX else "https://api.mch.weixin.qq.com"
             )
         if not self.WECHAT_PAY_NOTIFY_URL:
             self.WECHAT_PAY_NOTIFY_URL = f"{self.PUBLIC_BASE_URL}/pay/notify"
         if bool(self.WECHAT_PAY_PUBLIC_KEY_ID) != bool(self.WECHAT_PAY_PUBLIC_KEY_PATH):
             raise ValueError("WECHAT_PAY_PUBLIC_KEY_ID and WECHAT_PAY_PUBLIC_KEY_PATH go together")
+
+    @property
+    def sandbox_base(self) -> str:
+        """Where the emulator's routes are: its own process, or mounted in this one."""
+        return f"{self.SANDBOX_URL or self.PUBLIC_BASE_URL}/_sandbox"
+
+    @property
+    def sandbox_separate(self) -> bool:
+        """The emulator runs as its own process (SANDBOX_URL), not inside the service."""
+        return self.SANDBOX and bool(self.SANDBOX_URL)
 
     @property
     def pay_configured(self) -> bool:

@@ -10,6 +10,7 @@ from config import Settings, load_settings
 
 if TYPE_CHECKING:
     from app.integrations import StandIns
+    from app.sandbox.pay.merchant import Merchant
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -74,30 +75,19 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
         apply_notification(db.session(), notification)
 
     integrations.init_app(app, settings, pay_notification_handler=handle_notification, stand_ins=stand_ins)
+    if settings.sandbox_separate:
+        _register_merchant_with_sandbox(app, settings)
 
 
 def _sandbox_stand_ins(app: Flask, settings: Settings) -> StandIns:
     """The emulator's stand-ins for outside services. This factory is the only importer of the sandbox
     outside it: the integrations never know whether they talk to WeChat or to the emulator."""
-    from app.integrations import StandIns, pay_client
+    from app.integrations import StandIns
     from app.integrations.wechat_pay_config import FallbackKeys
     from app.sandbox.pay.keys import keys_for
-    from app.sandbox.pay.merchant import Merchant, register_merchant
+    from app.sandbox.pay.merchant import register_merchant
     from app.sandbox.roster import RedisRoster
-    from app.sandbox.roster_verifier import SandboxRosterVerifier
-
-    def merchant() -> Merchant:
-        # WeChat Pay knows a merchant from its registration; the emulator's merchant is whoever the
-        # pay integration is configured as (with the sandbox's keys when none are set).
-        config = pay_client().config
-        return Merchant(
-            mchid=config.mchid,
-            appid=config.appid,
-            serial=config.merchant_serial,
-            public_key=config.private_key().public_key(),
-            apiv3_key=config.apiv3_key,
-            public_key_mode=config.public_key_mode,
-        )
+    from app.sandbox.roster_verifier import RemoteRosterVerifier, SandboxRosterVerifier
 
     def pay_keys() -> FallbackKeys:
         keys = keys_for(settings.MEDIA_ROOT)
@@ -110,11 +100,42 @@ def _sandbox_stand_ins(app: Flask, settings: Settings) -> StandIns:
             public_key_pem=keys.platform_public_pem,
         )
 
-    register_merchant(app, merchant)
+    if settings.sandbox_separate:
+        # The roster lives in the emulator's process (maybe in its own memory): ask it over HTTP.
+        remote = RemoteRosterVerifier(settings.sandbox_base, settings.VERIFY_TIMEOUT_SECONDS)
+        return StandIns(pay_keys=pay_keys, identity_verifier=lambda redis: remote)
+    register_merchant(app, _merchant)
     return StandIns(
         pay_keys=pay_keys,
         identity_verifier=lambda redis: SandboxRosterVerifier(RedisRoster(redis)),
     )
+
+
+def _merchant() -> Merchant:
+    # WeChat Pay knows a merchant from its registration; the emulator's merchant is whoever the pay
+    # integration is configured as (with the sandbox's keys when none are set).
+    from app.integrations import pay_client
+    from app.sandbox.pay.merchant import Merchant
+
+    config = pay_client().config
+    return Merchant(
+        mchid=config.mchid,
+        appid=config.appid,
+        serial=config.merchant_serial,
+        public_key=config.private_key().public_key(),
+        apiv3_key=config.apiv3_key,
+        public_key_mode=config.public_key_mode,
+    )
+
+
+def _register_merchant_with_sandbox(app: Flask, settings: Settings) -> None:
+    """The emulator in its own process learns the merchant from a file beside the pay keys (both
+    processes read MEDIA_ROOT's parent), written at every start: the merchant may have changed."""
+    from app.sandbox.pay.keys import keys_directory
+    from app.sandbox.pay.merchant import write_registration
+
+    with app.app_context():
+        write_registration(keys_directory(settings.MEDIA_ROOT), _merchant())
 
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
@@ -135,8 +156,9 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     for bp in (ops_bp, wechat_bp, auth_bp, h5_bp, api_bp, links_bp, pay_bp, review_bp):
         app.register_blueprint(bp)
     register_openapi(app)
-    if settings.SANDBOX:
+    if settings.SANDBOX and not settings.sandbox_separate:
         # The emulator stands for WeChat's servers, which are not reached with a CSRF token either.
+        # With SANDBOX_URL it runs as its own process instead (app/sandbox/server.py).
         from app.sandbox import bp as sandbox_bp
 
         csrf.exempt(sandbox_bp)

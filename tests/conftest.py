@@ -99,6 +99,9 @@ def make_app(live_server: LiveServer, database_url: str, tmp_path: Path, **overr
         "DATABASE_URL": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", "memory://"),
         "PUBLIC_BASE_URL": live_server.url,
+        # The emulator mounted in the live server, whatever a `make run`'s var/run.env (read when a
+        # test imports wsgi) says about a sandbox process of its own.
+        "SANDBOX_URL": "",
         "MEDIA_ROOT": tmp_path / "media",
         "LOG_FORMAT": "text",
         "WORKER_POLL_SECONDS": 0.05,

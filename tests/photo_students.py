@@ -110,12 +110,16 @@ def prepare(
 class Student:
     """A browser signed in as one WeChat user (the sandbox's OAuth2 flow), with the page's CSRF token."""
 
-    def __init__(self, base: str, openid: str, user_id: int | None = None) -> None:
+    def __init__(
+        self, base: str, openid: str, user_id: int | None = None, sandbox: str | None = None
+    ) -> None:
         self.base = base
         self.openid = openid
         self.user_id = user_id
         self.http = requests.Session()
-        page = self.http.get(f"{base}/_sandbox/login-as/{openid}", params={"next": "/h5/photo"}, timeout=10)
+        # `sandbox`: the emulator's own process (SANDBOX_URL); by default it is mounted in the service.
+        login = f"{sandbox or base}/_sandbox/login-as/{openid}"
+        page = self.http.get(login, params={"next": "/h5/photo"}, timeout=10)
         assert page.status_code == 200 and page.url.split("#")[0] == f"{base}/h5/photo", page.url
         found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
         assert found

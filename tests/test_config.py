@@ -12,7 +12,7 @@ STRONG_SECRET = "s" * 40
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """CI exports DATABASE_URL and REDIS_URL; these tests are about the defaults."""
-    for name in ("DATABASE_URL", "REDIS_URL", "SANDBOX", "APP_ENV", "WECHAT_API_BASE"):
+    for name in ("DATABASE_URL", "REDIS_URL", "SANDBOX", "SANDBOX_URL", "APP_ENV", "WECHAT_API_BASE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -27,6 +27,19 @@ def test_sandbox_points_wechat_apis_at_the_emulator() -> None:
     settings = load_settings(SANDBOX=True, PUBLIC_BASE_URL="http://127.0.0.1:8000/")
     assert settings.WECHAT_API_BASE == "http://127.0.0.1:8000/_sandbox/api"
     assert settings.WECHAT_OAUTH_BASE == "http://127.0.0.1:8000/_sandbox/oauth"
+
+
+def test_a_sandbox_in_its_own_process_gets_the_wechat_calls() -> None:
+    settings = load_settings(
+        SANDBOX=True, PUBLIC_BASE_URL="http://127.0.0.1:8000", SANDBOX_URL="http://127.0.0.1:8001/"
+    )
+    assert settings.sandbox_separate
+    assert settings.WECHAT_API_BASE == "http://127.0.0.1:8001/_sandbox/api"
+    assert settings.WECHAT_OAUTH_BASE == "http://127.0.0.1:8001/_sandbox/oauth"
+    assert settings.WECHAT_PAY_API_BASE == "http://127.0.0.1:8001/_sandbox/pay"
+    # The service's own addresses stay the service's.
+    assert settings.WECHAT_PAY_NOTIFY_URL == "http://127.0.0.1:8000/pay/notify"
+    assert not load_settings(SANDBOX=False, SANDBOX_URL="http://127.0.0.1:8001").sandbox_separate
 
 
 def test_without_sandbox_the_real_wechat_hosts_are_used() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from app.integrations.identity import (
     VerificationUnavailableError,
 )
 from app.sandbox import roster
-from app.sandbox.roster_verifier import SandboxRosterVerifier
+from app.sandbox.roster_verifier import RemoteRosterVerifier, SandboxRosterVerifier
 
 NUMBER = "11010519491231002X"  # GB 11643's own example, valid check digit
 OTHER_NUMBER = "110105194912310037"
@@ -245,3 +246,54 @@ def test_logs_carry_no_raw_number_or_name(
     assert "1101**********002X" in text
     assert NUMBER not in text
     assert NAME not in text
+
+
+# --- the emulator in its own process: the same answers over HTTP ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "name", "answer"),
+    [
+        (None, NAME, VerificationOutcome.MATCH),
+        ("mismatch", NAME, VerificationOutcome.MISMATCH),
+        ("match", "张三", VerificationOutcome.MISMATCH),
+        ("not_found", NAME, VerificationOutcome.NOT_FOUND),
+        ("error", NAME, UnavailableKind.SERVER_ERROR),
+        ("timeout", NAME, UnavailableKind.TIMEOUT),
+    ],
+)
+def test_the_remote_verifier_answers_as_the_roster_does(
+    app: Flask, client: FlaskClient, live_server: Any, result: str | None, name: str, answer: Any
+) -> None:
+    if result:
+        _add(client, result=result)
+    remote = RemoteRosterVerifier(f"{live_server.url}/_sandbox", timeout=5)
+    if isinstance(answer, UnavailableKind):
+        with pytest.raises(VerificationUnavailableError) as caught:
+            remote.verify("resident_id", NUMBER, name)
+        assert caught.value.kind is answer and caught.value.provider == "sandbox"
+    else:
+        found = remote.verify("resident_id", NUMBER, name, request_id="sub-9-try-1")
+        assert (found.outcome, found.reason, found.reference) == (
+            answer,
+            REASONS[answer],
+            "sandbox-sub-9-try-1",
+        )
+    # The emulator's process records the check, as the mounted verifier does.
+    assert len(client.get("/_sandbox/roster").get_json()["checks"]) == 1
+
+
+def test_an_unreachable_emulator_is_an_outage_never_a_mismatch(app: Flask) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    remote = RemoteRosterVerifier(f"http://127.0.0.1:{closed}/_sandbox", timeout=2)
+    with pytest.raises(VerificationUnavailableError) as caught:
+        remote.verify("resident_id", NUMBER, NAME)
+    assert caught.value.kind is UnavailableKind.CONNECTION and caught.value.retryable
+
+
+def test_the_emulators_verify_route_refuses_an_incomplete_question(client: FlaskClient) -> None:
+    answer = client.post("/_sandbox/roster/_verify", json={"id_number": NUMBER})
+    assert answer.status_code == 400
+    assert "需要" in answer.get_json()["error"]["message"]

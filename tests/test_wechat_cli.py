@@ -92,6 +92,18 @@ def test_run_env_fills_only_what_the_environment_leaves_unset(tmp_path: Path) ->
     assert environ == {"PUBLIC_BASE_URL": "https://photo.example.edu.cn", "SANDBOX": "1"}
 
 
+def test_run_env_keeps_the_emulator_with_its_own_service(tmp_path: Path) -> None:
+    run_env = tmp_path / "run.env"
+    recorded = "SANDBOX=1\nPUBLIC_BASE_URL=http://127.0.0.1:5000\nSANDBOX_URL=http://127.0.0.1:5001\n"
+    run_env.write_text(recorded, encoding="utf-8")
+    beside_make_run: dict[str, str] = {}
+    wsgi.read_run_env(run_env, beside_make_run)
+    assert beside_make_run["SANDBOX_URL"] == "http://127.0.0.1:5001"
+    elsewhere = {"PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
+    wsgi.read_run_env(run_env, elsewhere)
+    assert elsewhere == {"PUBLIC_BASE_URL": "http://127.0.0.1:8000", "SANDBOX": "1"}
+
+
 def test_make_run_records_its_settings_for_the_commands() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "var/run.env" in makefile and "SANDBOX=%s" in makefile and "PUBLIC_BASE_URL=%s" in makefile

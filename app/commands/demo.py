@@ -53,6 +53,9 @@ def load(with_forms: bool) -> None:
     base: str = current_app.config["PUBLIC_BASE_URL"]
     served = {rule.rule for rule in current_app.url_map.iter_rules()}
     click.echo("\n".join(["", "演示数据已载入（学校与批次）：", *lines, "", "Open:"]))
+    settings = current_app.config["SETTINGS"]
+    if settings.sandbox_separate:  # the emulator's own process, on its own port
+        click.echo(f"  {'WeChat sandbox phone':<22}{settings.sandbox_base}/   (the emulator, SANDBOX_URL)")
     for label, path in PAGES:
         if path in served:  # list only what this build serves
             click.echo(f"  {label:<22}{base}{path}")

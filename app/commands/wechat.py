@@ -32,7 +32,10 @@ def _unreachable(reason: object) -> click.ClickException:
     config = current_app.config
     where = config["WECHAT_API_BASE"]
     if config.get("SANDBOX"):
-        hint = "the sandbox is served by the running app: start `make run` (or set PUBLIC_BASE_URL to it)"
+        hint = (
+            "start `make run`, which serves the sandbox (or set SANDBOX_URL to the emulator's process, "
+            "or PUBLIC_BASE_URL to a service it is mounted in)"
+        )
     elif config["WECHAT_APPID"] == SANDBOX_APPID:
         hint = NO_APPID
     else:

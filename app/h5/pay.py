@@ -43,6 +43,7 @@ def pay(submission_id: int) -> str | Response:
         if exam is None or exam.submission.id != submission.id or not exam.courses:
             return redirect("/h5/registration")
         fee_fen = exam.total_fen
+    settings = current_app.config["SETTINGS"]
     return render_template(
         "h5/pay.html",
         submission=submission,
@@ -56,4 +57,7 @@ def pay(submission_id: int) -> str | Response:
         ttl_minutes=int(ORDER_TTL.total_seconds() // 60),
         in_wechat="MicroMessenger" in request.headers.get("User-Agent", ""),
         sandbox=bool(current_app.config.get("SANDBOX")),
+        # The emulator's own process (SANDBOX_URL): the page reaches it there, not on this origin.
+        sandbox_base=settings.sandbox_base if settings.sandbox_separate else "/_sandbox",
+        sandbox_separate=settings.sandbox_separate,
     )

@@ -12,11 +12,12 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 @bp.after_request
 def _staff_page_headers(response: Response) -> Response:
     # Staff pages show personal data: never cached by a shared browser or proxy, never framed by
-    # another site. With SANDBOX=1 the emulator's phone (same origin, /_sandbox/) opens them in its
-    # "WeChat browser" frame, as operators open them inside WeChat; in production no one may.
+    # another site. With SANDBOX=1 the emulator's phone (/_sandbox/ on this origin, or on SANDBOX_URL's
+    # when it runs as its own process) opens them in its "WeChat browser" frame, as operators open
+    # them inside WeChat; in production no one may.
     response.headers["Cache-Control"] = "no-store"
     if current_app.config.get("SANDBOX"):
-        parts = urlsplit(str(current_app.config["PUBLIC_BASE_URL"]))
+        parts = urlsplit(str(current_app.config.get("SANDBOX_URL") or current_app.config["PUBLIC_BASE_URL"]))
         sandbox_origin = f"{parts.scheme}://{parts.netloc}"
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         response.headers.setdefault("Content-Security-Policy", f"frame-ancestors 'self' {sandbox_origin}")

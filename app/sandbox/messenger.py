@@ -31,7 +31,7 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException
 from wechatpy.utils import WeChatSigner
 
-from app.sandbox import state
+from app.sandbox import addresses, state
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,7 @@ def account_id() -> str:
 
 def server_url() -> str:
     """The URL configured as 服务器地址 on WeChat's admin page: the service's /wechat by default."""
-    return str(
-        current_app.config.get("SANDBOX_WECHAT_URL") or current_app.config["PUBLIC_BASE_URL"] + "/wechat"
-    )
+    return str(current_app.config.get("SANDBOX_WECHAT_URL") or addresses.service_url() + "/wechat")
 
 
 def new_msg_id() -> int:
@@ -104,7 +102,7 @@ def text_fields(
 
 
 def media_url(media_id: str) -> str:
-    return f"{current_app.config['PUBLIC_BASE_URL']}/_sandbox/media/{media_id}"
+    return f"{addresses.own_base()}/media/{media_id}"
 
 
 def image_fields(

@@ -22,7 +22,7 @@ from redis import Redis
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.integrations import redis_client
-from app.sandbox import bp, state, store
+from app.sandbox import addresses, bp, state, store
 from app.sandbox.api import ApiError, wechat_api, wechat_json
 
 PHONE_COOKIE = "sandbox_phone_user"
@@ -67,7 +67,7 @@ def _page(heading: str, message: str, status: int = 200, **extra: Any) -> tuple[
 def _authorized_domain(redirect_uri: str) -> bool:
     """WeChat only redirects to the 网页授权域名 configured for the account: ours."""
     target = urlsplit(redirect_uri)
-    ours = urlsplit(current_app.config["PUBLIC_BASE_URL"])
+    ours = urlsplit(addresses.service_url())
     return target.scheme in ("http", "https") and target.netloc == ours.netloc
 
 
@@ -118,7 +118,10 @@ def login_as(openid: str) -> ResponseReturnValue:
     if state.get_user(r, openid) is None:
         state.create_user(r, nickname=f"用户{openid[-4:]}", openid=openid)
     next_path = request.args.get("next", "/h5/")
-    target = url_for("auth.wechat_login", next=next_path)
+    if addresses.separate():  # the service's sign-in page is on the service's host
+        target = f"{addresses.service_url()}/auth/wechat/login?{urlencode({'next': next_path})}"
+    else:
+        target = url_for("auth.wechat_login", next=next_path)
     return set_phone_user(redirect(target, 302), openid)
 
 

@@ -17,7 +17,7 @@ from flask import Response, current_app, jsonify, render_template, request
 from PIL import Image, UnidentifiedImageError
 
 from app.integrations import redis_client
-from app.sandbox import bp, messenger, state
+from app.sandbox import addresses, bp, messenger, state
 
 COOKIE = "sandbox_phone_user"
 COOKIE_PATH = "/_sandbox"
@@ -273,7 +273,7 @@ def open_link() -> Response:
     user = _current_user()
     url = str(_body().get("url") or "")
     if url.startswith("/") and not url.startswith("//"):
-        url = current_app.config["PUBLIC_BASE_URL"] + url
+        url = addresses.service_url() + url
     if not url.startswith(("http://", "https://")):
         raise PhoneError(422, "只能打开 http:// 或 https:// 链接")
     return jsonify(open=open_url(user["openid"], url))
@@ -288,7 +288,7 @@ def open_url(openid: str, url: str) -> str:
     """
     config = current_app.config
     target = urlsplit(url)
-    own = urlsplit(config["PUBLIC_BASE_URL"])
+    own = urlsplit(addresses.service_url())
     if (target.scheme, target.netloc) != (own.scheme, own.netloc):
         return url
     oauth_base = urlsplit(config["WECHAT_OAUTH_BASE"])

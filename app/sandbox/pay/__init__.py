@@ -14,9 +14,10 @@ client (wechatpayv3 behind app/integrations/wechat_pay.py) talks to it unchanged
   notify_url with WeChat Pay's retry schedule until a 2xx answer.
 
 Notification delivery is a due-queue in Redis (`sandbox:pay:notify:due`, score = when). Whoever
-calls `deliver_due_notifications(r, now)` delivers what is due at `now`: a daemon thread in the web
-process does it on the real clock (WECHAT_PAY_SANDBOX_NOTIFY_THREAD, on by default); tests turn the
-thread off and pass `now` themselves, or call POST /_sandbox/pay/_ctl/deliver {"now": …}.
+calls `deliver_due_notifications(r, now)` delivers what is due at `now`: a daemon thread in the
+process serving the emulator (its own with SANDBOX_URL) does it on the real clock
+(WECHAT_PAY_SANDBOX_NOTIFY_THREAD, on by default); tests turn the thread off and pass `now`
+themselves, or call POST /_sandbox/pay/_ctl/deliver {"now": …}.
 Signatures always carry the real time, whatever `now` the schedule is driven with.
 
 Sandbox-only controls (not WeChat Pay's) sit under /_sandbox/pay/_ctl/… and the two "user" actions:

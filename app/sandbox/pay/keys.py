@@ -129,9 +129,14 @@ def _self_signed(key: rsa.RSAPrivateKey) -> str:
 _WRONG_KEY: list[rsa.RSAPrivateKey] = []
 
 
+def keys_directory(media_root: Path | str) -> Path:
+    """Where an installation's keys are: beside its media folder, outside the repository."""
+    return Path(media_root).parent / "sandbox-pay"
+
+
 def keys_for(media_root: Path | str) -> SandboxPayKeys:
-    """The keys of an installation: kept beside its media folder, outside the repository."""
-    return sandbox_keys(Path(media_root).parent / "sandbox-pay")
+    """The keys of an installation."""
+    return sandbox_keys(keys_directory(media_root))
 
 
 def app_keys() -> SandboxPayKeys:

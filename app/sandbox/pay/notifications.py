@@ -15,9 +15,10 @@ import uuid
 from typing import Any
 
 import requests
-from flask import current_app
+from flask import Flask, current_app
 from redis import Redis
 
+from app.integrations import redis_client
 from app.sandbox import store
 from app.sandbox.pay import PREFIX, notifier
 from app.sandbox.pay.faults import FAULTS
@@ -138,6 +139,14 @@ def deliver_due_notifications(r: Redis, now: float | None = None) -> list[dict[s
         _record_delivery(r, entry)
         done.append(entry)
     return done
+
+
+def resume_delivery(app: Flask) -> None:
+    """At the start of the emulator's own process: with a shared Redis, notifications queued before a
+    restart are still due, and nothing else would wake the notifier for them."""
+    with app.app_context():
+        if _next_due(redis_client()) is not None:
+            notifier.wake(app, _deliver_all, _next_due)
 
 
 def _deliver_all(r: Redis) -> None:

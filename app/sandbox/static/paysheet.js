@@ -9,10 +9,11 @@
  *     });
  *   }
  *   if (window.WeixinJSBridge) pay(params); else document.addEventListener("WeixinJSBridgeReady", ...);
- * The phone page opens H5 pages in an iframe on the same origin: after each iframe load it calls
- * SandboxPaySheet.installBridge(iframe.contentWindow), which defines WeixinJSBridge there and fires
- * WeixinJSBridgeReady, so the page's code cannot tell the sandbox from WeChat. A frame on another
- * origin can post {type: "sandbox-pay", params} to the phone instead (SandboxPaySheet.listen()).
+ * The phone page opens H5 pages in an iframe, on the same origin when the emulator is mounted in the
+ * service: after each iframe load it calls SandboxPaySheet.installBridge(iframe.contentWindow), which
+ * defines WeixinJSBridge there and fires WeixinJSBridgeReady, so the page's code cannot tell the
+ * sandbox from WeChat. A frame on another origin (the emulator in its own process) can post
+ * {type: "sandbox-pay", params} to the phone instead (SandboxPaySheet.listen()): bridge.js does.
  * "ok" only means the sheet said so — as in WeChat, the page must confirm with the server.
  */
 (function () {

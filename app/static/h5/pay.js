@@ -281,14 +281,16 @@
   queryButton.addEventListener("click", function () { query(queryButton); });
   refreshButton.addEventListener("click", function () { query(refreshButton); });
 
-  // The sandbox: "scan" the code with the phone's current user (the emulator's /_sandbox/pay/scan).
+  // The sandbox: "scan" the code with the phone's current user (the emulator's /_sandbox/pay/scan, on
+  // this origin or on the emulator's own: its phone cookie travels with the request either way).
   if (scanButton) {
+    var sandboxBase = page.getAttribute("data-sandbox-base") || "/_sandbox";
     scanButton.addEventListener("click", function () {
       var codeUrl = qrImage.getAttribute("data-code-url");
       if (!codeUrl) return;
       scanButton.disabled = true;
-      fetch("/_sandbox/pay/scan", {
-        method: "POST", credentials: "same-origin",
+      fetch(sandboxBase + "/pay/scan", {
+        method: "POST", credentials: sandboxBase.charAt(0) === "/" ? "same-origin" : "include",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
         body: JSON.stringify({ code_url: codeUrl }),
       }).then(function (resp) {
