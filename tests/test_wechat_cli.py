@@ -14,9 +14,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-import wsgi
 from app.extensions import db
 from app.integrations import redis_client
+from app.run_env import read_run_env
 from app.sandbox import state
 from config import SANDBOX_SECRET
 from models import User
@@ -88,7 +88,7 @@ def test_run_env_fills_only_what_the_environment_leaves_unset(tmp_path: Path) ->
         "# written by make run\nSANDBOX=1\nPUBLIC_BASE_URL=http://127.0.0.1:5000\nEMPTY=\n", encoding="utf-8"
     )
     environ = {"PUBLIC_BASE_URL": "https://photo.example.edu.cn"}
-    wsgi.read_run_env(run_env, environ)
+    read_run_env(run_env, environ)
     assert environ == {"PUBLIC_BASE_URL": "https://photo.example.edu.cn", "SANDBOX": "1"}
 
 
@@ -97,10 +97,10 @@ def test_run_env_keeps_the_emulator_with_its_own_service(tmp_path: Path) -> None
     recorded = "SANDBOX=1\nPUBLIC_BASE_URL=http://127.0.0.1:5000\nSANDBOX_URL=http://127.0.0.1:5001\n"
     run_env.write_text(recorded, encoding="utf-8")
     beside_make_run: dict[str, str] = {}
-    wsgi.read_run_env(run_env, beside_make_run)
+    read_run_env(run_env, beside_make_run)
     assert beside_make_run["SANDBOX_URL"] == "http://127.0.0.1:5001"
     elsewhere = {"PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
-    wsgi.read_run_env(run_env, elsewhere)
+    read_run_env(run_env, elsewhere)
     assert elsewhere == {"PUBLIC_BASE_URL": "http://127.0.0.1:8000", "SANDBOX": "1"}
 
 
