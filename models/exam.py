@@ -92,6 +92,8 @@ class ExamRegistration(Base):
     major_id: Mapped[int | None] = mapped_column(ForeignKey("exam_majors.id", ondelete="RESTRICT"))
     # The approved attempt this registration is paid through (its orders carry the courses' total).
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="RESTRICT"))
+    # When the candidate last ticked 本人担保以上信息真实准确 (every change of the choice asks again).
+    pledged_at: Mapped[datetime | None]
     locked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

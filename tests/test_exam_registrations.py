@@ -88,7 +88,7 @@ def _client(app: Flask, user_id: int) -> tuple[FlaskClient, dict[str, str]]:
 
 
 def _choice(courses: list[str] = FOUR, site: str = "650102", major: str = "530601") -> dict[str, Any]:
-    return {"site_code": site, "major_code": major, "course_codes": courses}
+    return {"site_code": site, "major_code": major, "course_codes": courses, "pledge": True}
 
 
 def _errors(answer: Any) -> dict[str, str]:
@@ -103,8 +103,20 @@ def test_a_candidate_chooses_site_major_and_courses(app: Flask) -> None:
     assert before.status_code == 200
     assert before.get_json()["course_codes"] == [] and before.get_json()["editable"] is True
 
+    # 本人担保以上信息真实准确 is part of the choice: without it nothing is saved.
+    unpledged = client.put(API, json={**_choice(), "pledge": False}, headers=headers)
+    assert unpledged.status_code == 422
+    assert _errors(unpledged) == {"pledge": "请勾选「本人担保以上信息真实准确」后再提交"}
+    assert client.get(API).get_json()["course_codes"] == []
+
     saved = client.put(API, json=_choice(), headers=headers)
     assert saved.status_code == 200, saved.get_json()
+    with app.app_context():
+        registration = db.session.scalar(
+            select(ExamRegistration).where(ExamRegistration.user_id == attempt.user_id)
+        )
+        assert registration is not None and registration.pledged_at is not None
+        db.session.remove()
     body = saved.get_json()
     assert body["course_codes"] == FOUR  # in exam order
     assert body["total_fen"] == 14000 and body["total_label"] == "140 元"
@@ -251,7 +263,9 @@ def test_two_candidates_taking_the_last_seat_at_once_do_not_both_get_it(app: Fla
         with app.app_context():
             start.wait()
             try:
-                exam_registrations.choose(db.session, user_id, "650102", "530601", ["00024"], utcnow())
+                exam_registrations.choose(
+                    db.session, user_id, "650102", "530601", ["00024"], utcnow(), pledged=True
+                )
                 outcomes.append("seated")
             except exam_registrations.RegistrationInvalidError as exc:
                 outcomes.append(dict(exc.problems)["site_code"])

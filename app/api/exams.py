@@ -111,6 +111,7 @@ class RegistrationIn(BaseModel):
     site_code: str | None = Field(default=None, max_length=20, description="考点代码")
     major_code: str | None = Field(default=None, max_length=20)
     course_codes: list[str] = Field(default_factory=list, max_length=50)
+    pledge: bool = Field(default=False, description="本人担保以上信息真实准确：须为 true，与选择一同记录")
 
 
 def _out(view: RegistrationView) -> RegistrationOut:
@@ -192,7 +193,13 @@ def put_registration(json: RegistrationIn) -> Any:
     """报考：选择考点、专业和课程（至少一门；考试时间不能冲突）。缴费订单生成后 409，不能再修改。"""
     try:
         view = exam_registrations.choose(
-            db.session, _user_id(), json.site_code, json.major_code, json.course_codes, datetime.now(UTC)
+            db.session,
+            _user_id(),
+            json.site_code,
+            json.major_code,
+            json.course_codes,
+            datetime.now(UTC),
+            pledged=json.pledge,
         )
     except RegistrationInvalidError as exc:
         return _errors(422, *exc.problems)

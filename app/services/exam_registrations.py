@@ -170,9 +170,12 @@ def choose(
     major_code: str | None,
     course_codes: list[str],
     now: datetime,
+    *,
+    pledged: bool,
 ) -> RegistrationView:
     """Make or change the registration; commits. Raises RegistrationNotOpenError,
-    RegistrationLockedError (an order exists) or RegistrationInvalidError with every problem."""
+    RegistrationLockedError (an order exists) or RegistrationInvalidError with every problem.
+    `pledged`: the candidate ticked 本人担保以上信息真实准确, recorded with the choice."""
     batch, submission = _approved_attempt(session, user_id)
     registration = find(session, user_id, batch.id)
     if _locked(session, registration, submission):
@@ -207,6 +210,8 @@ def choose(
             )
 
     courses = _check_courses(session, batch, major, course_codes, problems)
+    if not pledged:
+        problems.append(("pledge", "请勾选「本人担保以上信息真实准确」后再提交"))
     if site is not None and not problems:
         _take_seat(session, site, user_id, problems)
     if problems:
@@ -219,7 +224,7 @@ def choose(
         session.add(registration)
     registration.site_id, registration.major_id = site.id, major.id
     registration.submission_id = submission.id
-    registration.updated_at = now
+    registration.updated_at = registration.pledged_at = now
     wanted = {course.id: course for course in courses}
     for kept in list(registration.courses):
         if kept.course_id not in wanted:

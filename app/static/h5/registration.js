@@ -193,6 +193,7 @@
       site_code: site.value || null,
       major_code: major.value || null,
       course_codes: ticked().map(function (b) { return b.getAttribute("data-course"); }),
+      pledge: pledge.checked,
     }).then(function (res) {
       submit.disabled = !pledge.checked;
       if (res.status === 200) {
