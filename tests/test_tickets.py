@@ -319,6 +319,43 @@ def test_the_room_list_counts_who_came(app: Flask, client: FlaskClient) -> None:
     assert BATCH_NAME not in other.get("/review/exams").get_data(as_text=True)
 
 
+def test_a_candidate_whose_qr_cannot_be_read_is_checked_in_from_the_room_list(app: Flask) -> None:
+    with app.app_context():
+        exam = make_exam_batch(sites=(("0101", 6),), room_size=3)
+        user_id = make_candidate(exam.batch_id, 1, name="考生甲")[0]
+        seat_everyone(exam.batch_id)
+        make_staff()
+        seat = db.session.scalars(select(ExamSeat).where(ExamSeat.user_id == user_id)).one()
+        seat_id, room = seat.id, seat.room_no
+    site_url = f"/review/exams/sites/{exam.site_ids[0]}"
+    other = app.test_client()
+    staff_sign_in(other, "door-b")
+    other_csrf = re.search(
+        r'name="csrf_token" value="([^"]+)"', other.get("/review/exams").get_data(as_text=True)
+    )
+    assert other_csrf
+    # Another school's staff cannot stamp it by guessing the seat's id.
+    refused = other.post(f"{site_url}/seats/{seat_id}/check-in", data={"csrf_token": other_csrf.group(1)})
+    assert refused.status_code == 404
+    staff = app.test_client()
+    staff_sign_in(staff, "door-a")
+    html = staff.get(f"{site_url}?room={room}").get_data(as_text=True)
+    assert 'data-testid="check-in-row"' in html
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert csrf
+    for _ in range(2):  # a double tap stamps once
+        answer = staff.post(
+            f"{site_url}/seats/{seat_id}/check-in?room={room}", data={"csrf_token": csrf.group(1)}
+        )
+        assert answer.status_code == 303 and answer.location.endswith(f"?room={room}#seat-{seat_id}")
+    html = staff.get(f"{site_url}?room={room}").get_data(as_text=True)
+    assert "已到 1" in html and "无需重复签到" in html and 'data-testid="check-in-row"' not in html
+    with app.app_context():
+        entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "exams.check_in")).all()
+        assert len(entries) == 1 and entries[0].target_id == seat_id
+        assert entries[0].detail["via"] == "list"
+
+
 # --- the push and the checklist -------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """Exams on the staff pages: /review/exams (each batch's sites and rooms, who came), a site's check-in
-list (/review/exams/sites/<id>?room=N) and the door check a ticket's QR opens
-(/review/exams/door/<token>, 签到 by POST). Phone first: big rows, photo thumbnails, counts."""
+list (/review/exams/sites/<id>?room=N, with 签到 per row for a ticket whose QR cannot be read) and the
+door check a ticket's QR opens (/review/exams/door/<token>, 签到 by POST). Phone first: big rows, photo
+thumbnails, counts."""
 
 from __future__ import annotations
 
@@ -45,6 +46,22 @@ def exam_site(site_id: int) -> ResponseReturnValue:
     if found is None:
         abort(404)
     return render_template("review/exam_site.html", staff=staff, roster=found, photo=_photo, local=local_time)
+
+
+@bp.post("/exams/sites/<int:site_id>/seats/<int:seat_id>/check-in")
+@staff_required()
+def exam_site_check_in(site_id: int, seat_id: int) -> ResponseReturnValue:
+    staff = signed_in_staff()
+    done = tickets.check_in_seat(db.session, pii_keyring(), seat_id, staff, _now())
+    if done is None or done[0].site_id != site_id:
+        abort(404)
+    card, stamped = done
+    if stamped:
+        flash(f"{card.name} 已签到（第 {card.room_no} 考场 {card.seat_no} 号）", "ok")
+    else:
+        flash(f"{card.name} 已于 {local_time(card.checked_in_at)} 签到，无需重复签到", "info")
+    room = request.args.get("room", type=int)
+    return redirect(url_for("review.exam_site", site_id=site_id, room=room, _anchor=f"seat-{seat_id}"), 303)
 
 
 def _door_page(token: str, card: tickets.DoorCard | None, error: TicketError | None) -> ResponseReturnValue:

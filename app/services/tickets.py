@@ -338,8 +338,27 @@ def door(session: Session, keyring: Keyring, secret_key: str, token: str, staff:
 def check_in(
     session: Session, keyring: Keyring, secret_key: str, token: str, staff: Staff, now: datetime
 ) -> tuple[DoorCard, bool]:
-    """签到: stamps the seat once (audited; commits); (the card, whether this call stamped it)."""
-    seat = _covered_seat(session, secret_key, token, staff)
+    """签到 from the ticket's QR: stamps the seat once (audited; commits); (the card, whether this call
+    stamped it)."""
+    return _stamp(session, keyring, _covered_seat(session, secret_key, token, staff), staff, now, "qr")
+
+
+def check_in_seat(
+    session: Session, keyring: Keyring, seat_id: int, staff: Staff, now: datetime
+) -> tuple[DoorCard, bool] | None:
+    """签到 from a room's list, for a candidate whose QR cannot be read (a crumpled print, a dead
+    phone): the proctor has the photo and the ID card in front of them. None when the seat is unknown
+    or of another school."""
+    seat = session.get(ExamSeat, seat_id)
+    if seat is None or not receipts.covers(staff, seat.batch.school_id):
+        return None
+    return _stamp(session, keyring, seat, staff, now, "list")
+
+
+def _stamp(
+    session: Session, keyring: Keyring, seat: ExamSeat, staff: Staff, now: datetime, via: str
+) -> tuple[DoorCard, bool]:
+    # A conditional UPDATE: two proctors tapping at once stamp once.
     stamped = session.execute(
         update(ExamSeat)
         .where(ExamSeat.id == seat.id, ExamSeat.checked_in_at.is_(None))
@@ -354,6 +373,7 @@ def check_in(
             seat.id,
             ticket_no=seat.ticket_no,
             room=seat.room_no,
+            via=via,
         )
     session.commit()
     session.refresh(seat)
