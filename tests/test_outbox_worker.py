@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.jobs import JOBS, PermanentJobError
-from app.jobs.worker import backoff_seconds, run_due
+from app.jobs.worker import _claim, backoff_seconds, run_due
 from app.services import outbox
 from models import OutboxItem, OutboxStatus, utcnow
 
@@ -222,3 +223,29 @@ def test_a_slow_job_keeps_its_row_while_it_runs(app: Flask, monkeypatch: pytest.
     finally:
         JOBS.pop("test.slow")
     assert "renewed" in seen, "the lease was never renewed while the job ran"
+
+
+def test_workers_claiming_at_once_take_different_rows_and_leave_none(app: Flask) -> None:
+    """Four workers (four hosts' `flask worker`) claim at the same moment: no row twice, none left
+    behind because a worker read the same first rows as another and then found them taken."""
+    with app.app_context():
+        for n in range(30):
+            outbox.enqueue(db.session, "test.ok", {"n": n})
+        db.session.commit()
+    start = threading.Barrier(4)
+    taken: list[list[int]] = []
+
+    def worker() -> None:
+        with app.app_context():
+            start.wait()
+            items, _ = _claim(10)
+            taken.append([item.id for item in items])
+            db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    ids = [item_id for claim in taken for item_id in claim]
+    assert len(ids) == len(set(ids)) == 30

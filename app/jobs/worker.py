@@ -2,8 +2,9 @@
 
 Hand-written rather than RQ/Celery/dramatiq because the queue *is* the outbox table: a job exists
 exactly when the transaction that created it committed, on SQLite and PostgreSQL alike, and no
-second broker has to agree with the database. Claims are conditional UPDATEs with a lease, so
-several workers can run side by side and a killed worker's rows come back when its lease ends.
+second broker has to agree with the database. A claim is one conditional UPDATE with a lease over
+rows read with FOR UPDATE SKIP LOCKED, so several workers can run side by side without taking or
+waiting on each other's rows, and a killed worker's rows come back when its lease ends.
 
 Delivery is at least once: a worker killed after a job's effect (a WeChat push sent) but before it
 marked the row done leaves the row to run again when the lease ends, and the push goes out twice
@@ -97,30 +98,30 @@ def _heartbeat(app: Flask, leases: Leases, stop: threading.Event) -> None:
 
 def _claim(limit: int) -> tuple[list[OutboxItem], Leases]:
     now = utcnow()
-    candidates = db.session.scalars(
+    claimable = (
+        OutboxItem.status == OutboxStatus.PENDING,
+        or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
+    )
+    # FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite, whose writers take turns anyway, renders nothing):
+    # workers on several hosts each take rows the others have not locked, instead of all reading the
+    # same first rows and then waiting on each other's row locks to find them taken.
+    candidates = (
         select(OutboxItem.id)
-        .where(
-            OutboxItem.status == OutboxStatus.PENDING,
-            OutboxItem.next_attempt_at <= now,
-            or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
-        )
+        .where(OutboxItem.next_attempt_at <= now, *claimable)
         .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
         .limit(limit)
-    ).all()
-    claimed: list[int] = []
+        .with_for_update(skip_locked=True)
+    )
     lease = now + LEASE
-    for item_id in candidates:
-        result = db.session.execute(
+    # One conditional UPDATE for the batch: a row another worker claimed meanwhile no longer matches.
+    claimed = list(
+        db.session.scalars(
             update(OutboxItem)
-            .where(
-                OutboxItem.id == item_id,
-                OutboxItem.status == OutboxStatus.PENDING,
-                or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until < now),
-            )
+            .where(OutboxItem.id.in_(candidates.scalar_subquery()), *claimable)
             .values(locked_until=lease, attempts=OutboxItem.attempts + 1)
+            .returning(OutboxItem.id)
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(item_id)
+    )
     db.session.commit()
     leases = Leases(dict.fromkeys(claimed, lease))
     if not claimed:
