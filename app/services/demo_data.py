@@ -277,15 +277,14 @@ def load(
     admin_password: str,
     *,
     push_menu: bool,
-    forms: bool = False,
+    forms: bool = True,
     now: datetime | None = None,
 ) -> list[str]:
     """Upsert the demo schools and batches and the admin account; returns the console lines.
 
     With `push_menu` (the sandbox, whose menus live in the server's memory) the menu push is queued
-    for the worker, so it reaches the sandbox once the server runs. With `forms` the batches also get
-    their example forms and document slots — off by default until reviewers can see the answers and
-    files on the decision page: a student should not fill in what nobody can read.
+    for the worker, so it reaches the sandbox once the server runs. With `forms` (the default) the
+    batches also get their example forms and document slots; without, they ask for the photo only.
     """
     lines = load_schools(session, now)
     if forms:
@@ -304,7 +303,7 @@ FORMS_DIR = Path(__file__).resolve().parents[1] / "data" / "batch_forms"
 def load_forms(session: Session, now: datetime | None = None) -> list[str]:
     """Give every demo school's batches its example form and document slots; commits. Only the full
     demo load does this: tests that link students to demo batches (load_schools) keep photo-only
-    batches."""
+    batches, as does `flask demo load --without-forms`."""
     now = now or datetime.now(UTC)
     lines = []
     for demo in SCHOOLS:
