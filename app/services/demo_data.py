@@ -2,7 +2,8 @@
 
 Each school's batches carry what its own manual states: the photo rules (quoted beside each; a rule the
 manual does not give is marked as the demo's own choice), the workflow (who pays what, when, and when
-the data freezes) and the 须知/承诺/通过后 texts in the manual's own words. Each school has a batch open
+the data freezes) and the 须知/承诺/通过后 texts in the manual's own words; and, unless left out, the
+sign-up form and document slots its manual asks for (app/data/batch_forms/). Each school has a batch open
 now that closes months ahead and a closed batch, so the closed-batch message can be seen. Dates are
 relative to the load time, so the demo never goes stale. Loading twice changes nothing but the admin's
 password when none is configured.
