@@ -43,7 +43,8 @@ def _demo_password() -> tuple[str, str]:
 @click.option(
     "--without-forms",
     is_flag=True,
-    help="Leave the demo batches photo-only: no example sign-up forms and document slots.",
+    help="Make the demo batches photo-only: no example sign-up forms and document slots (taken off "
+    "again after a load with them).",
 )
 def load(without_forms: bool) -> None:
     """Load the demo schools, batches (with their example forms) and staff admin (idempotent), then print

@@ -285,11 +285,11 @@ def load(
 
     With `push_menu` (the sandbox, whose menus live in the server's memory) the menu push is queued
     for the worker, so it reaches the sandbox once the server runs. With `forms` (the default) the
-    batches also get their example forms and document slots; without, they ask for the photo only.
+    batches also get their example forms and document slots; without, they ask for the photo only (a
+    form an earlier load attached is taken off again).
     """
     lines = load_schools(session, now)
-    if forms:
-        lines += load_forms(session, now)
+    lines += load_forms(session, now) if forms else clear_forms(session, now)
     staff.ensure(session, ADMIN_USERNAME, admin_password, StaffRole.ADMIN)
     if push_menu:
         outbox.enqueue(session, JobKind.PUSH_MENU, {})
@@ -304,7 +304,7 @@ FORMS_DIR = Path(__file__).resolve().parents[1] / "data" / "batch_forms"
 def load_forms(session: Session, now: datetime | None = None) -> list[str]:
     """Give every demo school's batches its example form and document slots; commits. Only the full
     demo load does this: tests that link students to demo batches (load_schools) keep photo-only
-    batches, as does `flask demo load --without-forms`."""
+    batches."""
     now = now or datetime.now(UTC)
     lines = []
     for demo in SCHOOLS:
@@ -320,3 +320,17 @@ def load_forms(session: Session, now: datetime | None = None) -> list[str]:
         lines.append(f"  {demo.name}：{sizes}")
     session.commit()
     return lines
+
+
+def clear_forms(session: Session, now: datetime | None = None) -> list[str]:
+    """Take any form off the demo schools' batches (`flask demo load --without-forms`: the photo-only
+    journey, also after a load with forms); commits."""
+    now = now or datetime.now(UTC)
+    codes = [demo.code for demo in SCHOOLS]
+    batches = session.scalars(
+        select(Batch).join(School).where(School.code.in_(codes), Batch.has_form | Batch.has_documents)
+    )
+    for batch in batches:
+        applications.attach(session, batch, None, now)
+    session.commit()
+    return ["  不使用示例报名表：各批次只需上传照片"]
