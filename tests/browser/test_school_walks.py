@@ -540,6 +540,7 @@ def test_xinjiang_card_fills_the_form_pledges_is_returned_approved_locked_then_p
     expect(frame.locator("#result")).to_have_attribute("data-status", "approved")
     images_loaded(frame)
     expect(phone.locator(".msg.out").last).to_contain_text("报名已完成")
+    assert _orders(app, first) == 0 and _orders(app, sid) == 1  # the returned attempt never paid
     _shot(phone, "xinjiang_paid")
 
 
