@@ -349,20 +349,22 @@ def test_another_student_can_neither_delete_nor_open_a_document(
         assert db.session.scalar(select(func.count()).select_from(Document)) == 1
 
 
-def test_the_demo_load_gives_each_demo_school_its_example_form_when_asked(
+def test_the_demo_load_gives_each_demo_school_its_example_form_unless_told_not_to(
     app: Flask, runner: FlaskCliRunner
 ) -> None:
     assert runner.invoke(args=["demo", "load"]).exit_code == 0
-    with app.app_context():
-        # Off by default: reviewers cannot see answers and files yet.
-        assert not any(b.has_form or b.has_documents for b in db.session.scalars(select(Batch)))
-        db.session.remove()
-    assert runner.invoke(args=["demo", "load", "--with-forms"]).exit_code == 0
     with app.app_context():
         batches = list(db.session.scalars(select(Batch)))
         assert len(batches) == 10
         assert all(b.has_form and b.has_documents and b.form is not None for b in batches)
         assert all(b.form["batch"] == b.name for b in batches if b.form is not None)
+        db.session.remove()
+    # The photo-only journey, also after a load with forms: no batch asks for more than the photo.
+    assert runner.invoke(args=["demo", "load", "--without-forms"]).exit_code == 0
+    with app.app_context():
+        batches = list(db.session.scalars(select(Batch)))
+        assert len(batches) == 10
+        assert not any(b.has_form or b.has_documents or b.form is not None for b in batches)
 
 
 def test_the_form_page_renders_the_definition_and_the_saved_answers(

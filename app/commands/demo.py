@@ -41,15 +41,17 @@ def _demo_password() -> tuple[str, str]:
 
 @demo_cli.command("load")
 @click.option(
-    "--with-forms",
+    "--without-forms",
     is_flag=True,
-    help="Also give the demo batches their example sign-up forms and document slots (a preview: "
-    "reviewers do not see the answers yet).",
+    help="Make the demo batches photo-only: no example sign-up forms and document slots (taken off "
+    "again after a load with them).",
 )
-def load(with_forms: bool) -> None:
-    """Load the demo schools, batches and staff admin (idempotent), then print where to go."""
+def load(without_forms: bool) -> None:
+    """Load the demo schools, batches (with their example forms) and staff admin (idempotent), then print
+    where to go."""
     password, source = _demo_password()
-    lines = demo_data.load(db.session, password, push_menu=current_app.config["SANDBOX"], forms=with_forms)
+    push_menu = current_app.config["SANDBOX"]
+    lines = demo_data.load(db.session, password, push_menu=push_menu, forms=not without_forms)
     base: str = current_app.config["PUBLIC_BASE_URL"]
     served = {rule.rule for rule in current_app.url_map.iter_rules()}
     click.echo("\n".join(["", "演示数据已载入（学校与批次）：", *lines, "", "Open:"]))

@@ -2,7 +2,8 @@
 
 Each school's batches carry what its own manual states: the photo rules (quoted beside each; a rule the
 manual does not give is marked as the demo's own choice), the workflow (who pays what, when, and when
-the data freezes) and the 须知/承诺/通过后 texts in the manual's own words. Each school has a batch open
+the data freezes) and the 须知/承诺/通过后 texts in the manual's own words; and, unless left out, the
+sign-up form and document slots its manual asks for (app/data/batch_forms/). Each school has a batch open
 now that closes months ahead and a closed batch, so the closed-batch message can be seen. Dates are
 relative to the load time, so the demo never goes stale. Loading twice changes nothing but the admin's
 password when none is configured.
@@ -361,19 +362,18 @@ def load(
     admin_password: str,
     *,
     push_menu: bool,
-    forms: bool = False,
+    forms: bool = True,
     now: datetime | None = None,
 ) -> list[str]:
     """Upsert the demo schools and batches and the admin account; returns the console lines.
 
     With `push_menu` (the sandbox, whose menus live in the server's memory) the menu push is queued
-    for the worker, so it reaches the sandbox once the server runs. With `forms` the batches also get
-    their example forms and document slots — off by default until reviewers can see the answers and
-    files on the decision page: a student should not fill in what nobody can read.
+    for the worker, so it reaches the sandbox once the server runs. With `forms` (the default) the
+    batches also get their example forms and document slots; without, they ask for the photo only (a
+    form an earlier load attached is taken off again).
     """
     lines = load_schools(session, now)
-    if forms:
-        lines += load_forms(session, now)
+    lines += load_forms(session, now) if forms else clear_forms(session, now)
     staff.ensure(session, ADMIN_USERNAME, admin_password, StaffRole.ADMIN)
     if push_menu:
         outbox.enqueue(session, JobKind.PUSH_MENU, {})
@@ -404,3 +404,17 @@ def load_forms(session: Session, now: datetime | None = None) -> list[str]:
         lines.append(f"  {demo.name}：{sizes}")
     session.commit()
     return lines
+
+
+def clear_forms(session: Session, now: datetime | None = None) -> list[str]:
+    """Take any form off the demo schools' batches (`flask demo load --without-forms`: the photo-only
+    journey, also after a load with forms); commits."""
+    now = now or datetime.now(UTC)
+    codes = [demo.code for demo in SCHOOLS]
+    batches = session.scalars(
+        select(Batch).join(School).where(School.code.in_(codes), Batch.has_form | Batch.has_documents)
+    )
+    for batch in batches:
+        applications.attach(session, batch, None, now)
+    session.commit()
+    return ["  不使用示例报名表：各批次只需上传照片"]

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import yaml
 from flask import Flask
 from playwright.sync_api import Page, Request, expect
 from sqlalchemy import select
@@ -27,13 +28,16 @@ NUMBER = "11010519491231002X"
 
 
 def _desk_with_form(app: Flask) -> Desk:
-    """The review desk; school A's batch carries 武汉轻工大学's example form, with one approved
-    student who answered it (自考) and uploaded the ID card's front."""
+    """The review desk; school A's batch carries 武汉轻工大学's example form (with a free-text 备注 of
+    the test's own: the example has none, and a formula needs one), with one approved student who
+    answered it (自考) and uploaded the ID card's front."""
     desk = make_desk(app)
     with app.app_context():
         batch = db.session.get(Batch, desk.batch_a)
         assert batch is not None
-        definition = batch_forms.parse(EXAMPLE.read_bytes())
+        raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+        raw["sections"][0]["fields"].append({"key": "remark", "label": "备注"})
+        definition = batch_forms.from_data(raw)
         applications.attach(db.session, batch, definition, NOW)
         student = make_student(desk.batch_a, SubmissionStatus.APPROVED, openid="oExported", id_number=NUMBER)
         enrollment = db.session.scalar(select(Enrollment).where(Enrollment.user_id == student.user_id))
@@ -41,8 +45,10 @@ def _desk_with_form(app: Flask) -> Desk:
         answers = {
             "category": "自考",
             "exam_registration_no": "123456789012",
+            "level": "专升本",
+            "language": "英语",
             "mobile": "13800138000",
-            "major": "=1+1",
+            "remark": "=1+1",
         }
         enrollment.form_answers = batch_forms.transform(definition, answers, pii_keyring().encrypt)
         db.session.add(
@@ -90,8 +96,9 @@ def test_the_export_page_downloads_answers_and_files_and_opens_the_preview(
     data = _download(desk, row.locator('[data-export="answers"]'))
     assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-    assert rows[0] == ["姓名", "证件号码", "考生类别", "考籍号", "学号", "手机号码", "专业"]
-    assert rows[1][1:] == [NUMBER, "自考", "\t123456789012", "", "13800138000", "'=1+1"]
+    header = ["姓名", "证件号码", "考生类别", "考籍号", "学号", "报考层次", "应试语种", "手机号码", "备注"]
+    assert rows[0] == header
+    assert rows[1][1:] == [NUMBER, "自考", "\t123456789012", "", "专升本", "英语", "13800138000", "'=1+1"]
 
     archive = zipfile.ZipFile(io.BytesIO(_download(desk, row.locator('[data-export="files"]'))))
     assert archive.namelist() == [f"身份证正面/{NUMBER}.jpg"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,7 +14,7 @@ import numpy as np
 from flask import Flask
 from photo_students import FIXTURES
 from PIL import Image
-from playwright.sync_api import Frame, FrameLocator, Locator, Page, Request, expect
+from playwright.sync_api import FilePayload, Frame, FrameLocator, Locator, Page, Request, Response, expect
 
 from app.extensions import db
 from app.integrations import redis_client
@@ -25,6 +25,7 @@ from app.sandbox.pay import notifications as sandbox_notify
 from app.services import demo_data
 from media.spec import BACKGROUND_RGB
 from models import Submission, SubmissionStatus
+from tests import form_students
 from tests.factories import STAFF_PASSWORD
 
 PHONE_PHOTO = FIXTURES / "phone_4000x3000.jpg"
@@ -337,7 +338,11 @@ def chat_texts(app: Flask, openid: str) -> list[str]:
 
 
 def images_loaded(scope: Page | Frame) -> None:
-    """Every picture on the page has loaded: leaving before that aborts its request (a failure)."""
+    """Every picture on the page has loaded: leaving before that aborts its request (a failure). A lazy
+    one below the fold is loaded as a person scrolling to it would (it never completes otherwise)."""
+    scope.evaluate(
+        "() => document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })"
+    )
     scope.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
 
 
@@ -364,3 +369,150 @@ def chat_card(phone: Page, count: int) -> Locator:
     card = cards.last
     expect(card.locator(".card-title")).to_have_text("审核结果通知")
     return card
+
+
+# --- the batch's form and documents (/h5/form, /h5/documents) --------------------------------------
+
+Answers = Mapping[str, "str | list[dict[str, str]]"]
+# A Windows program: refused whatever its name says.
+EXECUTABLE = b"MZ\x90\x00\x03" + bytes(300)
+
+
+def image_file(
+    name: str = "scan.jpg", size: tuple[int, int] = (900, 600), colour: tuple[int, int, int] = (200, 180, 120)
+) -> FilePayload:
+    """A small real picture (a scan, a certificate): JPEG or PNG by the name's extension."""
+    out = io.BytesIO()
+    png = name.endswith(".png")
+    Image.new("RGB", size, colour).save(out, "PNG" if png else "JPEG", quality=90)
+    return {"name": name, "mimeType": "image/png" if png else "image/jpeg", "buffer": out.getvalue()}
+
+
+def pdf_file(name: str = "document.pdf", pages: int = 2) -> FilePayload:
+    return {"name": name, "mimeType": "application/pdf", "buffer": form_students.pdf(pages)}
+
+
+def docx_file(name: str = "document.docx") -> FilePayload:
+    mime = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    return {"name": name, "mimeType": mime, "buffer": form_students.docx()}
+
+
+def _enter(field: Locator, value: str) -> None:
+    expect(field).to_be_visible()
+    if field.evaluate("el => el.tagName") == "SELECT":
+        field.select_option(value)  # its change event applies the `when`s
+    else:
+        field.fill(value)
+
+
+def fill_form(frame: Frame, answers: Answers) -> None:
+    """Type `answers` into /h5/form in their order, as a thumb would (a choice before the fields its
+    `when` shows); a group's rows after the first are added with 添加一行."""
+    for key, value in answers.items():
+        if isinstance(value, str):
+            _enter(frame.locator(f'[data-key="{key}"]:not([data-sub])'), value)
+            continue
+        rows = frame.locator(f'[data-group="{key}"] .group-row')
+        for n, row in enumerate(value):
+            if n >= rows.count():
+                frame.locator(f'[data-add-row="{key}"]').click()
+                expect(rows).to_have_count(n + 1)
+            for sub, text in row.items():
+                _enter(rows.nth(n).locator(f'[data-sub="{sub}"]'), text)
+
+
+def save_form(frame: Frame, *, complete: bool = True) -> None:
+    """保存, and the page says so (and that nothing required is missing when `complete`)."""
+    frame.locator("#form-save").click()
+    expect(frame.locator("#form-saved")).to_be_visible()
+    expect(frame.locator("#form-page")).to_have_attribute("data-state", "complete" if complete else "draft")
+
+
+def form_refuses(frame: Frame, path: str, message: str) -> None:
+    """保存 is refused with `message` under the field `path` (rows count from 1); nothing is saved."""
+    frame.locator("#form-save").click()
+    expect(frame.locator(f'[data-error="{path}"]')).to_contain_text(message)
+    expect(frame.locator("#form-saved")).to_be_hidden()
+
+
+def _posted(frame: Frame, slot: str, file: FilePayload) -> Response:
+    posted = re.compile(rf"/api/v1/me/documents/{re.escape(slot)}$")
+    # An ID card slot reads the card before it answers: slow on a busy machine.
+    with frame.page.expect_response(
+        lambda r: bool(posted.search(r.url)) and r.request.method == "POST", timeout=30_000
+    ) as answer:
+        frame.locator(f'[data-upload="{slot}"]').set_input_files(files=[file])
+    return answer.value
+
+
+def upload_document(frame: Frame, slot: str, file: FilePayload) -> None:
+    """Pick `file` in the slot on /h5/documents: stored (201), the page reloads with it listed."""
+    files = frame.locator(f'[data-slot="{slot}"] [data-document]')
+    before = files.count()
+    answer = _posted(frame, slot, file)
+    assert answer.status == 201, (slot, file["name"], answer.text())
+    expect(files).to_have_count(before + 1, timeout=15_000)
+    frame.wait_for_load_state()  # the reloaded page's script: a change before it runs goes unnoticed
+
+
+def upload_refused(frame: Frame, slot: str, file: FilePayload, message: str) -> None:
+    """Pick `file` in the slot: refused (422) with `message` at the slot, nothing stored."""
+    files = frame.locator(f'[data-slot="{slot}"] [data-document]')
+    before = files.count()
+    answer = _posted(frame, slot, file)
+    assert answer.status == 422, (slot, file["name"], answer.status)
+    expect(frame.locator(f'[data-slot="{slot}"] [data-slot-error]')).to_contain_text(message)
+    expect(files).to_have_count(before)
+
+
+def delete_documents(frame: Frame, slot: str) -> None:
+    """删除 every file of the slot, one reload each."""
+    files = frame.locator(f'[data-slot="{slot}"] [data-document]')
+    while (count := files.count()) > 0:
+        files.first.locator("[data-delete]").click()
+        expect(files).to_have_count(count - 1)
+        frame.wait_for_load_state()
+
+
+def return_items(desk: Page, base: str, submission_id: int, items: Mapping[str, str], note: str = "") -> None:
+    """On the decision page: 领取, tick 退回修改 beside each item (`field:mobile`, `document:diploma`,
+    `photo:photo`) with its reason, then 驳回 (the overall reason is derived from the items)."""
+    desk.goto(f"{base}/review/submissions/{submission_id}")
+    desk.click("#claim-btn")
+    expect(desk.locator("#approve-btn")).to_be_visible()
+    images_loaded(desk)
+    for item, reason in items.items():
+        desk.check(f'[data-return-tick="{item}"]')
+        desk.fill(f'[data-return-reason="{item}"]', reason)
+    if note:
+        desk.fill("#reason-text", note)
+    desk.click("#return-btn")
+    expect(desk.locator(".rv-flash").first).to_contain_text(f"提交 #{submission_id} 已驳回")
+    images_loaded(desk)
+
+
+def fix_returned_field(phone: Page, key: str, reason: str, answers: Answers, locked: str) -> Frame:
+    """/h5/form after an itemised 驳回: the reason in red at `key`, `locked` (another field) read-only;
+    the new `answers` saved."""
+    frame = open_in_wechat(phone, "/h5/form")
+    expect(frame.locator(f'[data-rejected-reason="{key}"]')).to_have_text(f"需修改：{reason}")
+    expect(frame.locator("#form-notice")).to_contain_text("只有标红的项目可以修改")
+    expect(frame.locator(f'[data-field="{locked}"]')).to_have_attribute("data-editable", "false")
+    expect(frame.locator(f'[data-key="{locked}"]').first).to_be_disabled()
+    fill_form(frame, answers)
+    save_form(frame)
+    return frame
+
+
+def fix_returned_document(phone: Page, slot: str, reason: str, file: FilePayload, locked: str) -> Frame:
+    """/h5/documents after an itemised 驳回: the reason at `slot`, `locked` (another slot) without upload
+    or delete; the slot's files replaced by `file`."""
+    frame = open_in_wechat(phone, "/h5/documents")
+    box = frame.locator(f'[data-slot="{slot}"]')
+    expect(box.locator("[data-rejected-reason]")).to_have_text(f"需修改：{reason}")
+    other = frame.locator(f'[data-slot="{locked}"]')
+    expect(other).to_have_attribute("data-editable", "false")
+    expect(other.locator("[data-upload], [data-delete]")).to_have_count(0)
+    delete_documents(frame, slot)
+    upload_document(frame, slot, file)
+    return frame
