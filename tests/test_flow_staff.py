@@ -361,11 +361,11 @@ def test_review_first_receipt_exists_once_approved_that_is_paid(app: Flask, clie
 
 
 def test_confirmed_receipt_pdf_carries_the_signature(app: Flask, client: FlaskClient) -> None:
-    from app.h5.status import _cjk_font
+    from app.h5.printing import cjk_font
 
     with app.app_context():
         student = make_student(confirm_batch(), S.APPROVED, signed=True, confirmed=True)
-        font = _cjk_font()
+        font = cjk_font()
     _student_client(client, student.user_id)
     response = client.get("/h5/receipt.pdf")
     if font is None:  # no CJK font here: the route points to the printable page (CI has one)

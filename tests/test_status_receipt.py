@@ -210,10 +210,10 @@ def test_receipt_pdf_for_approved_only(app: Flask, client: FlaskClient) -> None:
         )
     sign_in(client, approved.user_id)
     response = client.get("/h5/receipt.pdf")
-    from app.h5.status import _cjk_font
+    from app.h5.printing import cjk_font
 
     with app.app_context():
-        font = _cjk_font()
+        font = cjk_font()
     if font is None:
         # No CJK font on this machine (CI installs fonts-noto-cjk): the route says so and points to
         # the printable page instead of producing a PDF of empty boxes.
@@ -233,7 +233,7 @@ def test_receipt_pdf_for_approved_only(app: Flask, client: FlaskClient) -> None:
 
 
 def test_receipt_qr_encodes_the_verify_url(app: Flask, client: FlaskClient) -> None:
-    from app.h5.status import _qr_svg
+    from app.h5.printing import qr_svg
 
     with app.app_context():
         student = make_student(make_batch(), SubmissionStatus.APPROVED)
@@ -242,15 +242,15 @@ def test_receipt_qr_encodes_the_verify_url(app: Flask, client: FlaskClient) -> N
     url = VERIFY_URL.search(html)
     assert url
     with app.app_context():
-        assert str(_qr_svg(url.group(1))) in html
+        assert str(qr_svg(url.group(1))) in html
 
 
 def test_without_a_cjk_font_the_pdf_points_to_the_printable_page(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.h5.status as status_views
+    import app.h5.printing as printing
 
-    monkeypatch.setattr(status_views, "CJK_FONTS", ())
+    monkeypatch.setattr(printing, "CJK_FONTS", ())
     app.config["RECEIPT_FONT_PATH"] = None
     with app.app_context():
         approved = make_student(make_batch(), SubmissionStatus.APPROVED)
@@ -388,10 +388,10 @@ def test_staff_find_an_attempt_by_its_receipt_number(app: Flask, client: FlaskCl
 
 
 def test_the_pdf_carries_the_photo_the_number_and_the_batch_wording(app: Flask, client: FlaskClient) -> None:
-    from app.h5.status import _cjk_font
+    from app.h5.printing import cjk_font
 
     with app.app_context():
-        if _cjk_font() is None:
+        if cjk_font() is None:
             pytest.skip("no CJK font here: the PDF route answers 503 (tested above)")
         student = make_student(make_batch(), SubmissionStatus.APPROVED, photo_bytes=jpeg((10, 120, 200)))
     sign_in(client, student.user_id)

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import time
 from datetime import UTC, datetime
 
 import qrcode
-import qrcode.image.svg
 from flask import current_app, render_template
 from flask.typing import ResponseReturnValue
-from markupsafe import Markup
 
 from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
+from app.h5.printing import a4_pdf, cjk_font, photo_frame, qr_svg
 from app.integrations import photo_storage, pii_keyring
 from app.services import flow_pages, photos, progress, receipts, schools
 from app.services.localtime import chinese_time
@@ -44,17 +42,6 @@ def photo_src(photo_id: int, user_id: int) -> str:
 
 def verify_url(token: str) -> str:
     return str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/") + "/verify/" + token
-
-
-def _qr_svg(data: str) -> Markup:
-    """Inline SVG: prints sharp at any size and needs no second request."""
-    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
-    buffer = io.BytesIO()
-    image.save(buffer)
-    svg = buffer.getvalue().decode()
-    if svg.startswith("<?xml"):
-        svg = svg.split("?>", 1)[1]
-    return Markup(svg)  # noqa: S704  (our own generated SVG, no user input)
 
 
 @bp.get("/status")
@@ -94,48 +81,18 @@ def receipt() -> ResponseReturnValue:
         return render_template("h5/receipt.html", receipt=None, confirm_url=page.confirm_url), code
     url = verify_url(found.token)
     return render_template(
-        "h5/receipt.html", receipt=found, verify_url=url, qr=_qr_svg(url), local=chinese_time
+        "h5/receipt.html", receipt=found, verify_url=url, qr=qr_svg(url), local=chinese_time
     )
-
-
-# Debian's fonts-noto-cjk (already there for Chromium); RECEIPT_FONT_PATH overrides. fpdf2 embeds
-# the subset as a CFF CIDFont (FontFile3), as the PDF spec wants for Noto's CFF outlines.
-CJK_FONTS = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
-)
-
-
-def _cjk_font() -> str | None:
-    configured = current_app.config.get("RECEIPT_FONT_PATH")
-    for path in (configured, *CJK_FONTS):
-        if path and os.path.isfile(path):
-            return str(path)
-    return None
 
 
 def _receipt_pdf(
     found: receipts.Receipt, url: str, font: str, photo: bytes | None, signature: bytes | None = None
 ) -> bytes:
-    from fpdf import FPDF  # imported here: only the PDF needs it
-
-    pdf = FPDF(format="A4")
-    pdf.set_title(found.title)
-    pdf.add_page()
-    # In Noto's collections the third face is Simplified Chinese (JP, KR, SC, TC, HK).
-    pdf.add_font("cjk", fname=font, collection_font_number=2 if font.endswith(".ttc") else 0)
+    pdf = a4_pdf(found.title, font)
     pdf.set_font("cjk", size=18)
     pdf.cell(0, 14, found.title, align="C", new_x="LMARGIN", new_y="NEXT")
     top = pdf.get_y() + 2
-    # The approved photo at the right, 30 × 40 mm (3:4, as the photos are), for the counter.
-    box = (pdf.w - pdf.r_margin - 30, top, 30, 40)
-    try:
-        if photo is None:
-            raise ValueError("no photo file")
-        pdf.image(io.BytesIO(photo), x=box[0], y=box[1], w=box[2], h=box[3])
-    except (OSError, ValueError) as exc:  # a stored file that no longer decodes: an empty frame
-        log.warning("receipt PDF without its photo: %s", exc)
-        pdf.rect(*box)
+    photo_frame(pdf, photo, top, "receipt")
     pdf.set_y(top)
     pdf.set_font("cjk", size=12)
     facts = (
@@ -179,7 +136,7 @@ def receipt_pdf() -> ResponseReturnValue:
     found = receipts.for_student(db.session, pii_keyring(), current_app.config["SECRET_KEY"], _user_id())
     if found is None:
         return render_template("h5/receipt.html", receipt=None), 404
-    font = _cjk_font()
+    font = cjk_font()
     if font is None:
         return render_template("error.html", status=503, message="PDF 暂不可用，请使用「打印回执单」。"), 503
     photo = receipts.photo(db.session, photo_storage(), current_app.config["SECRET_KEY"], found.token)

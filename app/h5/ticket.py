@@ -3,8 +3,6 @@ ticket window; the QR opens /verify/ticket/<token> for staff at the door (app/li
 
 from __future__ import annotations
 
-import io
-import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -15,15 +13,14 @@ from flask.typing import ResponseReturnValue
 from app.auth.session import current_user, login_required
 from app.extensions import db
 from app.h5 import bp
-from app.h5.status import _cjk_font, _qr_svg, photo_src
+from app.h5.printing import a4_pdf, cjk_font, photo_frame, qr_svg
+from app.h5.status import photo_src
 from app.integrations import photo_storage, pii_keyring
 from app.services import tickets
 from app.services.localtime import chinese_time
 
 if TYPE_CHECKING:
     from fpdf import FPDF
-
-log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -59,7 +56,7 @@ def ticket() -> ResponseReturnValue:
             "h5/ticket.html",
             ticket=found,
             door_url=url,
-            qr=_qr_svg(url),
+            qr=qr_svg(url),
             photo=photo_src(found.photo_id, found.user_id),
             local=chinese_time,
         )
@@ -74,25 +71,12 @@ def _labelled(pdf: FPDF, label: str, value: str) -> None:
 
 
 def ticket_pdf_bytes(found: tickets.Ticket, url: str, font: str, photo: bytes | None) -> bytes:
-    from fpdf import FPDF  # imported here: only the PDF needs it
-
-    pdf = FPDF(format="A4")
-    pdf.set_title(found.title)
-    pdf.add_page()
-    # In Noto's collections the third face is Simplified Chinese (JP, KR, SC, TC, HK).
-    pdf.add_font("cjk", fname=font, collection_font_number=2 if font.endswith(".ttc") else 0)
+    pdf = a4_pdf(found.title, font)
     pdf.set_font("cjk", size=16)
     pdf.multi_cell(0, 10, found.title, align="C", new_x="LMARGIN", new_y="NEXT")
     top = pdf.get_y() + 2
-    # The approved photo at the right, 30 × 40 mm, as on the receipt; the QR under it.
-    box = (pdf.w - pdf.r_margin - 30, top, 30, 40)
-    try:
-        if photo is None:
-            raise ValueError("no photo file")
-        pdf.image(io.BytesIO(photo), x=box[0], y=box[1], w=box[2], h=box[3])
-    except (OSError, ValueError) as exc:  # a stored file that no longer decodes: an empty frame
-        log.warning("ticket PDF without its photo: %s", exc)
-        pdf.rect(*box)
+    # The approved photo at the right, as on the receipt; the QR under it.
+    box = photo_frame(pdf, photo, top, "ticket")
     pdf.image(qrcode.make(url, border=2).get_image(), x=box[0], y=top + 44, w=30)
     pdf.set_y(top)
     pdf.set_font("cjk", size=11)
@@ -136,7 +120,7 @@ def ticket_pdf() -> ResponseReturnValue:
     found = page.ticket
     if found is None:
         return render_template("h5/ticket.html", ticket=None, message=page.message), 404
-    font = _cjk_font()
+    font = cjk_font()
     if font is None:
         return render_template("error.html", status=503, message="PDF 暂不可用，请使用「打印准考证」。"), 503
     photo = tickets.photo(db.session, photo_storage(), found)
