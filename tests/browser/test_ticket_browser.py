@@ -107,9 +107,19 @@ def test_candidate_prints_the_ticket_and_staff_check_them_in_at_the_door(
     assert door.evaluate("document.documentElement.scrollWidth") <= 390
     door.screenshot(path=str(SCREENSHOTS / "ticket-room-list-phone.png"), full_page=True)
 
+    # A classmate whose printed QR will not scan is checked in from the list, by the photo.
+    absent = door.locator('[data-testid="roster-row"][data-present="0"]').first
+    classmate = absent.get_attribute("data-ticket")
+    absent.get_by_test_id("check-in-row").click()
+    expect(door.locator(".rv-flash").first).to_contain_text("已签到")
+    expect(door.locator(f'[data-testid="roster-row"][data-ticket="{classmate}"]')).to_have_attribute(
+        "data-present", "1"
+    )
+    expect(door.get_by_test_id("count-present")).to_have_text("已到 2")
+
     # The overview of every site and room fits the phone too.
     door.goto(f"{base}/review/exams")
-    expect(door.get_by_test_id("exam-site")).to_contain_text("1 / 4")
+    expect(door.get_by_test_id("exam-site")).to_contain_text("2 / 4")
     door.wait_for_load_state("load")
     assert door.evaluate("document.documentElement.scrollWidth") <= 390
     door.screenshot(path=str(SCREENSHOTS / "exams-overview-phone.png"), full_page=True)
