@@ -129,6 +129,7 @@ class Run:
     rostered = 0
     journey_seconds: ClassVar[list[float]] = []
     user_seq = 0
+    reviewer_seq = 0
 
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -164,7 +165,8 @@ class Student(HttpUser):
         with self.client.request(method, url, name=name, catch_response=True, **kwargs) as response:
             if response.status_code not in (expect if isinstance(expect, tuple) else (expect,)):
                 # Short: Locust groups the errors by their text.
-                response.failure(f"{response.status_code}: {response.text[:80]}")
+                why = response.text[:80] if response.status_code else repr(response.error)[:120]
+                response.failure(f"{response.status_code}: {why}")
                 raise JourneyError(f"{name}: {response.status_code} {response.text[:200]}")
             return response.json() if response.content else None
 
@@ -328,12 +330,15 @@ class Reviewer(HttpUser):
     fixed_count = 1
 
     def on_start(self) -> None:
+        Run.reviewer_seq += 1
+        accounts = Run.stack.reviewers or ["admin"]
+        username = accounts[(Run.reviewer_seq - 1) % len(accounts)]
         page = self.client.get("/review/login", name="staff: login page")
         token = CSRF_INPUT.search(page.text)
         assert token is not None
         signed = self.client.post(
             "/review/login",
-            data={"username": "admin", "password": Run.stack.admin_password, "csrf_token": token.group(1)},
+            data={"username": username, "password": Run.stack.admin_password, "csrf_token": token.group(1)},
             name="staff: sign in",
             allow_redirects=False,
         )

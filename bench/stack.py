@@ -41,6 +41,7 @@ DEFAULT_STATE = ROOT / "var" / "stack" / "stack.json"
 BUCKET = "stack-media"
 S3_KEYS = {"MEDIA_S3_ACCESS_KEY_ID": "stack", "MEDIA_S3_SECRET_ACCESS_KEY": "stack-secret"}  # moto takes any
 HOSTS = ("a", "b")
+HUNAN = "10542"  # 湖南师范大学, the school the load test's students link (pay first)
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -91,7 +92,8 @@ class StackState:
     bucket: str
     media_root: str
     hosts: dict[str, str]  # host name → its gunicorn's address (behind nginx)
-    admin_password: str
+    admin_password: str  # the demo admin's; the reviewers' too
+    reviewers: list[str]  # reviewer accounts of 湖南师范大学 (one per simulated reviewer)
     env: dict[str, str]
     # kind → [pid of each process tree's root]: web, worker, sandbox, nginx, s3
     pids: dict[str, list[int]] = field(default_factory=dict)
@@ -130,9 +132,13 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-    # Uploads are read whole before they reach a gunicorn thread (a slow phone holds nginx, not Python).
-    client_max_body_size 25m;
+    # As README.md's production server block: uploads are read whole before a gunicorn thread sees
+    # them (a slow phone holds nginx, not Python).
+    client_max_body_size 21m;
     client_body_buffer_size 1m;
+    client_body_timeout 15s;
+    client_header_timeout 10s;
+    proxy_request_buffering on;
     upstream app {{
 {servers}
         keepalive 32;
@@ -146,7 +152,8 @@ http {{
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_read_timeout 60s;
+            proxy_set_header X-Forwarded-Host $http_host;  # with the port: not on 443 here
+            proxy_read_timeout 35s;
         }}
     }}
 }}
@@ -236,9 +243,14 @@ class Stack:
         ).create_bucket(Bucket=BUCKET)
         return url
 
-    def _flask(self, env: dict[str, str], *argv: str) -> None:
+    def _flask(self, env: dict[str, str], *argv: str, stdin: str = "") -> None:
         done = subprocess.run(
-            [str(BIN / "flask"), "--app", "wsgi", *argv], cwd=ROOT, env=env, capture_output=True, text=True
+            [str(BIN / "flask"), "--app", "wsgi", *argv],
+            cwd=ROOT,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
@@ -290,6 +302,22 @@ class Stack:
         log("migrating and loading the demo data (without forms)")
         self._flask(env, "db", "upgrade")
         self._flask(env, "demo", "load")
+        reviewers = [f"reviewer{i}" for i in range(1, args.reviewers + 1)]
+        for name in reviewers:
+            # Accounts of their own: two reviewers signed in as one staff member could both decide
+            # what either claimed (a claim is the staff member's, not the session's).
+            self._flask(
+                env,
+                "staff",
+                "create",
+                name,
+                "--role",
+                "reviewer",
+                "--school",
+                HUNAN,
+                "--password-stdin",
+                stdin=admin_password + "\n",
+            )
 
         proc = self._spawn(
             "sandbox",
@@ -337,6 +365,7 @@ class Stack:
             media_root=env["MEDIA_ROOT"],
             hosts=hosts,
             admin_password=admin_password,
+            reviewers=reviewers,
             env={k: env[k] for k in env if k not in base or base.get(k) != env[k]},
             pids=pids,
         )
@@ -386,6 +415,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="gunicorn workers per host (default: gunicorn.conf.py's, one per core)",
     )
+    parser.add_argument("--reviewers", type=int, default=2, help="reviewer accounts to create (reviewer1…)")
     parser.add_argument("--admin-password", default=os.environ.get("DEMO_STAFF_PASSWORD", ""))
     parser.add_argument("--state-file", type=Path, default=DEFAULT_STATE)
     parser.add_argument("--log-level", default="WARNING")
