@@ -142,6 +142,9 @@ http {{
     upstream app {{
 {servers}
         keepalive 32;
+        # Shorter than gunicorn's keepalive (5 s): nginx must never reuse a connection gunicorn is
+        # closing, or a POST (which nginx does not retry) gets a reset and the student a 502.
+        keepalive_timeout 4s;
     }}
     server {{
         listen 127.0.0.1:{port} reuseport;
