@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/stack.py                 # Ctrl-C stops everything and cleans up
     .venv/bin/python bench/stack.py --port 8080 --web-concurrency 2
+    .venv/bin/python bench/stack.py --netns --delay-ms 0.5    # root: the app hosts in namespaces
 
 nginx on one port in front of two app hosts; each host is a gunicorn (the normal gunicorn.conf.py,
 non-embedded: PostgreSQL and Redis) and an outbox worker (`flask worker`). The hosts share
@@ -10,7 +11,8 @@ flushed at start) and S3-compatible storage (moto's server, a process on its own
 emulator runs as its own process (SANDBOX=1, SANDBOX_URL), as WeChat is another system.
 
 Every process listens on 127.0.0.1 on a port of its own (the plain multi-process mode, which works
-anywhere). Migrations and the demo data (without forms) run once, before the hosts start.
+anywhere); with --netns (root) each app host runs in a network namespace of its own (`Network`).
+Migrations and the demo data (without forms) run once, before the hosts start.
 
 What the stack is, for the load test and the audit (`bench/load_journey.py`, `bench/journey_audit.py`),
 is written to `var/stack/stack.json` (or --state-file): the URLs, the settings the hosts run with, and
@@ -72,6 +74,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
 def libpq_url(database_url: str) -> str:
     return "postgresql://" + database_url.split("://", 1)[1]
 
@@ -119,7 +126,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, seconds: floa
         time.sleep(0.2)
 
 
-def _nginx_conf(prefix: Path, port: int, upstreams: list[str]) -> str:
+def _nginx_conf(prefix: Path, address: str, port: int, upstreams: list[str]) -> str:
     servers = "\n".join(f"        server {u} max_fails=0;" for u in upstreams)
     return f"""worker_processes 1;
 pid {prefix}/nginx.pid;
@@ -147,7 +154,7 @@ http {{
         keepalive_timeout 4s;
     }}
     server {{
-        listen 127.0.0.1:{port} reuseport;
+        listen {address}:{port} reuseport;
         location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -163,6 +170,85 @@ http {{
 """
 
 
+class Network:
+    """`--netns`: each app host in a network namespace of its own, joined to the host namespace by a
+    veth pair on a bridge. The host namespace plays the edge and the database host: nginx, the
+    WeChat sandbox, moto's S3 and a forwarder to PostgreSQL and Redis (which listen on 127.0.0.1
+    only) listen on the bridge's address. netem delays every packet leaving either end of an app
+    host's veth, so each round trip between an app host and anything else takes twice `delay_ms`
+    more. Nothing can share a loopback between hosts: a setting naming 127.0.0.1 fails in a host."""
+
+    def __init__(self, delay_ms: float) -> None:
+        n = os.getpid() % 200 + 20  # per stack, so that two stacks on one machine do not collide
+        self.delay_ms = delay_ms
+        self.subnet = f"10.231.{n}"
+        self.edge = f"{self.subnet}.1"
+        self.bridge = f"stkbr{n}"
+        self.namespaces = {name: f"stack{n}-{name}" for name in HOSTS}
+        self.addresses = {name: f"{self.subnet}.{11 + i}" for i, name in enumerate(HOSTS)}
+        self.veths = {name: (f"stk{n}{name}h", f"stk{n}{name}n") for name in HOSTS}
+        self.made: list[str] = []  # what down() removes: namespaces, then the bridge
+        self.netem = True  # False when the kernel has no netem: the forwarder delays instead
+
+    @staticmethod
+    def _ip(*argv: str) -> None:
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise StackError(f"{' '.join(argv)}: {done.stderr.strip()}")
+
+    def up(self) -> None:
+        ip = self._ip
+        ip("ip", "link", "add", self.bridge, "type", "bridge")
+        self.made.append(self.bridge)
+        ip("ip", "addr", "add", f"{self.edge}/24", "dev", self.bridge)
+        ip("ip", "link", "set", self.bridge, "up")
+        delay = f"{self.delay_ms}ms"
+        for name, ns in self.namespaces.items():
+            outside, inside = self.veths[name]
+            ip("ip", "netns", "add", ns)
+            self.made.insert(0, ns)
+            ip("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
+            ip("ip", "link", "set", inside, "netns", ns)
+            ip("ip", "link", "set", outside, "master", self.bridge, "up")
+            ip("ip", "-n", ns, "addr", "add", f"{self.addresses[name]}/24", "dev", inside)
+            ip("ip", "-n", ns, "link", "set", inside, "up")
+            ip("ip", "-n", ns, "link", "set", "lo", "up")
+            if self.delay_ms > 0 and self.netem:
+                try:
+                    ip("tc", "qdisc", "add", "dev", outside, "root", "netem", "delay", delay)
+                    ip(
+                        *self.inside(name),
+                        "tc",
+                        "qdisc",
+                        "add",
+                        "dev",
+                        inside,
+                        "root",
+                        "netem",
+                        "delay",
+                        delay,
+                    )
+                except StackError as exc:
+                    # Kernels without sch_netem (some VMs): the forwarder delays the database's and
+                    # Redis's traffic instead, the hops the delay is for.
+                    log(f"no netem here ({exc}): the forwarder delays PostgreSQL and Redis by {delay}")
+                    self.netem = False
+
+    def down(self) -> None:
+        for made in self.made:
+            # Deleting a namespace deletes its end of the veth pair, and with it the other end.
+            argv = (
+                ["ip", "netns", "del", made]
+                if made in self.namespaces.values()
+                else ["ip", "link", "del", made]
+            )
+            subprocess.run(argv, capture_output=True)
+        self.made.clear()
+
+    def inside(self, name: str) -> list[str]:
+        return ["ip", "netns", "exec", self.namespaces[name]]
+
+
 class Stack:
     """Starts everything in order; `stop()` stops it in reverse and removes the temporary folder."""
 
@@ -173,6 +259,7 @@ class Stack:
         self.state_file: Path = args.state_file
         self.logs = self.tmp / "logs"
         self.logs.mkdir()
+        self.network = Network(args.delay_ms) if args.netns else None
 
     # --- processes ---------------------------------------------------------------------------
 
@@ -203,6 +290,8 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+        if self.network is not None:
+            self.network.down()
         self.state_file.unlink(missing_ok=True)
         if self.args.keep_logs:
             log(f"logs kept in {self.logs}")
@@ -230,10 +319,10 @@ class Stack:
             raise StackError("Redis db 15 is the test suite's: give the stack another one")
         redis.Redis.from_url(self.args.redis_url, socket_connect_timeout=5).flushdb()
 
-    def _start_s3(self, env: dict[str, str]) -> str:
+    def _start_s3(self, env: dict[str, str], address: str) -> str:
         port = free_port()
-        proc = self._spawn("s3", "s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], env)
-        url = f"http://127.0.0.1:{port}"
+        proc = self._spawn("s3", "s3", [str(BIN / "moto_server"), "-H", address, "-p", str(port)], env)
+        url = f"http://{address}:{port}"
         _wait_http(f"{url}/moto-api/", proc, "moto's S3 server")
         import boto3
 
@@ -245,6 +334,37 @@ class Stack:
             aws_secret_access_key=S3_KEYS["MEDIA_S3_SECRET_ACCESS_KEY"],
         ).create_bucket(Bucket=BUCKET)
         return url
+
+    def _forward(self, url: str, default_port: int) -> str:
+        """The URL as an app host reaches it: through the forwarder on the bridge's address."""
+        assert self.network is not None
+        scheme, rest = url.split("://", 1)
+        netloc, _, path = rest.partition("/")
+        credentials, _, hostport = netloc.rpartition("@")
+        host, _, port = hostport.partition(":")
+        target = f"{host}:{port or default_port}"
+        listen = f"{self.network.edge}:{free_port()}"
+        proc = self._spawn(
+            "forwarder",
+            f"forward-{default_port}",
+            [
+                sys.executable,
+                str(ROOT / "bench" / "tcp_forward.py"),
+                f"--delay-ms={0 if self.network.netem else self.network.delay_ms}",
+                f"{listen}={target}",
+            ],
+            dict(os.environ),
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(_split(listen), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise StackError(f"the forwarder to {target} did not start") from None
+                time.sleep(0.1)
+        return f"{scheme}://{credentials + '@' if credentials else ''}{listen}/{path}"
 
     def _flask(self, env: dict[str, str], *argv: str, stdin: str = "") -> None:
         done = subprocess.run(
@@ -264,9 +384,18 @@ class Stack:
     def start(self) -> StackState:
         args = self.args
         port = args.port or free_port()
-        url = f"http://127.0.0.1:{port}"
-        sandbox = f"http://127.0.0.1:{free_port()}"
-        hosts = {name: f"127.0.0.1:{free_port()}" for name in HOSTS}
+        net = self.network
+        # Plain mode: everything on the loopback. --netns: the edge (nginx, sandbox, S3, the forwarder
+        # to PostgreSQL and Redis) on the bridge's address, each app host on its own.
+        edge = net.edge if net else "127.0.0.1"
+        url = f"http://{edge}:{port}"
+        sandbox = f"http://{edge}:{free_port()}"
+        hosts = {name: f"{net.addresses[name] if net else '127.0.0.1'}:{free_port()}" for name in HOSTS}
+        database_url, redis_url = args.database_url, args.redis_url
+        if net:
+            log(f"network namespaces {', '.join(net.namespaces.values())} on bridge {net.bridge} ({edge}/24)")
+            net.up()
+            database_url, redis_url = self._forward(database_url, 5432), self._forward(redis_url, 6379)
         admin_password = args.admin_password or secrets.token_urlsafe(12)
         log(f"fresh database {database_name(args.database_url)} and Redis {args.redis_url}")
         self._fresh_database()
@@ -274,14 +403,14 @@ class Stack:
         base = {
             k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "MEDIA_"))
         }
-        s3 = self._start_s3(base)
+        s3 = self._start_s3(base, edge)
         env = {
             **base,
             "APP_ENV": "development",  # production refuses SANDBOX=1; the secrets below are real ones
             "SECRET_KEY": secrets.token_urlsafe(32),
             "PII_HMAC_KEY": secrets.token_urlsafe(32),
-            "DATABASE_URL": args.database_url,
-            "REDIS_URL": args.redis_url,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
             # The pay keys and the merchant registration live beside MEDIA_ROOT: every host and the
             # emulator share them, as WeChat Pay and the service share a merchant's registration.
             "MEDIA_ROOT": str(self.tmp / "media"),
@@ -293,6 +422,7 @@ class Stack:
             "SANDBOX_URL": sandbox,
             "PUBLIC_BASE_URL": url,
             "PROXY_HOPS": "1",
+            "FORWARDED_ALLOW_IPS": edge,  # nginx's address, as the app hosts see it
             "DEMO_STAFF_PASSWORD": admin_password,
             "LOG_LEVEL": args.log_level,
             "LOG_FORMAT": "json",
@@ -338,18 +468,21 @@ class Stack:
         _wait_http(f"{sandbox}/healthz", proc, "the WeChat sandbox")
         for name, address in hosts.items():
             # One host after the other: the first writes the sandbox merchant's registration.
+            inside = net.inside(name) if net else []
             proc = self._spawn(
                 "web",
                 f"web-{name}",
-                [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", address, "wsgi:app"],
+                [*inside, str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", address, "wsgi:app"],
                 env,
             )
             _wait_http(f"http://{address}/healthz", proc, f"app host {name}'s gunicorn")
-            self._spawn("worker", f"worker-{name}", [str(BIN / "flask"), "--app", "wsgi", "worker"], env)
+            self._spawn(
+                "worker", f"worker-{name}", [*inside, str(BIN / "flask"), "--app", "wsgi", "worker"], env
+            )
         prefix = self.tmp / "nginx"
         prefix.mkdir()
         conf = prefix / "nginx.conf"
-        conf.write_text(_nginx_conf(prefix, port, list(hosts.values())))
+        conf.write_text(_nginx_conf(prefix, edge, port, list(hosts.values())))
         proc = self._spawn(
             "nginx", "nginx", [NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"], env
         )
@@ -362,8 +495,8 @@ class Stack:
             url=url,
             sandbox=sandbox,
             s3=s3,
-            database_url=args.database_url,
-            redis_url=args.redis_url,
+            database_url=database_url,
+            redis_url=redis_url,
             bucket=BUCKET,
             media_root=env["MEDIA_ROOT"],
             hosts=hosts,
@@ -418,6 +551,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="gunicorn workers per host (default: gunicorn.conf.py's, one per core)",
     )
+    parser.add_argument(
+        "--netns",
+        action="store_true",
+        help="each app host in a network namespace of its own, with netem delay (root; docs/stack.md)",
+    )
+    parser.add_argument("--delay-ms", type=float, default=0.5, help="--netns: netem delay each way")
     parser.add_argument("--reviewers", type=int, default=2, help="reviewer accounts to create (reviewer1…)")
     parser.add_argument("--admin-password", default=os.environ.get("DEMO_STAFF_PASSWORD", ""))
     parser.add_argument("--state-file", type=Path, default=DEFAULT_STATE)
