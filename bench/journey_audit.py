@@ -3,8 +3,9 @@
 
 - every order WeChat Pay (the sandbox) says is paid is paid in the service, and applied exactly
   once (one `applied` payment event), and the service has no paid order WeChat Pay does not know;
-- every decision was pushed exactly once: one 审核结果通知 in the student's chat per decision, and
-  the outbox row of its announcement done;
+- every decision was pushed exactly once: one 审核结果通知 in the student's chat per decision, the
+  outbox row of its announcement done, and (for decisions of the last 9 minutes, as long as the
+  sandbox remembers them) its client_msg_id received by WeChat;
 - after a drain period, no attempt is stuck where only the system can move it (paid but still
   待缴费, 核验中), and the outbox has nothing pending;
 - no orphan file in storage (an object no photo, signature or document names), and no row naming a
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 PAY_ORDERS = "sandbox:pay:orders"  # the sandbox's set of order keys (app/sandbox/pay/orders.py)
 RESULT_TITLE = "审核结果通知"
+# The sandbox, like WeChat, remembers a template's client_msg_id for 10 minutes: older decisions are
+# checked by the chat alone.
+CLIENT_MSG_ID_KEPT_SECONDS = 540
 DECIDED = ("approved", "returned", "refused")
 # Only the system moves these on: after the drain they are stuck.
 SYSTEM_STATES = ("verifying",)
@@ -145,12 +149,22 @@ def _pushes(conn: Any, r: Any, found: Findings) -> None:
             f"{len(wrong)} student(s) without exactly one 审核结果通知 per decision: {_sample(wrong, 3)}"
         )
     rows = conn.execute(
-        "SELECT s.id, o.status FROM submissions s"
+        "SELECT s.id, o.status, u.openid, o.payload ->> 'client_msg_id',"
+        " s.decided_at > now() - make_interval(secs => %s)"
+        " FROM submissions s JOIN users u ON u.id = s.user_id"
         " LEFT JOIN outbox o ON o.idempotency_key = 'decision:' || s.id WHERE s.status = ANY(%s)",
-        (list(DECIDED),),
+        (CLIENT_MSG_ID_KEPT_SECONDS, list(DECIDED)),
     ).fetchall()
-    if not_done := [sid for sid, status in rows if status != "done"]:
+    if not_done := [sid for sid, status, *_ in rows if status != "done"]:
         found.fail(f"{len(not_done)} decision(s) whose announcement is not done: {_sample(not_done)}")
+    # What WeChat (the sandbox) received, by client_msg_id: each recent decision's own, once.
+    recent = [(sid, openid, msg_id) for sid, _, openid, msg_id, fresh in rows if fresh]
+    pipe = r.pipeline()
+    for _, openid, msg_id in recent:
+        pipe.exists(f"sandbox:tmpl_sent:{openid}:{msg_id}")
+    if unseen := [sid for (sid, _, _), seen in zip(recent, pipe.execute(), strict=True) if not seen]:
+        found.fail(f"{len(unseen)} decision(s) whose client_msg_id WeChat never received: {_sample(unseen)}")
+    found.note(f"client_msg_id: {len(recent) - len(unseen)} of {len(recent)} recent decisions received")
 
 
 def _states(conn: Any, found: Findings) -> None:

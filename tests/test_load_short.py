@@ -140,6 +140,8 @@ def test_students_go_the_whole_way_and_the_audit_is_clean(stack: StackState, tmp
     assert report_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(report_file.read_text())
     assert report["audit"]["problems"] == [], report["audit"]["lines"]
+    received = [line for line in report["audit"]["lines"] if line.startswith("client_msg_id:")]
+    assert received and not received[0].startswith("client_msg_id: 0 "), report["audit"]["lines"]
     assert report["journeys_completed"] >= 3, done.stdout[-3000:]
     assert report["errors"] == {}, report["errors"]
     assert done.returncode == 0, done.stdout[-3000:]
