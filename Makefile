@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 SANDBOX_PORT ?= 5001
 
-.PHONY: run test lint format bench install clean
+.PHONY: run test lint format bench stack load install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,16 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/wechat_endpoint.py
+
+# The production shape on this machine: nginx, two app hosts (gunicorn + outbox worker each), PostgreSQL
+# (database `stack`, recreated), Redis (db 14, flushed), moto's S3 and the WeChat sandbox, each a process
+# of its own (bench/stack.py, README "Production shape"). Ctrl-C stops everything.
+stack: $(STAMP)
+	$(BIN)/python bench/stack.py $(STACK_ARGS)
+
+# The whole journey under load against a running `make stack`, then the audit (bench/load_journey.py).
+load: $(STAMP)
+	$(BIN)/python bench/load_journey.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
