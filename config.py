@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     APP_ENV: AppEnv = AppEnv.DEVELOPMENT
     SECRET_KEY: str = DEV_SECRET_KEY
     DATABASE_URL: str = f"sqlite:///{VAR / 'app.db'}"
+    # PostgreSQL connections per process: a web worker needs one per thread (GUNICORN_THREADS, 4) and
+    # the outbox worker two (its jobs and the lease heartbeat). Every host's processes together must
+    # stay under the server's max_connections (100 by default): docs/stack.md has the sum.
+    DATABASE_POOL_SIZE: int = Field(default=5, ge=1, le=100)
+    DATABASE_MAX_OVERFLOW: int = Field(default=2, ge=0, le=100)
     REDIS_URL: str = "memory://"
     MEDIA_ROOT: Path = VAR / "media"
     # Where people and WeChat reach this service: links in messages, OAuth2 redirect_uri.
@@ -376,7 +381,11 @@ class Settings(BaseSettings):
         # on each one failed (a 503 from /readyz, a 500, a failed sign-in 48 s later). Connections idle
         # in the pool are pinged before use (app/extensions.py); recycling bounds a connection's age for
         # proxies and firewalls that drop idle ones silently.
-        return {"pool_recycle": 1800}
+        return {
+            "pool_recycle": 1800,
+            "pool_size": self.DATABASE_POOL_SIZE,
+            "max_overflow": self.DATABASE_MAX_OVERFLOW,
+        }
 
     def as_flask_config(self) -> dict[str, Any]:
         values = self.model_dump()

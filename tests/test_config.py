@@ -52,10 +52,21 @@ def test_bare_postgresql_url_uses_psycopg3() -> None:
     assert load_settings(DATABASE_URL="postgresql://u@h/db").DATABASE_URL == "postgresql+psycopg://u@h/db"
 
 
+def test_postgresql_pools_are_bounded_and_sqlite_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    options = load_settings(DATABASE_URL="postgresql://u@h/db").as_flask_config()["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert (options["pool_size"], options["max_overflow"]) == (5, 2)  # 7 a process, not SQLAlchemy's 15
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "3")
+    monkeypatch.setenv("DATABASE_MAX_OVERFLOW", "0")
+    options = load_settings(DATABASE_URL="postgresql://u@h/db").engine_options()
+    assert (options["pool_size"], options["max_overflow"]) == (3, 0)
+    assert load_settings().engine_options() == {}  # the embedded SQLite
+
+
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"DATABASE_POOL_SIZE": "0"}, "DATABASE_POOL_SIZE"),
         ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
         ({"WECHAT_AES_KEY": "short"}, "43 characters"),
         ({"WECHAT_ENCRYPT_MODE": "safe"}, "needs WECHAT_AES_KEY"),

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +22,7 @@ from app.jobs.worker import _claim, backoff_seconds, run_due
 from app.services import outbox
 from models import OutboxItem, OutboxStatus, utcnow
 
+ROOT = Path(__file__).resolve().parents[1]
 calls: list[dict[str, Any]] = []
 
 
@@ -249,3 +256,55 @@ def test_workers_claiming_at_once_take_different_rows_and_leave_none(app: Flask)
         thread.join(30)
     ids = [item_id for claim in taken for item_id in claim]
     assert len(ids) == len(set(ids)) == 30
+
+
+def test_a_stopping_worker_finishes_the_running_job_and_hands_the_rest_back(app: Flask) -> None:
+    stopping = threading.Event()
+
+    def stopped_meanwhile(payload: dict[str, Any]) -> None:
+        calls.append(payload)
+        stopping.set()  # SIGTERM arrives while this job runs
+
+    JOBS["test.stop"] = stopped_meanwhile
+    try:
+        with app.app_context():
+            first = outbox.enqueue(db.session, "test.stop", {"n": 0})
+            rest = [outbox.enqueue(db.session, "test.ok", {"n": n}) for n in (1, 2)]
+            db.session.commit()
+            assert first is not None and all(rest)
+            first_id, rest_ids = first.id, [item.id for item in rest if item is not None]
+        assert run_due(app, stopping=stopping) == 1
+        assert calls == [{"n": 0, "outbox_id": first_id}]
+        with app.app_context():
+            for item_id in rest_ids:  # back at once, uncounted: not waiting out a lease
+                item = _item(item_id)
+                assert (item.status, item.locked_until, item.attempts) == (OutboxStatus.PENDING, None, 0)
+        assert run_due(app) == 2
+    finally:
+        JOBS.pop("test.stop")
+
+
+def test_flask_worker_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+        "APP_ENV": "testing",
+        "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "LOG_FORMAT": "text",
+    }
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    worker = subprocess.Popen([*flask, "worker"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert worker.stderr is not None
+        deadline = time.monotonic() + 60
+        for line in worker.stderr:  # the log goes to stderr
+            if "worker started" in line or time.monotonic() > deadline:
+                break
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(15) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

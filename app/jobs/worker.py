@@ -147,8 +147,9 @@ def _finish(item: OutboxItem, error: BaseException | None, max_attempts: int) ->
     db.session.commit()
 
 
-def run_due(app: Flask, limit: int = BATCH) -> int:
-    """Run every due job once; returns how many ran. Tests call this to drain the outbox."""
+def run_due(app: Flask, limit: int = BATCH, stopping: threading.Event | None = None) -> int:
+    """Run every due job once; returns how many ran. Tests call this to drain the outbox. With
+    `stopping` set meanwhile, the running job finishes and the rest of the batch is handed back."""
     load_jobs()
     max_attempts: int = app.config["WORKER_MAX_ATTEMPTS"]
     with app.app_context():
@@ -156,21 +157,28 @@ def run_due(app: Flask, limit: int = BATCH) -> int:
         if not items:
             db.session.remove()
             return 0
-        stop = threading.Event()
-        beat = threading.Thread(target=_heartbeat, args=(app, leases, stop), name="outbox-lease", daemon=True)
+        beating = threading.Event()
+        beat = threading.Thread(
+            target=_heartbeat, args=(app, leases, beating), name="outbox-lease", daemon=True
+        )
         beat.start()
         try:
-            ran = _run_claimed(items, leases, max_attempts)
+            ran = _run_claimed(items, leases, max_attempts, stopping)
         finally:
-            stop.set()
+            beating.set()
             beat.join()
             db.session.remove()
     return ran
 
 
-def _run_claimed(items: list[OutboxItem], leases: Leases, max_attempts: int) -> int:
+def _run_claimed(
+    items: list[OutboxItem], leases: Leases, max_attempts: int, stopping: threading.Event | None = None
+) -> int:
     ran = 0
     for item in items:
+        if stopping is not None and stopping.is_set():
+            _hand_back(leases)
+            break
         if item.id not in leases.held():
             continue  # the lease ran out (the database was away too long) and may be another's now
         func = JOBS.get(item.kind)
@@ -194,6 +202,22 @@ def _run_claimed(items: list[OutboxItem], leases: Leases, max_attempts: int) -> 
     return ran
 
 
+def _hand_back(leases: Leases) -> None:
+    """Give the claimed rows not yet run back at once (a stopping worker), uncounted, instead of
+    leaving them to wait out their lease: another worker takes them on its next poll."""
+    held = leases.held()
+    table = OutboxItem.__table__
+    with db.engine.begin() as conn:
+        for item_id in held:
+            conn.execute(
+                update(table)
+                .where(table.c.id == item_id, table.c.status == OutboxStatus.PENDING)
+                .values(locked_until=None, attempts=table.c.attempts - 1)
+            )
+            leases.release(item_id)
+    log.info("outbox: handed back %d claimed jobs on stopping", len(held))
+
+
 def run_forever(app: Flask, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     poll: float = app.config["WORKER_POLL_SECONDS"]
@@ -202,7 +226,7 @@ def run_forever(app: Flask, stop: threading.Event | None = None) -> None:
     while not stop.is_set():
         try:
             periodic.tick()
-            ran = run_due(app)
+            ran = run_due(app, stopping=stop)
         except Exception:  # database briefly away: log, wait, go on
             log.exception("worker loop error")
             ran = 0
