@@ -5,6 +5,7 @@ and /review/export/files?batch=<id> (admin): the form's answers as CSV and the d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 from flask import Response, render_template, request, stream_with_context
@@ -41,31 +42,41 @@ def export() -> ResponseReturnValue:
 @bp.get("/export/answers")
 @staff_required(StaffRole.ADMIN)
 def export_answers() -> ResponseReturnValue:
-    staff = current_staff()
-    assert staff is not None
-    batch_id = row_id(request.args.get("batch", "").strip())
-    if batch_id is None:
-        return error_response(404, exports.ExportBatchNotFoundError.message)
-    try:
-        made = answer_exports.export_answers(db.session, pii_keyring(), staff.id, batch_id)
-    except (exports.ExportBatchNotFoundError, answer_exports.NoDefinitionError) as exc:
-        return error_response(404, exc.message)
-    return _download(made, f"batch-{batch_id}-answers.csv", "text/csv")
+    return _form_export(
+        lambda staff_id, batch_id: answer_exports.export_answers(
+            db.session, pii_keyring(), staff_id, batch_id
+        ),
+        "answers.csv",
+        "text/csv",
+    )
 
 
 @bp.get("/export/files")
 @staff_required(StaffRole.ADMIN)
 def export_files() -> ResponseReturnValue:
+    return _form_export(
+        lambda staff_id, batch_id: answer_exports.export_files(
+            db.session, pii_keyring(), photo_storage(), staff_id, batch_id
+        ),
+        "files.zip",
+        "application/zip",
+    )
+
+
+def _form_export(
+    make: Callable[[int, int], exports.BatchExport], suffix: str, mimetype: str
+) -> ResponseReturnValue:
+    """One of a form batch's exports for ?batch=<id>; 404 for no such batch or one without a form."""
     staff = current_staff()
     assert staff is not None
     batch_id = row_id(request.args.get("batch", "").strip())
     if batch_id is None:
         return error_response(404, exports.ExportBatchNotFoundError.message)
     try:
-        made = answer_exports.export_files(db.session, pii_keyring(), photo_storage(), staff.id, batch_id)
+        made = make(staff.id, batch_id)
     except (exports.ExportBatchNotFoundError, answer_exports.NoDefinitionError) as exc:
         return error_response(404, exc.message)
-    return _download(made, f"batch-{batch_id}-files.zip", "application/zip")
+    return _download(made, f"batch-{batch_id}-{suffix}", mimetype)
 
 
 def _download(made: exports.BatchExport, ascii_name: str, mimetype: str) -> Response:
